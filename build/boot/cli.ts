@@ -1,0 +1,97 @@
+// `pihub boot IMAGE [options]`
+import { resolve } from 'node:path';
+import { parse } from '../cli.ts';
+import { InputError } from '../errors.ts';
+import { createRunner } from '../exec.ts';
+import { BuildLog } from '../progress.ts';
+import { boot, manifestFor } from './boot.ts';
+import { parseForward, type Forward } from './qemu.ts';
+
+export const BOOT_HELP = `Usage: pihub boot IMAGE [options]
+
+Boots an image (.img, .img.xz, .img.zst or .img.gz) in qemu-system-aarch64 with the image's
+own kernel and initrd. The image file is never modified: the guest writes to a copy-on-write
+disk that is thrown away afterwards. The serial console is on this terminal; Ctrl-C shuts the
+guest down cleanly (twice: at once).
+
+Options:
+  -f, --forward [ADDR:]HOST:GUEST  forward a TCP port (repeatable); default: the hub port
+                                   from the image's .json manifest (8888), e.g. 8888:8888.
+                                   Add 2222:22 for SSH. ADDR defaults to 127.0.0.1
+      --memory MIB                 guest memory (default 2048)
+      --cpus N                     guest CPUs (default 2)
+      --disk-size SIZE             size of the guest's disk, which the first boot grows
+                                   the root file system to fill (default 8G)
+      --machine virt|raspi3b       QEMU machine: virt (default) or the Pi 3 board model
+      --serial-log FILE            also write the console to FILE
+      --no-console                 do not print the console here (with --serial-log)
+      --append TEXT                extra kernel command line arguments
+      --work-dir DIR               where decompressed images and the disk go (default: ./work/boot)
+      --keep                       keep the copy-on-write disk afterwards
+  -h, --help                       this text
+`;
+
+export async function bootCommand(args: string[], signal: AbortSignal): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      forward: { type: 'string', short: 'f', multiple: true },
+      memory: { type: 'string' },
+      cpus: { type: 'string' },
+      'disk-size': { type: 'string' },
+      machine: { type: 'string' },
+      'serial-log': { type: 'string' },
+      'no-console': { type: 'boolean' },
+      append: { type: 'string' },
+      'work-dir': { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    BOOT_HELP,
+  );
+  if (values.help) {
+    process.stdout.write(BOOT_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new InputError(`pihub boot needs exactly one image\n\n${BOOT_HELP}`);
+  const image = resolve(positionals[0]!);
+  const int = (v: string | undefined, dflt: number, name: string, min: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InputError(`--${name} ${v}: expected a whole number of at least ${min}`);
+    return n;
+  };
+  let forwards: Forward[];
+  try {
+    const port = manifestFor(image)?.hub?.port ?? 8888;
+    forwards = (values.forward ?? [`${port}:${port}`]).map(parseForward);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  const machine = values.machine ?? 'virt';
+  if (machine !== 'virt' && machine !== 'raspi3b') throw new InputError(`--machine ${machine}: expected virt or raspi3b`);
+  const diskSize = values['disk-size'] ?? '8G';
+  if (!/^\d+[KMGT]?$/.test(diskSize)) throw new InputError(`--disk-size ${diskSize}: expected a size such as 8G`);
+  const log = new BuildLog(undefined);
+  const note = (line: string) => process.stderr.write(`pihub: ${line}\n`);
+  const code = await boot({
+    image,
+    forwards,
+    memoryMiB: int(values.memory, 2048, 'memory', 256),
+    cpus: int(values.cpus, 2, 'cpus', 1),
+    diskSize,
+    machine,
+    serialLog: values['serial-log'] ? resolve(values['serial-log']) : undefined,
+    console: !values['no-console'],
+    workDir: resolve(values['work-dir'] ?? 'work/boot'),
+    keep: values.keep ?? false,
+    extraAppend: values.append ?? '',
+    runner: createRunner(log),
+    log,
+    signal,
+    stdin: process.stdin,
+    stdout: process.stdout,
+    note,
+  });
+  return code;
+}

@@ -1,0 +1,124 @@
+// Cache keys: a digest of everything that decides a stage's result, and nothing else.
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../errors.ts';
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Digest of a directory tree: names, types, executable bits, contents and symlink targets. */
+export function digestTree(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string, rel: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const full = join(d, name);
+      const path = `${rel}/${name}`;
+      const st = lstatSync(full);
+      if (st.isSymbolicLink()) h.update(`L ${path} ${readlinkSync(full)}\n`);
+      else if (st.isDirectory()) {
+        h.update(`D ${path}\n`);
+        walk(full, path);
+      } else {
+        h.update(`F ${path} ${st.mode & 0o111 ? 'x' : '-'} ${sha256(readFileSync(full))}\n`);
+      }
+    }
+  };
+  walk(dir, '');
+  return h.digest('hex');
+}
+
+const ENGINE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** Digest of pihub's own implementation of the given source files (relative to build/). */
+export function implementationDigest(files: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const f of [...new Set(files)].sort()) h.update(`${f} ${sha256(readFileSync(join(ENGINE_ROOT, f)))}\n`);
+  return h.digest('hex');
+}
+
+/** Stable JSON: object keys sorted, so equal values give equal digests. */
+export function canonicalJson(v: unknown): string {
+  if (v === undefined) return 'null';
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const obj = v as Record<string, unknown>;
+  return `{${Object.keys(obj)
+    .sort()
+    .filter((k) => obj[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+    .join(',')}}`;
+}
+
+export interface StageKeyInput {
+  parent: string | null;
+  stage: string;
+  files: string;
+  values: Record<string, unknown>;
+  base: unknown;
+  implementation: string;
+}
+
+export function stageKey(input: StageKeyInput): string {
+  return sha256(canonicalJson({ v: 1, ...input })).slice(0, 32);
+}
+
+/** GET a small text file, directly or through an HTTP proxy. */
+export function fetchText(url: string, proxy: string | null, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const viaProxy = proxy !== null && target.protocol === 'http:';
+    const p = viaProxy ? new URL(proxy) : target;
+    const req = (p.protocol === 'https:' ? httpsRequest : request)(
+      {
+        host: p.hostname,
+        port: p.port || (p.protocol === 'https:' ? 443 : 80),
+        path: viaProxy ? url : `${target.pathname}${target.search}`,
+        headers: { host: target.host, 'user-agent': 'pihub' },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        if ((res.statusCode ?? 0) >= 300 && (res.statusCode ?? 0) < 400 && res.headers.location) {
+          res.resume();
+          fetchText(new URL(res.headers.location, url).toString(), proxy, timeoutMs).then(resolve, reject);
+          return;
+        }
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`HTTP ${res.statusCode}`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The `Date:` of the suite's InRelease: when the archive changes, cached stages are rebuilt. */
+export async function releaseDate(mirror: string, suite: string, proxy: string | null): Promise<string> {
+  const url = `${mirror.replace(/\/+$/, '')}/dists/${suite}/InRelease`;
+  if (url.startsWith('file://')) {
+    return /^Date: (.+)$/m.exec(readFileSync(fileURLToPath(url), 'utf8'))?.[1] ?? 'unknown';
+  }
+  let text: string;
+  try {
+    text = await fetchText(url, proxy);
+  } catch (err) {
+    throw new UserError(
+      `cannot reach the Debian mirror: ${url}: ${(err as Error).message}; check the network, \`base.mirror\` or \`apt_proxy\``,
+    );
+  }
+  const m = /^Date: (.+)$/m.exec(text);
+  if (!m) throw new UserError(`${url} has no Date: field; is \`base.mirror\` a Debian archive?`);
+  return m[1]!.trim();
+}

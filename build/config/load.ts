@@ -1,0 +1,187 @@
+// Config layers: DEFAULTS < config file < overlays (in order) < --set. Validated once, at the end.
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { parse as parseYamlValue } from 'yaml';
+import type { z } from 'zod';
+import { InputError } from '../errors.ts';
+import { ConfigSchema, DEFAULTS, type BuildConfig } from './schema.ts';
+import { formatIssues, formatPath, type Locator, type PathKey } from './format.ts';
+
+export interface ConfigLayer {
+  label: string;
+  data: Record<string, unknown>;
+  locator: Locator;
+}
+
+/** Shorten a path for messages: relative to the working directory when that is shorter. */
+export function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('../../') && rel.length < path.length ? rel : path;
+}
+
+function nodeAt(doc: Document, path: readonly PathKey[]): YamlNode | undefined {
+  let node: unknown = doc.contents;
+  for (const [i, p] of path.entries()) {
+    const last = i === path.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(p));
+      if (!pair) return undefined;
+      // A bad scalar points at its value; a key with a mapping or list under it points at the key.
+      if (last) return (isScalar(pair.value) ? pair.value : pair.key) as YamlNode;
+      node = pair.value;
+    } else if (isSeq(node) && typeof p === 'number') {
+      node = node.items[p];
+    } else {
+      return undefined;
+    }
+  }
+  return node as YamlNode | undefined;
+}
+
+/**
+ * Parse YAML text into a config layer. Syntax errors name the line and column;
+ * the document must be a mapping.
+ */
+export function parseConfigText(text: string, label: string): ConfigLayer {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const lines = doc.errors.map((e) => {
+      const pos = lineCounter.linePos(e.pos[0]);
+      const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      return `${label}:${pos.line}:${pos.col}: invalid YAML: ${msg}`;
+    });
+    throw new InputError(lines.join('\n'));
+  }
+  const data = doc.toJS() as unknown;
+  if (data === null || data === undefined) {
+    return { label, data: {}, locator: { locate: () => undefined } };
+  }
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new InputError(`${label}: must be a YAML mapping of keys such as \`name: my-pi\` (see config.example.yaml)`);
+  }
+  const locator: Locator = {
+    locate(path) {
+      const node = path.length === 0 ? undefined : nodeAt(doc, path);
+      if (!node?.range) return undefined;
+      const pos = lineCounter.linePos(node.range[0]);
+      return `${label}:${pos.line}:${pos.col}`;
+    },
+  };
+  return { label, data: data as Record<string, unknown>, locator };
+}
+
+export function loadConfigFile(path: string): ConfigLayer {
+  const label = displayPath(path);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new InputError(
+        `config file ${label} does not exist; pass an existing file to --config, or leave --config out to build the default image (copy config.example.yaml to start one)`,
+      );
+    }
+    throw new InputError(`cannot read config file ${label}: ${(err as Error).message}`);
+  }
+  return parseConfigText(text, label);
+}
+
+/** `--set hub.port=8000` → a layer. Values are YAML scalars, so numbers and booleans keep their type. */
+export function setLayer(assignments: readonly string[]): ConfigLayer {
+  const data: Record<string, unknown> = {};
+  const origins = new Map<string, string>();
+  for (const arg of assignments) {
+    const eq = arg.indexOf('=');
+    if (eq <= 0) throw new InputError(`--set ${arg}: expected KEY=VALUE, for example \`--set hub.port=8000\``);
+    const key = arg.slice(0, eq);
+    const raw = arg.slice(eq + 1);
+    const path: PathKey[] = key.split('.').map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    if (path.some((p) => p === '')) throw new InputError(`--set ${arg}: \`${key}\` is not a key path such as \`hub.port\``);
+    let value: unknown;
+    try {
+      value = raw === '' ? '' : parseYamlValue(raw);
+    } catch {
+      value = raw;
+    }
+    let cur: Record<PathKey, unknown> = data;
+    path.forEach((p, i) => {
+      if (i === path.length - 1) {
+        cur[p] = value;
+      } else {
+        const next = cur[p];
+        if (next === null || typeof next !== 'object') cur[p] = typeof path[i + 1] === 'number' ? [] : {};
+        cur = cur[p] as Record<PathKey, unknown>;
+      }
+    });
+    origins.set(formatPath(path), `--set ${arg}`);
+  }
+  return {
+    label: '--set',
+    data,
+    locator: { locate: (path) => (path.length ? origins.get(formatPath(path)) : undefined) },
+  };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Mappings merge key by key; lists and scalars replace. Sparse list entries from --set merge into the base list. */
+export function deepMerge(base: unknown, over: unknown): unknown {
+  if (isPlainObject(base) && isPlainObject(over)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
+    return out;
+  }
+  if (Array.isArray(base) && Array.isArray(over) && over.includes(undefined)) {
+    return base.map((b, i) => (over[i] === undefined ? b : deepMerge(b, over[i]))).concat(over.slice(base.length));
+  }
+  return over;
+}
+
+type AnySchema = z.core.$ZodType;
+
+function unwrap(schema: AnySchema): AnySchema {
+  let s = schema;
+  for (;;) {
+    const def = s._zod.def as { type: string; innerType?: AnySchema; in?: AnySchema };
+    if (def.innerType && ['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch'].includes(def.type)) {
+      s = def.innerType;
+    } else if (def.type === 'pipe' && def.in) {
+      s = def.in;
+    } else {
+      return s;
+    }
+  }
+}
+
+/** The keys a mapping at `path` may have, read from the schema. */
+export function knownKeysAt(path: readonly PathKey[]): string[] {
+  let s: AnySchema = ConfigSchema;
+  for (const p of path) {
+    const def = unwrap(s)._zod.def as { type: string; shape?: Record<string, AnySchema>; element?: AnySchema };
+    if (def.type === 'object' && def.shape && typeof p === 'string' && def.shape[p]) s = def.shape[p];
+    else if (def.type === 'array' && def.element) s = def.element;
+    else return [];
+  }
+  const def = unwrap(s)._zod.def as { type: string; shape?: Record<string, AnySchema> };
+  return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+}
+
+/** Merge the layers over DEFAULTS and validate; every problem is reported at once. */
+export function resolveConfig(layers: readonly ConfigLayer[]): BuildConfig {
+  let merged: unknown = structuredClone(DEFAULTS);
+  for (const layer of layers) merged = deepMerge(merged, layer.data);
+  const result = ConfigSchema.safeParse(merged);
+  if (result.success) return result.data;
+  const lines = formatIssues(result.error.issues, {
+    input: merged,
+    knownKeys: knownKeysAt,
+    sources: [...layers].reverse().map((l) => l.locator),
+    fallback: layers[0]?.label ?? 'config',
+  });
+  throw new InputError(lines.join('\n'));
+}

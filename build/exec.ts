@@ -1,0 +1,185 @@
+// The only module that starts processes. Commands are [program, args] arrays, never shell strings.
+import { execa, execaSync } from 'execa';
+import { UserError, InterruptedError } from './errors.ts';
+
+export type Command = readonly [program: string, args: readonly string[]];
+
+export interface RunOptions {
+  /** Which step runs the command; named in errors. */
+  step?: string;
+  cwd?: string;
+  /** Environment. With `cleanEnv` it is the whole environment, otherwise it extends process.env. */
+  env?: Record<string, string>;
+  cleanEnv?: boolean;
+  /** Written to stdin. Never logged: passwords travel this way. */
+  input?: string | Buffer;
+  /** Keep stdout in the result (otherwise it only goes to the log). */
+  capture?: boolean;
+  /** Exit codes that count as success (default: 0 only). */
+  okCodes?: readonly number[];
+  /** Called with each line of output (stdout and stderr), for progress display. */
+  onLine?: (line: string) => void;
+  /** Write stdout to this file instead of the log (for decompressing to a file). */
+  stdoutFile?: string;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+}
+
+export interface Runner {
+  run(command: Command, options?: RunOptions): Promise<RunResult>;
+}
+
+/** Sink for the full build log. */
+export interface LogSink {
+  write(text: string): void;
+}
+
+const SAFE_ARG = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** Quote one argument the way a POSIX shell would need it. */
+export function shellQuote(arg: string): string {
+  if (arg !== '' && SAFE_ARG.test(arg)) return arg;
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The one way a command is printed, in logs, errors and --dry-run. */
+export function formatCommand([program, args]: Command): string {
+  return [program, ...args].map(shellQuote).join(' ');
+}
+
+export class CommandError extends UserError {
+  constructor(
+    readonly command: Command,
+    readonly commandExitCode: number,
+    readonly tail: string[],
+    step: string | undefined,
+    cause?: string,
+  ) {
+    const where = step ? `step "${step}" failed` : 'a command failed';
+    const what = cause ?? `exited with code ${commandExitCode}`;
+    const lines = [`${where}: \`${formatCommand(command)}\` ${what}`];
+    if (tail.length > 0) lines.push('last lines of its output:', ...tail.map((l) => `  | ${l}`));
+    super(lines.join('\n'), 1);
+    this.name = 'CommandError';
+  }
+}
+
+const TAIL_LINES = 25;
+
+/** A runner backed by execa; every line of output goes to the log. */
+export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
+  return {
+    async run(command, options = {}) {
+      const [program, args] = command;
+      if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'signal'));
+      log.write(`$ ${formatCommand(command)}\n`);
+      const tail: string[] = [];
+      const stdoutChunks: string[] = [];
+      const onText = (text: string, keep: boolean) => {
+        log.write(text);
+        if (keep) stdoutChunks.push(text);
+        for (const line of text.split('\n')) {
+          if (line.trim() === '') continue;
+          tail.push(line);
+          if (tail.length > TAIL_LINES) tail.shift();
+          options.onLine?.(line);
+        }
+      };
+      const child = execa(program, [...args], {
+        cwd: options.cwd,
+        env: options.env,
+        extendEnv: !options.cleanEnv,
+        input: options.input,
+        stdin: options.input === undefined ? 'ignore' : undefined,
+        stdout: options.stdoutFile ? { file: options.stdoutFile } : 'pipe',
+        reject: false,
+        buffer: false,
+        encoding: 'utf8',
+        cancelSignal: signal,
+        forceKillAfterDelay: 10_000,
+      });
+      child.stdout?.on('data', (d: Buffer) => onText(d.toString(), options.capture === true));
+      child.stderr?.on('data', (d: Buffer) => onText(d.toString(), false));
+      const result = await child;
+      if (result.isCanceled || signal?.aborted) {
+        throw new InterruptedError(String(signal?.reason ?? 'signal'));
+      }
+      const exitCode = result.exitCode ?? -1;
+      const ok = options.okCodes ?? [0];
+      if (result.failed && result.exitCode === undefined) {
+        const cause = (result as { code?: string }).code === 'ENOENT'
+          ? `could not start: \`${program}\` is not installed or not on PATH`
+          : `could not run: ${result.shortMessage}`;
+        throw new CommandError(command, exitCode, tail, options.step, cause);
+      }
+      if (!ok.includes(exitCode)) throw new CommandError(command, exitCode, tail, options.step);
+      return { exitCode, stdout: stdoutChunks.join('') };
+    },
+  };
+}
+
+/** What a fake runner answers for one expected command. */
+export interface FakeResponse {
+  stdout?: string;
+  exitCode?: number;
+}
+
+/**
+ * A runner for unit tests: it only knows the commands it was told to expect and
+ * fails on any other, so a test notices every command the code would run.
+ */
+export class FakeRunner implements Runner {
+  readonly calls: Command[] = [];
+  private readonly expected: Array<{ match: (c: Command) => boolean; response: FakeResponse }> = [];
+
+  /** Expect a command whose printed form starts with `prefix` (or matches the predicate). */
+  expect(prefix: string | ((c: Command) => boolean), response: FakeResponse = {}): this {
+    const match = typeof prefix === 'string' ? (c: Command) => formatCommand(c).startsWith(prefix) : prefix;
+    this.expected.push({ match, response });
+    return this;
+  }
+
+  async run(command: Command, options: RunOptions = {}): Promise<RunResult> {
+    const found = this.expected.find((e) => e.match(command));
+    if (!found) throw new Error(`FakeRunner: unexpected command: ${formatCommand(command)}`);
+    this.calls.push(command);
+    const exitCode = found.response.exitCode ?? 0;
+    if (!(options.okCodes ?? [0]).includes(exitCode)) {
+      throw new CommandError(command, exitCode, [], options.step);
+    }
+    return { exitCode, stdout: found.response.stdout ?? '' };
+  }
+}
+
+/** Output of a quick query such as `prog --version`; empty text if it cannot run. Never for build work. */
+export function runQuick([program, args]: Command): string {
+  const r = execaSync(program, [...args], { reject: false, timeout: 10_000, stdin: 'ignore' });
+  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
+}
+
+/** A long-running process whose stdio the caller drives (the QEMU console). */
+export interface Spawned {
+  pid: number | undefined;
+  stdin: NodeJS.WritableStream | null;
+  stdout: NodeJS.ReadableStream | null;
+  stderr: NodeJS.ReadableStream | null;
+  kill(signal?: NodeJS.Signals): boolean;
+  /** Resolves with the exit code (or -1 when killed by a signal). */
+  exited: Promise<number>;
+}
+
+export function spawnProcess([program, args]: Command, log?: LogSink): Spawned {
+  log?.write(`$ ${formatCommand([program, args])}\n`);
+  const child = execa(program, [...args], { reject: false, buffer: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  return {
+    pid: child.pid,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    kill: (signal) => child.kill(signal),
+    exited: child.then((r) => r.exitCode ?? -1),
+  };
+}

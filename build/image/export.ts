@@ -1,0 +1,198 @@
+// Export: root filesystem directory → boot.vfat + root.ext4 → genimage → compressed image,
+// checksums, package list and manifest. No loop devices and no mounts.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BuildConfig } from '../config/schema.ts';
+import { formatCommand, type Command, type Runner } from '../exec.ts';
+import { UserError } from '../errors.ts';
+import {
+  BOOT_LABEL, ROOT_LABEL, genimageConfig, idFromHex, layout, rootSize, uuidFromHex, MiB, type Layout,
+} from './layout.ts';
+
+export type Compression = BuildConfig['image']['compression'];
+
+export const COMPRESSED_SUFFIX: Record<Compression, string> = { xz: '.xz', zstd: '.zst', gzip: '.gz', none: '' };
+
+export function compressCommand(compression: Compression, file: string): Command | undefined {
+  switch (compression) {
+    case 'xz': return ['xz', ['--threads=0', '-6', '--keep', '--force', file]];
+    case 'zstd': return ['zstd', ['-T0', '-10', '--keep', '--force', '-q', file]];
+    case 'gzip': return ['gzip', ['--keep', '--force', '-6', file]];
+    case 'none': return undefined;
+  }
+}
+
+export interface ExportPaths {
+  rootfs: string;
+  /** Scratch directory for this export, emptied first. */
+  dir: string;
+}
+
+export function exportNames(config: BuildConfig, date: string) {
+  const base = `${config.name}-${date}-${config.base.suite}-${config.base.architecture}`;
+  const image = `${base}.img`;
+  return {
+    base,
+    image,
+    compressed: `${image}${COMPRESSED_SUFFIX[config.image.compression]}`,
+    sha256: `${base}.sha256`,
+    info: `${base}.info`,
+    manifest: `${base}.json`,
+  };
+}
+
+export const BOOTFS = 'boot/firmware';
+
+export function mke2fsCommand(dir: string, rootfs: string, bytes: number, inodes: number, uuid: string): Command {
+  return ['mke2fs', ['-q', '-F', '-t', 'ext4', '-L', ROOT_LABEL, '-U', uuid, '-N', String(inodes), '-d', rootfs, join(dir, 'root.ext4'), `${bytes / 1024}k`]];
+}
+
+export function mkfsVfatCommand(dir: string, volumeId: string, size: number): Command {
+  return ['mkfs.vfat', ['-F', '32', '-n', BOOT_LABEL, '-i', volumeId, '-C', join(dir, 'boot.vfat'), String(size / 1024)]];
+}
+
+export function mcopyCommand(dir: string, sources: readonly string[]): Command {
+  return ['mcopy', ['-i', join(dir, 'boot.vfat'), '-s', '-p', '-m', '-Q', ...sources, '::']];
+}
+
+export function genimageCommand(dir: string): Command {
+  return [
+    'genimage',
+    ['--config', join(dir, 'genimage.cfg'), '--inputpath', dir, '--outputpath', join(dir, 'out'), '--tmppath', join(dir, 'tmp'), '--rootpath', join(dir, 'emptyroot')],
+  ];
+}
+
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
+  });
+}
+
+export interface ExportResult {
+  names: ReturnType<typeof exportNames>;
+  /** Files written to the export directory's out/ (names from `names`). */
+  files: string[];
+  layout: Layout;
+  rawSha256: string;
+  compressedSha256: string;
+}
+
+export interface ExportOptions {
+  runner: Runner;
+  config: BuildConfig;
+  paths: ExportPaths;
+  /** Seeds the disk signature, volume id and UUID, so equal inputs give equal images. */
+  seed: string;
+  date: string;
+  onLine?: (line: string) => void;
+  /** Registers undo work for an interruption. */
+  onCleanup(fn: () => void): void;
+  progress(title: string): void;
+  manifest: Record<string, unknown>;
+}
+
+const STEP = 'export';
+
+/** Move the firmware partition's files out of the root tree while mke2fs runs; always moved back. */
+function withBootfsAside<T>(rootfs: string, aside: string, onCleanup: (fn: () => void) => void, fn: () => Promise<T>): Promise<T> {
+  const inRoot = join(rootfs, BOOTFS);
+  if (!existsSync(join(inRoot, 'config.txt'))) {
+    throw new UserError(
+      `the root filesystem has no /${BOOTFS}/config.txt; the system stage must install raspi-firmware and a kernel before export`,
+    );
+  }
+  renameSync(inRoot, aside);
+  mkdirSync(inRoot, { mode: 0o755 });
+  const restore = () => {
+    if (existsSync(aside)) {
+      rmSync(inRoot, { recursive: true, force: true });
+      renameSync(aside, inRoot);
+    }
+  };
+  onCleanup(restore);
+  return fn().finally(restore);
+}
+
+export async function exportImage(o: ExportOptions): Promise<ExportResult> {
+  const { runner, config, paths } = o;
+  const run = (c: Command) => runner.run(c, { step: STEP, onLine: o.onLine, env: { MTOOLS_SKIP_CHECK: '1' } });
+  const names = exportNames(config, o.date);
+  rmSync(paths.dir, { recursive: true, force: true });
+  for (const d of ['out', 'tmp', 'emptyroot']) mkdirSync(join(paths.dir, d), { recursive: true });
+  const bootfs = join(paths.dir, 'bootfs');
+
+  const l = await withBootfsAside(paths.rootfs, bootfs, o.onCleanup, async () => {
+    o.progress('measure the root filesystem');
+    const used = await runner.run(['du', ['--summarize', '--block-size=1', '--one-file-system', paths.rootfs]], { step: STEP, capture: true });
+    const inodes = await runner.run(['du', ['--summarize', '--inodes', '--one-file-system', paths.rootfs]], { step: STEP, capture: true });
+    const size = rootSize({
+      usedBytes: Number(used.stdout.split(/\s/)[0]),
+      inodes: Number(inodes.stdout.split(/\s/)[0]),
+      headroomPercent: config.image.headroom_percent,
+      headroomMiB: config.image.headroom_mib,
+    });
+    const lay = layout(size.bytes);
+    o.progress(`root.ext4: ${Math.round(size.bytes / MiB)} MiB (mke2fs -d)`);
+    await run(mke2fsCommand(paths.dir, paths.rootfs, size.bytes, size.inodes, uuidFromHex(o.seed)));
+    return lay;
+  });
+
+  o.progress('boot.vfat: FAT32 firmware partition (mkfs.vfat, mcopy)');
+  await run(mkfsVfatCommand(paths.dir, idFromHex(o.seed, 1), l.boot.size));
+  // bootfs was moved back into the root tree; copy from there.
+  const firmwareDir = join(paths.rootfs, BOOTFS);
+  const entries = readdirSync(firmwareDir).sort().map((e) => join(firmwareDir, e));
+  if (entries.length) await run(mcopyCommand(paths.dir, entries));
+
+  o.progress(`${names.image}: partition table (genimage)`);
+  writeFileSync(join(paths.dir, 'genimage.cfg'), genimageConfig(names.image, l, idFromHex(o.seed, 2)));
+  await run(genimageCommand(paths.dir));
+  const out = join(paths.dir, 'out');
+  rmSync(join(paths.dir, 'root.ext4'));
+  rmSync(join(paths.dir, 'boot.vfat'));
+
+  const rawSha256 = await sha256File(join(out, names.image));
+  const compress = compressCommand(config.image.compression, join(out, names.image));
+  if (compress) {
+    o.progress(`compress with ${config.image.compression}`);
+    await run(compress);
+  }
+  const compressedSha256 = compress ? await sha256File(join(out, names.compressed)) : rawSha256;
+  const sums = [`${rawSha256}  ${names.image}`];
+  if (compress) sums.push(`${compressedSha256}  ${names.compressed}`);
+  writeFileSync(join(out, names.sha256), `${sums.join('\n')}\n`);
+
+  const pkgs = await runner.run(
+    ['dpkg-query', [`--admindir=${join(paths.rootfs, 'var/lib/dpkg')}`, '--show', '--showformat=${Package}\\t${Version}\\t${Architecture}\\n']],
+    { step: STEP, capture: true },
+  );
+  const lines = pkgs.stdout.split('\n').filter(Boolean).sort();
+  writeFileSync(join(out, names.info), `# Packages in ${names.image}: name, version, architecture\n${lines.join('\n')}\n`);
+  writeFileSync(
+    join(out, names.manifest),
+    `${JSON.stringify({ ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256, size: l.total, layout: l, packages: lines.length }, null, 2)}\n`,
+  );
+  if (compress) rmSync(join(out, names.image));
+  return { names, files: [names.compressed, names.sha256, names.info, names.manifest], layout: l, rawSha256, compressedSha256 };
+}
+
+/** What --dry-run prints for the export. */
+export function describeExport(config: BuildConfig, paths: ExportPaths, date: string): string[] {
+  const names = exportNames(config, date);
+  const dir = paths.dir;
+  const compress = compressCommand(config.image.compression, join(dir, 'out', names.image));
+  return [
+    `move ${join(paths.rootfs, BOOTFS)} aside; measure the tree with du`,
+    `${formatCommand(mke2fsCommand(dir, paths.rootfs, 0, 0, 'UUID')).replace(' 0k', ' <size>k').replace('-N 0', '-N <inodes>')}`,
+    formatCommand(mkfsVfatCommand(dir, 'VOLID', 508 * MiB)),
+    `${formatCommand(mcopyCommand(dir, [`${join(paths.rootfs, BOOTFS)}/*`]))}`,
+    formatCommand(genimageCommand(dir)),
+    ...(compress ? [formatCommand(compress)] : []),
+    `sha256 → ${names.sha256}; dpkg-query --show → ${names.info}; manifest → ${names.manifest}`,
+  ];
+}

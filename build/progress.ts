@@ -1,0 +1,46 @@
+// Progress display and the build log.
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import type { LogSink } from './exec.ts';
+
+export type RendererName = 'default' | 'simple' | 'silent';
+
+/** Interactive terminal → live task tree; CI or no TTY → plain timestamped lines; --quiet → nothing. */
+export function chooseRenderer(o: { quiet: boolean; isTTY: boolean; env: NodeJS.ProcessEnv }): RendererName {
+  if (o.quiet) return 'silent';
+  const ci = o.env.CI !== undefined && o.env.CI !== '' && o.env.CI !== 'false';
+  if (ci || !o.isTTY || o.env.TERM === 'dumb') return 'simple';
+  return 'default';
+}
+
+/** The full build log: every command and all of its output, with timestamps on pihub's own lines. */
+export class BuildLog implements LogSink {
+  private stream: WriteStream | undefined;
+
+  constructor(readonly path: string | undefined) {
+    if (path) {
+      mkdirSync(dirname(path), { recursive: true });
+      this.stream = createWriteStream(path, { flags: 'w' });
+    }
+  }
+
+  write(text: string): void {
+    this.stream?.write(text);
+  }
+
+  note(line: string): void {
+    this.write(`[${new Date().toISOString()}] ${line}\n`);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.stream) return resolve();
+      this.stream.end(resolve);
+    });
+  }
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}

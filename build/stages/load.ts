@@ -1,0 +1,255 @@
+// Reads stages/NN-name/ directories into typed stage definitions. Unknown files are errors.
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { InputError } from '../errors.ts';
+import { displayPath } from '../config/load.ts';
+import { isConfigKey } from './values.ts';
+import { templateKeys, unknownFilters } from './template.ts';
+
+export type SubstepKind = 'bootstrap' | 'debconf' | 'packages-nr' | 'packages' | 'files' | 'run' | 'run-chroot';
+
+/** Order of kinds that share one two-digit prefix (pi-gen's order). */
+const KIND_ORDER: readonly SubstepKind[] = ['bootstrap', 'debconf', 'packages-nr', 'packages', 'files', 'run', 'run-chroot'];
+
+export interface FileEntry {
+  /** Absolute path in the image. */
+  target: string;
+  /** Path on the build machine. */
+  source: string;
+  type: 'file' | 'dir' | 'symlink';
+  mode: number;
+  owner: string;
+  group: string;
+  linkTarget?: string;
+  template: boolean;
+}
+
+export interface Substep {
+  kind: SubstepKind;
+  order: number;
+  /** File or directory name inside the stage, e.g. `01-packages`. */
+  name: string;
+  path: string;
+  packages?: string[];
+  files?: FileEntry[];
+  /** Interpreter and its arguments from the script's #! line. */
+  interpreter?: string[];
+}
+
+export interface StageDef {
+  id: string;
+  dir: string;
+  description: string;
+  reads: string[];
+  skip: boolean;
+  substeps: Substep[];
+  origin: 'stage' | 'overlay';
+}
+
+const FileModeSchema = z.strictObject({
+  mode: z.string().regex(/^0?[0-7]{3,4}$/, { error: 'must be an octal mode such as "0600"' }).optional(),
+  owner: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional(),
+  group: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional(),
+});
+export type FileMode = z.infer<typeof FileModeSchema>;
+
+const StageYamlSchema = z.strictObject({
+  description: z.string().optional(),
+  reads: z.array(z.string()).default([]),
+  files: z.record(z.string().regex(/^\//, { error: 'file paths must be absolute, such as /etc/foo' }), FileModeSchema).default({}),
+});
+
+export const STAGE_FILE_HELP =
+  'allowed in a stage: stage.yaml, SKIP, README.md, NN-bootstrap, NN-debconf, NN-packages, NN-packages-nr, NN-files/, NN-run.sh, NN-run-chroot.sh (NN = two digits)';
+
+const SUBSTEP_NAME = /^(\d\d)-(bootstrap|debconf|packages-nr|packages|files|run\.sh|run-chroot\.sh)$/;
+
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$/;
+
+/** Package names from a list file: whitespace-separated, `#` starts a comment. */
+export function parsePackageList(text: string, label: string): string[] {
+  const out: string[] = [];
+  text.split('\n').forEach((line, i) => {
+    for (const word of line.replace(/#.*/, '').split(/\s+/).filter(Boolean)) {
+      if (!PACKAGE_NAME.test(word)) {
+        throw new InputError(`${label}:${i + 1}: \`${word}\` is not a Debian package name`);
+      }
+      out.push(word);
+    }
+  });
+  return out;
+}
+
+/** The interpreter from a script's #! line; a script without one is refused. */
+export function parseShebang(text: string, label: string): string[] {
+  const first = text.split('\n', 1)[0] ?? '';
+  if (!first.startsWith('#!')) {
+    throw new InputError(`${label}: a script must start with a #! line such as \`#!/bin/sh -e\``);
+  }
+  const parts = first.slice(2).trim().split(/\s+/).filter(Boolean);
+  if (parts.length === 0 || !parts[0]!.startsWith('/')) {
+    throw new InputError(`${label}: the #! line must name an absolute interpreter such as /bin/sh`);
+  }
+  return parts;
+}
+
+/** Does a relative symlink target, seen from directory `dir` of the image, climb above `/`? */
+export function climbsOut(dir: string, linkTarget: string): boolean {
+  if (posix.isAbsolute(linkTarget)) return false;
+  const stack = dir.split('/').filter(Boolean);
+  for (const part of linkTarget.split('/')) {
+    if (part === '..') {
+      if (stack.length === 0) return true;
+      stack.pop();
+    } else if (part !== '.' && part !== '') {
+      stack.push(part);
+    }
+  }
+  return false;
+}
+
+/**
+ * Walk a directory of files for the image. Nothing here may point outside the
+ * image: no `..` in a symlink that climbs above the image root, no special files.
+ */
+export function walkFiles(root: string, modes: Record<string, FileMode>, label: string): FileEntry[] {
+  const out: FileEntry[] = [];
+  const walk = (dir: string, target: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const source = join(dir, name);
+      const st = lstatSync(source);
+      const template = st.isFile() && name.endsWith('.tmpl');
+      const dest = posix.join(target, template ? name.slice(0, -'.tmpl'.length) : name);
+      const override = modes[dest] ?? {};
+      const where = `${label}: ${displayPath(source)}`;
+      const base = { target: dest, source, owner: override.owner ?? 'root', group: override.group ?? 'root', template };
+      if (st.isSymbolicLink()) {
+        const linkTarget = readlinkSync(source);
+        if (climbsOut(target, linkTarget)) {
+          throw new InputError(`${where}: symlink to \`${linkTarget}\` climbs out of the image root`);
+        }
+        out.push({ ...base, type: 'symlink', mode: 0o777, linkTarget, template: false });
+      } else if (st.isDirectory()) {
+        out.push({ ...base, type: 'dir', mode: override.mode ? parseInt(override.mode, 8) : 0o755 });
+        walk(source, dest);
+      } else if (st.isFile()) {
+        const text = template ? readFileSync(source, 'utf8') : '';
+        const bad = unknownFilters(text);
+        if (bad.length) throw new InputError(`${where}: unknown template filter \`${bad[0]}\` (known: json, py, shell, octal)`);
+        const exec = (st.mode & 0o111) !== 0;
+        out.push({ ...base, type: 'file', mode: override.mode ? parseInt(override.mode, 8) : exec ? 0o755 : 0o644 });
+      } else {
+        throw new InputError(`${where}: only files, directories and symlinks can go into the image`);
+      }
+    }
+  };
+  walk(root, '/');
+  return out;
+}
+
+function readStageYaml(path: string): z.infer<typeof StageYamlSchema> {
+  if (!existsSync(path)) return StageYamlSchema.parse({});
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
+  } catch (err) {
+    throw new InputError(`${displayPath(path)}: invalid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = StageYamlSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]!;
+    const key = first.path.join('.');
+    const what = first.code === 'unrecognized_keys' ? `unknown key \`${first.keys.join('`, `')}\` (known: description, reads, files)` : first.message;
+    throw new InputError(`${displayPath(path)}: ${key ? `\`${key}\`: ` : ''}${what}`);
+  }
+  return parsed.data;
+}
+
+/** Every config key a stage's templates use must be listed in its `reads`. */
+export function checkTemplateReads(stage: StageDef): void {
+  for (const sub of stage.substeps) {
+    const texts: Array<[string, string]> = [];
+    if (sub.kind === 'debconf') texts.push([sub.path, readFileSync(sub.path, 'utf8')]);
+    for (const f of sub.files ?? []) if (f.template) texts.push([f.source, readFileSync(f.source, 'utf8')]);
+    for (const [file, text] of texts) {
+      for (const key of templateKeys(text)) {
+        if (!stage.reads.includes(key)) {
+          throw new InputError(
+            `${displayPath(file)}: uses \`{{ ${key} }}\` but the stage does not read \`${key}\`; add it to \`reads:\` in stage.yaml`,
+          );
+        }
+      }
+    }
+  }
+}
+
+export function loadStage(dir: string, id: string): StageDef {
+  const yamlPath = join(dir, 'stage.yaml');
+  const meta = readStageYaml(yamlPath);
+  for (const key of meta.reads) {
+    if (!isConfigKey(key)) throw new InputError(`${displayPath(yamlPath)}: \`reads\` names \`${key}\`, which is not a config key`);
+  }
+  const substeps: Substep[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (name === 'stage.yaml' || name === 'SKIP' || name === 'README.md') continue;
+    const path = join(dir, name);
+    const m = SUBSTEP_NAME.exec(name);
+    if (!m) throw new InputError(`${displayPath(path)}: unknown stage file; ${STAGE_FILE_HELP}`);
+    const order = Number(m[1]);
+    const kind = m[2]!.replace(/\.sh$/, '') as SubstepKind;
+    const isDir = lstatSync(path).isDirectory();
+    if (isDir !== (kind === 'files')) {
+      throw new InputError(`${displayPath(path)}: ${kind === 'files' ? 'must be a directory' : 'must be a file, not a directory'}`);
+    }
+    const sub: Substep = { kind, order, name, path };
+    if (kind === 'bootstrap' || kind === 'packages' || kind === 'packages-nr') {
+      sub.packages = parsePackageList(readFileSync(path, 'utf8'), displayPath(path));
+    } else if (kind === 'run' || kind === 'run-chroot') {
+      sub.interpreter = parseShebang(readFileSync(path, 'utf8'), displayPath(path));
+    } else if (kind === 'files') {
+      sub.files = walkFiles(path, meta.files, `stage ${id}`);
+    }
+    substeps.push(sub);
+  }
+  substeps.sort((a, b) => a.order - b.order || KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
+  const stage: StageDef = {
+    id,
+    dir,
+    description: meta.description ?? id,
+    reads: meta.reads,
+    skip: existsSync(join(dir, 'SKIP')),
+    substeps,
+    origin: 'stage',
+  };
+  checkTemplateReads(stage);
+  return stage;
+}
+
+const STAGE_DIR = /^\d\d-[a-z0-9][a-z0-9-]*$/;
+
+/** All stages under `stagesDir`, in order. The first one must bootstrap, and only the first. */
+export function loadStages(stagesDir: string): StageDef[] {
+  if (!existsSync(stagesDir)) throw new InputError(`stage directory ${displayPath(stagesDir)} does not exist`);
+  const stages: StageDef[] = [];
+  for (const name of readdirSync(stagesDir).sort()) {
+    const path = join(stagesDir, name);
+    if (name === 'README.md') continue;
+    if (!STAGE_DIR.test(name) || !lstatSync(path).isDirectory()) {
+      throw new InputError(`${displayPath(path)}: not a stage; stages are directories named NN-name (two digits, lowercase name)`);
+    }
+    stages.push(loadStage(path, name));
+  }
+  const active = stages.filter((s) => !s.skip);
+  active.forEach((s, i) => {
+    const boots = s.substeps.some((x) => x.kind === 'bootstrap');
+    if (i === 0 && !boots) {
+      throw new InputError(`${displayPath(s.dir)}: the first stage must have an NN-bootstrap file (the packages mmdebstrap installs)`);
+    }
+    if (i > 0 && boots) {
+      throw new InputError(`${displayPath(s.dir)}: only the first stage may bootstrap; move NN-bootstrap or use NN-packages`);
+    }
+  });
+  return stages;
+}

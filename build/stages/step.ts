@@ -1,0 +1,93 @@
+// The one interface every step kind implements, and what a step may use while it runs.
+import type { BuildConfig } from '../config/schema.ts';
+import type { Command, Runner, RunOptions } from '../exec.ts';
+import { chrootCommand, type Bind } from '../chroot/chroot.ts';
+import type { StageDef, Substep } from './load.ts';
+import { valuesEnv } from './values.ts';
+
+export interface BuildPaths {
+  /** Root of the work tree for this image, e.g. work/pihub. */
+  work: string;
+  /** The target root filesystem being built. */
+  rootfs: string;
+  /** Content-addressed stage snapshots and downloaded packages. */
+  cache: string;
+  /** Downloaded .deb files for this base (suite + architecture). */
+  debs: string;
+  deploy: string;
+}
+
+export interface PlanContext {
+  config: BuildConfig;
+  paths: BuildPaths;
+  stage: StageDef;
+}
+
+export interface StepContext extends PlanContext {
+  runner: Runner;
+  /** The values this stage reads (passwords already hashed). */
+  values: Record<string, unknown>;
+  /** A note for the build log and the task's output. */
+  note(line: string): void;
+  onLine?: (line: string) => void;
+}
+
+export interface Step {
+  title: string;
+  /** Host programs the step runs, checked before the build starts. */
+  tools: readonly string[];
+  /** What --dry-run prints: the exact commands, or a sentence for work done in-process. */
+  describe(ctx: PlanContext): string[];
+  run(ctx: StepContext): Promise<void>;
+  cleanup?(ctx: StepContext): Promise<void>;
+}
+
+export type StepFactory = (sub: Substep) => Step;
+
+export const CHROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const STAGE_MOUNT = '/run/pihub/stage';
+
+/** The environment of everything that runs inside the target. */
+export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string, unknown> = {}): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: CHROOT_PATH,
+    HOME: '/root',
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    DEBIAN_FRONTEND: 'noninteractive',
+    DEBCONF_NONINTERACTIVE_SEEN: 'true',
+    STAGE_DIR: STAGE_MOUNT,
+    ...valuesEnv(values),
+  };
+  if (ctx.config.apt_proxy) env.PIHUB_APT_PROXY = ctx.config.apt_proxy;
+  return env;
+}
+
+/** Options for apt-get that make it quiet, non-interactive and proxied as configured. */
+export function aptOptions(config: BuildConfig): string[] {
+  const opts = ['-y', '-q', '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Use-Pty=0'];
+  if (config.apt_proxy) opts.push('-o', `Acquire::http::Proxy=${config.apt_proxy}`);
+  return opts;
+}
+
+/** Binds every chroot step gets: the package cache and the stage's own files (read-only). */
+export function standardBinds(ctx: PlanContext): Bind[] {
+  return [
+    { source: ctx.paths.debs, target: '/var/cache/apt/archives' },
+    { source: ctx.stage.dir, target: STAGE_MOUNT, readOnly: true },
+  ];
+}
+
+export function inChroot(ctx: PlanContext, command: readonly string[]): Command {
+  return chrootCommand(ctx.paths.rootfs, command, standardBinds(ctx));
+}
+
+export function runInChroot(ctx: StepContext, command: readonly string[], options: RunOptions = {}): ReturnType<Runner['run']> {
+  return ctx.runner.run(inChroot(ctx, command), {
+    cleanEnv: true,
+    onLine: ctx.onLine,
+    step: `${ctx.stage.id}`,
+    ...options,
+    env: { ...chrootEnv(ctx, ctx.values), ...options.env },
+  });
+}

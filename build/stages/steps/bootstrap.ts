@@ -1,0 +1,43 @@
+// NN-bootstrap: mmdebstrap creates the root filesystem with the listed packages.
+import { rmSync } from 'node:fs';
+import { formatCommand, type Command } from '../../exec.ts';
+import { isolatedCommand } from '../../chroot/chroot.ts';
+import type { PlanContext, Step, StepFactory } from '../step.ts';
+
+export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[]): Command {
+  const { base, apt_proxy } = ctx.config;
+  const args = [
+    '--mode=root',
+    '--variant=minbase',
+    `--architectures=${base.architecture}`,
+    `--components=${base.components.join(',')}`,
+    // Keep the package lists: later stages install from them.
+    '--skip=cleanup/apt/lists',
+  ];
+  if (packages.length) args.push(`--include=${packages.join(',')}`);
+  if (apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${apt_proxy}"`);
+  // Downloaded .debs land in pihub's cache, which is unmounted before mmdebstrap's own clean-up.
+  args.push(
+    `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${ctx.paths.debs} "$1/var/cache/apt/archives"`,
+    '--customize-hook=umount "$1/var/cache/apt/archives"',
+    base.suite,
+    ctx.paths.rootfs,
+    base.mirror,
+  );
+  // A private mount namespace: if mmdebstrap is killed, its mounts go with it.
+  return isolatedCommand(['mmdebstrap', args]);
+}
+
+export const bootstrapStep: StepFactory = (sub) => {
+  const packages = sub.packages ?? [];
+  const step: Step = {
+    title: `${sub.name}: mmdebstrap ${packages.length} packages`,
+    tools: ['mmdebstrap', 'unshare', 'arch-test'],
+    describe: (ctx) => [`rm -rf ${ctx.paths.rootfs}`, formatCommand(mmdebstrapCommand(ctx, packages))],
+    async run(ctx) {
+      rmSync(ctx.paths.rootfs, { recursive: true, force: true });
+      await ctx.runner.run(mmdebstrapCommand(ctx, packages), { step: `${ctx.stage.id}/${sub.name}`, onLine: ctx.onLine });
+    },
+  };
+  return step;
+};

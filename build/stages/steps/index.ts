@@ -1,0 +1,33 @@
+import type { Step } from '../step.ts';
+import type { Substep, SubstepKind } from '../load.ts';
+import { bootstrapStep } from './bootstrap.ts';
+import { packagesStep } from './packages.ts';
+import { debconfStep } from './debconf.ts';
+import { filesStep } from './files.ts';
+import { runStep } from './run.ts';
+import { runChrootStep } from './run-chroot.ts';
+
+const FACTORIES: Record<SubstepKind, (sub: Substep) => Step> = {
+  bootstrap: bootstrapStep,
+  debconf: debconfStep,
+  'packages-nr': packagesStep,
+  packages: packagesStep,
+  files: filesStep,
+  run: runStep,
+  'run-chroot': runChrootStep,
+};
+
+/** Source files of each step kind; their content is part of every cache key that uses the kind. */
+export const KIND_SOURCES: Record<SubstepKind, string> = {
+  bootstrap: 'bootstrap.ts',
+  debconf: 'debconf.ts',
+  'packages-nr': 'packages.ts',
+  packages: 'packages.ts',
+  files: 'files.ts',
+  run: 'run.ts',
+  'run-chroot': 'run-chroot.ts',
+};
+
+export function stepFor(sub: Substep): Step {
+  return FACTORIES[sub.kind](sub);
+}

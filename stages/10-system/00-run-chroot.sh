@@ -1,0 +1,13 @@
+#!/bin/sh -e
+# Generate the initramfs once, at the end of this stage, not after every package that
+# ships an initramfs hook: each run is minutes under emulation.
+mkdir -p /etc/initramfs-tools
+if ! dpkg-divert --list /usr/sbin/update-initramfs | grep -q pihub; then
+  dpkg-divert --package pihub --rename --divert /usr/sbin/update-initramfs.pihub --add /usr/sbin/update-initramfs
+fi
+cat > /usr/sbin/update-initramfs <<'SH'
+#!/bin/sh
+# pihub: deferred during the image build; stage 10-system runs the real one once.
+exit 0
+SH
+chmod 755 /usr/sbin/update-initramfs

@@ -1,0 +1,99 @@
+#!/bin/sh -e
+# Applies the settings of the build config (PIHUB_* variables) to the image.
+
+# Time zone
+if [ ! -f "/usr/share/zoneinfo/$PIHUB_TIMEZONE" ]; then
+  echo "pihub: unknown time zone \`$PIHUB_TIMEZONE\` (see /usr/share/zoneinfo; e.g. Europe/London)" >&2
+  exit 1
+fi
+ln -sf "/usr/share/zoneinfo/$PIHUB_TIMEZONE" /etc/localtime
+echo "$PIHUB_TIMEZONE" > /etc/timezone
+
+# Locale: generate only the one configured (plus C.UTF-8, which is built in)
+if [ "$PIHUB_LOCALE" != C.UTF-8 ]; then
+  if ! grep -q "^# *$PIHUB_LOCALE " /usr/share/i18n/SUPPORTED && ! grep -q "^$PIHUB_LOCALE " /usr/share/i18n/SUPPORTED; then
+    echo "pihub: unknown locale \`$PIHUB_LOCALE\` (see /usr/share/i18n/SUPPORTED; e.g. en_GB.UTF-8)" >&2
+    exit 1
+  fi
+  grep "^$PIHUB_LOCALE " /usr/share/i18n/SUPPORTED > /etc/locale.gen
+  locale-gen
+fi
+update-locale "LANG=$PIHUB_LOCALE"
+
+# Wi-Fi: the passphrase is stored only as the hashed PSK that wpa_passphrase computes
+rm -f /etc/wpa_supplicant/wpa_supplicant-wlan0.conf /etc/modprobe.d/pihub-wifi.conf
+systemctl disable wpa_supplicant@wlan0.service 2>/dev/null || true
+if [ -n "$PIHUB_WIFI_SSID" ]; then
+  mkdir -p /etc/wpa_supplicant
+  umask 077
+  {
+    echo "# Written by pihub. Change networks with: wpa_passphrase SSID >> this file"
+    echo "ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev"
+    echo "update_config=1"
+    echo "country=$PIHUB_WIFI_COUNTRY"
+    printf '%s\n' "$PIHUB_WIFI_PSK" | wpa_passphrase "$PIHUB_WIFI_SSID" | grep -v '^[[:space:]]*#psk='
+  } > /etc/wpa_supplicant/wpa_supplicant-wlan0.conf
+  umask 022
+  echo "options cfg80211 ieee80211_regdom=$PIHUB_WIFI_COUNTRY" > /etc/modprobe.d/pihub-wifi.conf
+  systemctl enable wpa_supplicant@wlan0.service
+fi
+
+# SSH
+if [ "$PIHUB_SSH_PASSWORD_AUTH" = true ]; then auth=yes; else auth=no; fi
+cat > /etc/ssh/sshd_config.d/20-pihub-auth.conf <<CONF
+# Written by pihub from ssh.password_auth (off when users have keys, unless set).
+PasswordAuthentication $auth
+KbdInteractiveAuthentication no
+CONF
+if [ "$PIHUB_SSH_ENABLED" = true ]; then
+  systemctl enable ssh.service
+else
+  systemctl disable ssh.service
+fi
+
+# Hub groups (system groups, so the first person keeps uid/gid 1000)
+for group in "$PIHUB_HUB_USERS_GROUP" "$PIHUB_HUB_ADMIN_GROUP"; do
+  getent group "$group" >/dev/null || groupadd --system "$group"
+done
+
+# Every account made with `adduser` (by hand, from userconf.txt or below) joins the hub's users
+# group and the usual groups of a Pi user.
+extra="users audio video plugdev netdev dialout $PIHUB_HUB_USERS_GROUP"
+sed -i -E \
+  -e 's/^#? *ADD_EXTRA_GROUPS=.*/ADD_EXTRA_GROUPS=1/' \
+  -e "s/^#? *EXTRA_GROUPS=.*/EXTRA_GROUPS=\"$extra\"/" \
+  /etc/adduser.conf
+grep -q '^ADD_EXTRA_GROUPS=1' /etc/adduser.conf
+grep -q "^EXTRA_GROUPS=\"$extra\"" /etc/adduser.conf
+
+# Users from the config: hashes only (pihub hashed any plain password on the build machine)
+python3 - <<'PY'
+import json, os, pwd, subprocess
+
+admin_group = os.environ['PIHUB_HUB_ADMIN_GROUP']
+for user in json.loads(os.environ['PIHUB_USERS'] or '[]'):
+    name = user['name']
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(['adduser', '--disabled-password', '--comment', '', name], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(['usermod', '--password', user['password_hash'], name], check=True)
+    if user['admin']:
+        subprocess.run(['usermod', '--append', '--groups', f'sudo,{admin_group}', name], check=True)
+    keys = user['ssh_authorized_keys']
+    if keys:
+        entry = pwd.getpwnam(name)
+        ssh_dir = os.path.join(entry.pw_dir, '.ssh')
+        os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(ssh_dir, 'authorized_keys')
+        with open(path, 'w') as f:
+            f.write(''.join(k.strip() + '\n' for k in keys))
+        os.chmod(path, 0o600)
+        for p in (ssh_dir, path):
+            os.chown(p, entry.pw_uid, entry.pw_gid)
+    print(f"pihub: user {name}{' (admin)' if user['admin'] else ''}")
+PY
+
+# No account with an empty password; root is locked
+usermod --lock root
+if awk -F: '$2 == "" { bad = 1; print "pihub: account " $1 " has an empty password" > "/dev/stderr" } END { exit bad }' /etc/shadow; then :; else exit 1; fi
