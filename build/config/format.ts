@@ -16,7 +16,7 @@ export function formatPath(path: readonly PathKey[]): string {
 /** Where a value came from: a file position, an overlay, or a --set argument. */
 export interface Locator {
   /** A location prefix such as `config.yaml:3:5`, or undefined when this source did not set the path. */
-  locate(path: readonly PathKey[]): string | undefined;
+  locate(path: readonly PathKey[], preferKey?: boolean): string | undefined;
 }
 
 function describeValue(v: unknown): string {
@@ -86,10 +86,10 @@ export interface IssueContext {
   fallback: string;
 }
 
-function locate(ctx: IssueContext, path: readonly PathKey[]): string {
+function locate(ctx: IssueContext, path: readonly PathKey[], preferKey = false): string {
   for (let len = path.length; len >= 0; len--) {
     for (const s of ctx.sources) {
-      const where = s.locate(path.slice(0, len));
+      const where = s.locate(path.slice(0, len), preferKey);
       if (where) return where;
     }
   }
@@ -106,7 +106,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], ctx: IssueCont
       for (const key of issue.keys) {
         const full = [...path, key];
         const hint = suggest(key, known);
-        const where = locate(ctx, full);
+        const where = locate(ctx, full, true);
         const inside = path.length ? ` in \`${formatPath(path)}\`` : '';
         lines.push(
           `${where}: unknown key \`${key}\`${inside}` +

@@ -20,7 +20,7 @@ export function displayPath(path: string): string {
   return rel && !rel.startsWith('../../') && rel.length < path.length ? rel : path;
 }
 
-function nodeAt(doc: Document, path: readonly PathKey[]): YamlNode | undefined {
+function nodeAt(doc: Document, path: readonly PathKey[], preferKey = false): YamlNode | undefined {
   let node: unknown = doc.contents;
   for (const [i, p] of path.entries()) {
     const last = i === path.length - 1;
@@ -28,7 +28,7 @@ function nodeAt(doc: Document, path: readonly PathKey[]): YamlNode | undefined {
       const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(p));
       if (!pair) return undefined;
       // A bad scalar points at its value; a key with a mapping or list under it points at the key.
-      if (last) return (isScalar(pair.value) ? pair.value : pair.key) as YamlNode;
+      if (last) return (isScalar(pair.value) && !preferKey ? pair.value : pair.key) as YamlNode;
       node = pair.value;
     } else if (isSeq(node) && typeof p === 'number') {
       node = node.items[p];
@@ -62,8 +62,8 @@ export function parseConfigText(text: string, label: string): ConfigLayer {
     throw new InputError(`${label}: must be a YAML mapping of keys such as \`name: my-pi\` (see config.example.yaml)`);
   }
   const locator: Locator = {
-    locate(path) {
-      const node = path.length === 0 ? undefined : nodeAt(doc, path);
+    locate(path, preferKey) {
+      const node = path.length === 0 ? undefined : nodeAt(doc, path, preferKey);
       if (!node?.range) return undefined;
       const pos = lineCounter.linePos(node.range[0]);
       return `${label}:${pos.line}:${pos.col}`;
@@ -112,7 +112,8 @@ export function setLayer(assignments: readonly string[]): ConfigLayer {
         cur[p] = value;
       } else {
         const next = cur[p];
-        if (next === null || typeof next !== 'object') cur[p] = typeof path[i + 1] === 'number' ? [] : {};
+        // A numeric segment makes an index patch ({0: …}), which deepMerge applies to a list.
+        if (next === null || typeof next !== 'object') cur[p] = {};
         cur = cur[p] as Record<PathKey, unknown>;
       }
     });
@@ -129,15 +130,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Mappings merge key by key; lists and scalars replace. Sparse list entries from --set merge into the base list. */
+/** Mappings merge key by key; lists and scalars replace. Index patches from --set (`users.0.admin`) merge into the list. */
 export function deepMerge(base: unknown, over: unknown): unknown {
   if (isPlainObject(base) && isPlainObject(over)) {
     const out: Record<string, unknown> = { ...base };
     for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
     return out;
   }
-  if (Array.isArray(base) && Array.isArray(over) && over.includes(undefined)) {
-    return base.map((b, i) => (over[i] === undefined ? b : deepMerge(b, over[i]))).concat(over.slice(base.length));
+  if (Array.isArray(base) && isPlainObject(over) && Object.keys(over).every((k) => /^\d+$/.test(k))) {
+    const out = [...base];
+    for (const [k, v] of Object.entries(over)) out[Number(k)] = deepMerge(out[Number(k)], v);
+    return out;
   }
   return over;
 }

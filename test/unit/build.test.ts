@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build, orderStages, type BuildOptions } from '../../build/build.ts';
+import { InterruptedError } from '../../build/errors.ts';
+import type { Runner } from '../../build/exec.ts';
+import { FakeRunner } from '../../build/exec.ts';
+
+function fakeMirror(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pihub-mirror-'));
+  mkdirSync(join(dir, 'dists/trixie'), { recursive: true });
+  writeFileSync(join(dir, 'dists/trixie/InRelease'), 'Origin: Debian\nDate: Sat, 10 Jan 2026 09:00:00 UTC\n');
+  return `file://${dir}`;
+}
+
+function options(over: Partial<BuildOptions>): BuildOptions {
+  const root = mkdtempSync(join(tmpdir(), 'pihub-build-'));
+  return {
+    overlays: [],
+    sets: [`base.mirror=${fakeMirror()}`],
+    dryRun: false,
+    outDir: join(root, 'deploy'),
+    workDir: join(root, 'work'),
+    cacheDir: join(root, 'cache'),
+    noCache: false,
+    quiet: true,
+    signal: new AbortController().signal,
+    print: () => {},
+    isTTY: false,
+    env: {},
+    skipHostChecks: true,
+    ...over,
+  };
+}
+
+test('--dry-run prints every stage and step with its commands, and touches nothing', async () => {
+  const o = options({ dryRun: true, runner: new FakeRunner() });
+  const started = Date.now();
+  const result = await build(o);
+  assert.ok('plan' in result);
+  const text = result.plan.join('\n');
+  for (const stage of ['00-bootstrap', '10-system', '20-jupyterhub', '30-settings', '99-finalise']) {
+    assert.match(text, new RegExp(`stage \\d/\\d ${stage}: .* \\[runs \\(key [0-9a-f]{12}\\)`));
+  }
+  assert.match(text, /\$ unshare --mount --pid --fork --kill-child -- mmdebstrap --mode=root .* trixie \S+\/rootfs file:\/\//);
+  assert.match(text, /\$ .*enter\.sh \S+\/rootfs .* -- apt-get install -y .*linux-image-arm64 raspi-firmware/);
+  assert.match(text, /\/root\/jupyterhub_config\.py \(root:root 0600, from template\)/);
+  assert.match(text, /\$ genimage --config/);
+  assert.match(text, /→ \S+\/deploy\/pihub-\d{4}-\d\d-\d\d-trixie-arm64\.img\.xz/);
+  assert.ok(Date.now() - started < 5000, 'the plan is ready in under 5 seconds');
+  for (const dir of [o.outDir, o.workDir, o.cacheDir]) assert.equal(existsSync(dir), false, `${dir} was created`);
+});
+
+test('the plan changes with the config: a --set that changes hub.port changes only the stages from 30-settings on', async () => {
+  const base = options({ dryRun: true });
+  const a = await build(base);
+  const b = await build({ ...base, sets: [...base.sets, 'hub.port=8000'] });
+  assert.ok('plan' in a && 'plan' in b);
+  const keys = (plan: string[]) => Object.fromEntries(plan.filter((l) => l.startsWith('stage ')).map((l) => [l.split(' ')[2]!.replace(':', ''), /key ([0-9a-f]+)/.exec(l)![1]]));
+  const ka = keys(a.plan);
+  const kb = keys(b.plan);
+  assert.equal(ka['00-bootstrap'], kb['00-bootstrap']);
+  assert.equal(ka['10-system'], kb['10-system']);
+  assert.equal(ka['20-jupyterhub'], kb['20-jupyterhub']);
+  assert.notEqual(ka['30-settings'], kb['30-settings']);
+  assert.notEqual(ka['99-finalise'], kb['99-finalise']);
+});
+
+test('Ctrl-C in the middle of a step: the step stops, cleanups run, nothing lands in deploy/', async () => {
+  const controller = new AbortController();
+  let started = false;
+  const hanging: Runner = {
+    run: (command) =>
+      new Promise((_resolve, reject) => {
+        started = true;
+        assert.equal(command[0], 'unshare');
+        controller.signal.addEventListener('abort', () => reject(new InterruptedError(String(controller.signal.reason))));
+      }),
+  };
+  const o = options({ runner: hanging, signal: controller.signal });
+  setTimeout(() => controller.abort('SIGINT'), 300);
+  await assert.rejects(build(o), (err: Error) => {
+    assert.ok(err instanceof InterruptedError);
+    assert.equal(err.exitCode, 130);
+    assert.match(err.message, /interrupted by SIGINT; cleaned up, nothing was written to deploy\//);
+    return true;
+  });
+  assert.ok(started, 'the bootstrap step had started');
+  const deployed = existsSync(o.outDir) ? readdirSync(o.outDir) : [];
+  assert.deepEqual(deployed, ['pihub.log'], 'only the log is in deploy/');
+  assert.equal(existsSync(join(o.workDir, 'pihub', 'rootfs.key')), false, 'the half-built rootfs is not marked as done');
+  assert.deepEqual(existsSync(join(o.cacheDir, 'stages')) ? readdirSync(join(o.cacheDir, 'stages')) : [], [], 'nothing cached');
+});
+
+test('overlay stages go after the built-in stages below 90 and before the final ones', () => {
+  const s = (id: string) => ({ id, dir: '', description: '', reads: [], skip: false, substeps: [], origin: 'stage' as const });
+  const o = { name: 'x', dir: '', description: '', requires: [], layer: { label: '', data: {}, locator: { locate: () => undefined } }, stage: s('overlay-x') };
+  assert.deepEqual(orderStages([s('00-a'), s('30-b'), s('99-z')], [o]).map((x) => x.id), ['00-a', '30-b', 'overlay-x', '99-z']);
+});

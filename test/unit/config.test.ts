@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, knownKeysAt } from '../../build/config/load.ts';
+import { DEFAULTS } from '../../build/config/schema.ts';
+import { InputError } from '../../build/errors.ts';
+import { suggest } from '../../build/config/format.ts';
+
+/** Resolve a YAML text as config.yaml and return the error message (or fail). */
+function errorOf(yaml: string, sets: string[] = []): string {
+  try {
+    resolveConfig([parseConfigText(yaml, 'config.yaml'), ...(sets.length ? [setLayer(sets)] : [])]);
+  } catch (err) {
+    assert.ok(err instanceof InputError, `expected InputError, got ${String(err)}`);
+    assert.equal(err.exitCode, 2);
+    return err.message;
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+const USER = 'users:\n  - name: alice\n    password: secret\n';
+
+test('the default config is valid and matches DEFAULTS', () => {
+  const c = resolveConfig([]);
+  assert.equal(c.hub.port, 8888);
+  assert.equal(c.hub.admin_group, 'jupyter_admin');
+  assert.equal(c.base.suite, 'trixie');
+  assert.equal(c.base.architecture, 'arm64');
+  assert.deepEqual(c.users, []);
+  assert.equal(c.image.compression, DEFAULTS.image.compression);
+});
+
+test('a full example config is accepted and user defaults are filled in', () => {
+  const c = resolveConfig([parseConfigText(`${USER}hub:\n  port: 8000\nssh:\n  enabled: true\n`, 'config.yaml')]);
+  assert.equal(c.hub.port, 8000);
+  assert.equal(c.users[0]!.admin, false);
+  assert.deepEqual(c.users[0]!.ssh_authorized_keys, []);
+  assert.equal(c.ssh.enabled, true);
+  assert.equal(c.hub.admin_group, 'jupyter_admin', 'unset keys keep their defaults');
+});
+
+test('config file missing: names the file and what to do', () => {
+  assert.throws(() => loadConfigFile('/nonexistent/pihub.yaml'), (err: Error) => {
+    assert.ok(err instanceof InputError);
+    assert.match(err.message, /config file \/nonexistent\/pihub\.yaml does not exist/);
+    assert.match(err.message, /config\.example\.yaml/);
+    return true;
+  });
+});
+
+test('invalid YAML: line and column', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pihub-'));
+  const file = join(dir, 'bad.yaml');
+  writeFileSync(file, 'name: pi\nhub:\n  port: [8000\n');
+  assert.throws(() => loadConfigFile(file), (err: Error) => {
+    assert.match(err.message, /bad\.yaml:\d+:\d+: invalid YAML/);
+    return true;
+  });
+  assert.throws(() => parseConfigText('a: 1\na: 2\n', 'config.yaml'), /config\.yaml:2:1: invalid YAML: Map keys must be unique/);
+});
+
+test('a YAML document that is not a mapping', () => {
+  assert.throws(() => parseConfigText('- just\n- a list\n', 'config.yaml'), /must be a YAML mapping/);
+});
+
+test('unknown key: named with its line and a suggestion', () => {
+  const msg = errorOf('hub:\n  prot: 8000\n');
+  assert.match(msg, /^config\.yaml:2:3: unknown key `prot` in `hub` \(did you mean `port`\?\)$/);
+});
+
+test('unknown top-level key lists the known keys when nothing is close', () => {
+  const msg = errorOf('zzzzzz: 1\n');
+  assert.match(msg, /unknown key `zzzzzz` \(known keys: name, hostname, base, users, hub,/);
+});
+
+test('wrong type: says what was expected and what was given', () => {
+  assert.match(errorOf('hub:\n  port: "eighty"\n'), /^config\.yaml:2:9: `hub\.port`: must be a number \(got "eighty"\)$/);
+  assert.match(errorOf('ssh:\n  enabled: yes please\n'), /`ssh\.enabled`: must be true or false/);
+  assert.match(errorOf('users: alice\n'), /`users`: must be a list/);
+});
+
+test('bad values: port 0 and 70000', () => {
+  assert.match(errorOf('hub:\n  port: 0\n'), /`hub\.port`: must be a TCP port from 1 to 65535 \(got 0\)/);
+  assert.match(errorOf('hub:\n  port: 70000\n'), /`hub\.port`: must be a TCP port from 1 to 65535 \(got 70000\)/);
+});
+
+test('bad values: user names Root and 1abc', () => {
+  assert.match(errorOf('users:\n  - name: Root\n    password: x\n'), /config\.yaml:2:11: `users\[0\]\.name`: must be a user name: a lowercase letter/);
+  assert.match(errorOf('users:\n  - name: 1abc\n    password: x\n'), /`users\[0\]\.name`: must be a user name.*\(got "1abc"\)/);
+  assert.match(errorOf('users:\n  - name: root\n    password: x\n'), /`root` is a system account/);
+});
+
+test('bad values: duplicate user names', () => {
+  assert.match(errorOf(`${USER}  - name: alice\n    password: other\n`), /config\.yaml:4:11: `users\[1\]\.name`: duplicate user name `alice`/);
+});
+
+test('bad values: a user with neither password nor password_hash', () => {
+  assert.match(errorOf('users:\n  - name: bob\n'), /`users\[0\]`: user `bob` needs `password` or `password_hash`/);
+  assert.match(errorOf('users:\n  - name: bob\n    password: a\n    password_hash: $6$x$y\n'), /has both `password` and `password_hash`/);
+  assert.match(errorOf('users:\n  - name: bob\n    password_hash: plain\n'), /`users\[0\]\.password_hash`: must be a crypt\(3\) hash/);
+});
+
+test('bad values: an admin group name with a space', () => {
+  assert.match(errorOf('hub:\n  admin_group: hub admins\n'), /`hub\.admin_group`: must be a group name.*\(got "hub admins"\)/);
+});
+
+test('bad values: compression rar', () => {
+  assert.match(errorOf('image:\n  compression: rar\n'), /`image\.compression`: must be one of `xz`, `zstd`, `gzip`, `none` \(got "rar"\)/);
+});
+
+test('bad values: a host name that is not a valid host name', () => {
+  assert.match(errorOf('hostname: my_pi!\n'), /`hostname`: must be a valid host name/);
+  assert.match(errorOf('hostname: -pi\n'), /`hostname`: must be a valid host name/);
+  assert.match(errorOf(`hostname: ${'a'.repeat(64)}\n`), /`hostname`: must be a valid host name/);
+});
+
+test('every problem is reported at once', () => {
+  const msg = errorOf('hub:\n  port: 0\nimage:\n  compression: rar\n');
+  assert.equal(msg.split('\n').length, 2);
+});
+
+test('--set overrides the file and keeps types; errors name the --set', () => {
+  const c = resolveConfig([parseConfigText('hub:\n  port: 8000\n', 'config.yaml'), setLayer(['hub.port=9000', 'ssh.enabled=true', 'hostname=kitchen'])]);
+  assert.equal(c.hub.port, 9000);
+  assert.equal(c.ssh.enabled, true);
+  assert.equal(c.hostname, 'kitchen');
+  assert.match(errorOf('', ['hub.port=0']), /^--set hub\.port=0: `hub\.port`: must be a TCP port/);
+  assert.match(errorOf('', ['hub.prot=1']), /^--set hub\.prot=1: unknown key `prot` in `hub` \(did you mean `port`\?\)/);
+  assert.throws(() => setLayer(['novalue']), /expected KEY=VALUE/);
+});
+
+test('--set can change one field of a listed user', () => {
+  const c = resolveConfig([parseConfigText(USER, 'config.yaml'), setLayer(['users.0.admin=true'])]);
+  assert.equal(c.users[0]!.admin, true);
+  assert.equal(c.users[0]!.name, 'alice');
+});
+
+test('deepMerge: mappings merge, lists and scalars replace', () => {
+  assert.deepEqual(deepMerge({ a: { b: 1, c: 2 }, l: [1, 2] }, { a: { c: 3 }, l: [9] }), { a: { b: 1, c: 3 }, l: [9] });
+});
+
+test('knownKeysAt reads keys from the schema', () => {
+  assert.ok(knownKeysAt(['hub']).includes('admin_group'));
+  assert.ok(knownKeysAt(['users', 0]).includes('ssh_authorized_keys'));
+  assert.ok(knownKeysAt(['wifi']).includes('psk'));
+});
+
+test('suggest finds close keys only', () => {
+  assert.equal(suggest('prot', ['port', 'proxy']), 'port');
+  assert.equal(suggest('compresion', ['compression']), 'compression');
+  assert.equal(suggest('xyz', ['port', 'proxy']), undefined);
+});
+
+test('wifi and keys validated', () => {
+  assert.match(errorOf('wifi:\n  country: gb\n  ssid: home\n  psk: secretpass\n'), /`wifi\.country`: must be a two-letter country code/);
+  assert.match(errorOf('wifi:\n  country: GB\n  ssid: home\n  psk: short\n'), /`wifi\.psk`: must be a WPA passphrase/);
+  assert.match(errorOf('users:\n  - name: a\n    password: x\n    ssh_authorized_keys: ["not a key"]\n'), /ssh_authorized_keys\[0\]`: must be one public key line/);
+});
