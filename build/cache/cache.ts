@@ -111,7 +111,7 @@ export class Cache {
     }
     const now = new Date().toISOString();
     this.writeMeta({ key, kind: 'stage', label, created: now, lastUsed: now, bytes: statSync(final).size });
-    this.prune();
+    this.prune(this.limit, key);
   }
 
   async restoreStage(runner: Runner, key: string, rootfs: string, step: string): Promise<void> {
@@ -146,7 +146,7 @@ export class Cache {
     renameSync(tmp, final);
     const now = new Date().toISOString();
     this.writeMeta({ key, kind: 'image', label, created: now, lastUsed: now, bytes, files: [...files] });
-    this.prune();
+    this.prune(this.limit, key);
   }
 
   list(): EntryMeta[] {
@@ -168,13 +168,17 @@ export class Cache {
     else rmSync(this.imageDir(meta.key), { recursive: true, force: true });
   }
 
-  /** Evict least recently used entries until the cache fits its limit. Returns what was removed. */
-  prune(limit = this.limit): EntryMeta[] {
+  /**
+   * Evict least recently used entries until the cache fits its limit; the entry just
+   * written (`keep`) stays even if it alone is over the limit. Returns what was removed.
+   */
+  prune(limit = this.limit, keep?: string): EntryMeta[] {
     const entries = this.list();
     let total = entries.reduce((s, e) => s + e.bytes, 0);
     const removed: EntryMeta[] = [];
     for (const e of entries) {
       if (total <= limit) break;
+      if (e.key === keep) continue;
       this.remove(e);
       total -= e.bytes;
       removed.push(e);

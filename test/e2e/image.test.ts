@@ -1,0 +1,261 @@
+// End to end: build real images, boot them in QEMU with `pihub boot`, and use them from
+// outside as a person would: SSH, the console, and JupyterHub through the forwarded port.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootVm, hostKeys, ssh, waitForSsh, execFileP, type Vm, type SshTarget } from '../helpers/vm.ts';
+import { buildImage, manifest, E2E_ROOT, type Manifest } from '../helpers/build.ts';
+import { HubSession, waitForHub } from '../helpers/hub.ts';
+import { makeWheel } from '../helpers/wheel.ts';
+
+const BOOT_TIMEOUT = 6 * 60_000;
+
+function imageFiles(outDir: string): { base: string; image: string; manifest: Manifest } {
+  const json = readdirSync(outDir).find((f) => f.endsWith('.json'));
+  assert.ok(json, `no manifest in ${outDir}`);
+  const base = json.slice(0, -5);
+  const m = manifest(outDir, base);
+  return { base, image: join(outDir, m.file), manifest: m };
+}
+
+function sshKey(dir: string): string {
+  const key = join(dir, 'id_ed25519');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-e2e', '-f', key]);
+  return key;
+}
+
+describe('an image with two users (one admin) and SSH', { timeout: 60 * 60_000 }, () => {
+  const dir = join(E2E_ROOT, 'e2e-users');
+  let key = '';
+  let out: ReturnType<typeof imageFiles>;
+  let vm: Vm;
+  let alice: SshTarget;
+  let hub = '';
+  let firstKeys: string[] = [];
+
+  before(async () => {
+    mkdirSync(dir, { recursive: true });
+    key = sshKey(dir);
+    const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
+    const build = await buildImage(
+      'e2e-users',
+      `name: e2e-users
+hostname: kitchen-pi
+users:
+  - name: alice
+    password: "alice-secret-1"
+    admin: true
+    ssh_authorized_keys:
+      - ${pub}
+  - name: bob
+    password: "bob-secret-2"
+ssh:
+  enabled: true
+image:
+  compression: zstd
+`,
+    );
+    console.log(`# build e2e-users: ${Math.round(build.durationMs / 1000)} s`);
+    out = imageFiles(build.outDir);
+    const started = Date.now();
+    vm = await bootVm(out.image, [22, 8888], { serialLog: join(dir, 'boot1.log'), workDir: join(E2E_ROOT, 'boot') });
+    alice = { port: vm.ports[22]!, key, user: 'alice' };
+    await waitForSsh(alice, BOOT_TIMEOUT);
+    console.log(`# boot to SSH: ${Math.round((Date.now() - started) / 1000)} s`);
+    hub = `http://127.0.0.1:${vm.ports[8888]}`;
+  });
+
+  after(async () => {
+    if (vm) assert.equal(await vm.stop(), 0, 'pihub boot shuts the guest down cleanly');
+  });
+
+  it('writes the outputs with checksums of the raw and the compressed image, and a package list', () => {
+    const files = readdirSync(join(E2E_ROOT, 'e2e-users', 'deploy'));
+    assert.ok(files.includes(`${out.base}.img.zst`));
+    assert.ok(files.includes(`${out.base}.sha256`));
+    assert.ok(files.includes(`${out.base}.info`));
+    assert.ok(!files.some((f) => f.includes('.partial')), 'no half-written file');
+    const sums = execFileSync('sha256sum', [out.image]).toString();
+    assert.ok(sums.startsWith(out.manifest.sha256));
+    const sha = readFileSync(join(E2E_ROOT, 'e2e-users', 'deploy', `${out.base}.sha256`), 'utf8');
+    assert.match(sha, new RegExp(`^${out.manifest.raw_sha256}  ${out.base}\\.img\\n${out.manifest.sha256}  ${out.base}\\.img\\.zst\\n$`));
+  });
+
+  it('reaches multi-user with no failed units', async () => {
+    const r = await ssh(alice, 'systemctl is-system-running --wait; systemctl --failed --no-legend --plain');
+    assert.equal(r.stdout.trim(), 'running', `failed units:\n${r.stdout}`);
+  });
+
+  it('grew the root partition and file system to fill the disk at first boot', async () => {
+    const r = await ssh(alice, 'findmnt -bno SIZE /; lsblk -bdno SIZE /dev/vda; cat /var/lib/pihub/rootfs-grown && echo grown');
+    const [fsSize, disk] = r.stdout.trim().split('\n').map(Number);
+    assert.ok(fsSize! > out.manifest.layout.root.size + 2 * 1024 ** 3, `root is ${fsSize} bytes; image root was ${out.manifest.layout.root.size}`);
+    assert.ok(fsSize! > disk! - 1024 ** 3, `root ${fsSize} should nearly fill the ${disk}-byte disk`);
+    assert.match(r.stdout, /grown/);
+  });
+
+  it('has SSH host keys and a machine id made on this card', async () => {
+    firstKeys = await hostKeys(alice.port);
+    assert.ok(firstKeys.length >= 2, `host keys: ${firstKeys.join('\n')}`);
+    const r = await ssh(alice, 'cat /etc/machine-id');
+    assert.match(r.stdout.trim(), /^[0-9a-f]{32}$/);
+  });
+
+  it('lets the configured user log in with her key, but not root', async () => {
+    const r = await ssh(alice, 'id -un; id -Gn');
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^alice\n/);
+    assert.match(r.stdout, /\bsudo\b/);
+    assert.match(r.stdout, /\bjupyter_admin\b/);
+    assert.match(r.stdout, /\bjupyter_users\b/);
+    const root = await ssh({ ...alice, user: 'root' }, 'true');
+    assert.notEqual(root.code, 0, 'root logged in over SSH');
+    const bob = await ssh({ ...alice, user: 'bob' }, 'true');
+    assert.notEqual(bob.code, 0, 'bob has no key and password login is off');
+    const shadow = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' passwd --status root; echo 'alice-secret-1' | sudo -S -p '' sshd -T | grep -i '^passwordauthentication'");
+    assert.match(shadow.stdout, /^root L /m, 'root is locked');
+    assert.match(shadow.stdout, /^passwordauthentication no$/m);
+  });
+
+  it('has the host name, D-Bus tools, and no plain password anywhere in the image', async () => {
+    const r = await ssh(alice, 'hostname; getent hosts kitchen-pi; hostnamectl --static; timedatectl show -p Timezone --value');
+    assert.match(r.stdout, /^kitchen-pi\n127\.0\.1\.1\s+kitchen-pi\nkitchen-pi\nEtc\/UTC\n$/);
+    const grep = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' grep -rIl --exclude-dir=proc --exclude-dir=sys --exclude-dir=run --exclude-dir=dev -e 'alice-secret-1' -e 'bob-secret-2' / ; echo end");
+    assert.equal(grep.stdout.trim(), 'end', `found the plain password in: ${grep.stdout}`);
+  });
+
+  it('serves JupyterHub on port 8888 from an enabled, active jupyterhub.service', async () => {
+    await waitForHub(hub, 180_000);
+    const api = await (await fetch(`${hub}/hub/api`)).json() as { version: string };
+    assert.match(api.version, /^5\./);
+    const r = await ssh(alice, "systemctl is-enabled jupyterhub; systemctl is-active jupyterhub; systemctl show -p User -p Restart -p ExecStart jupyterhub; echo 'alice-secret-1' | sudo -S -p '' ss -Hltnp");
+    assert.match(r.stdout, /^enabled\nactive\n/);
+    assert.match(r.stdout, /Restart=on-failure/);
+    assert.match(r.stdout, /--config=\/root\/jupyterhub_config\.py/);
+    const listeners = r.stdout.split('\n').filter((l) => /python|jupyterhub|node/.test(l));
+    assert.ok(listeners.some((l) => /\*:8888|0\.0\.0\.0:8888|\[::\]:8888/.test(l)), `hub not listening on 8888:\n${listeners.join('\n')}`);
+    assert.equal(listeners.filter((l) => /:8888 /.test(l)).length >= 1, true);
+    const conf = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' stat -c '%a %U' /root/jupyterhub_config.py; echo 'alice-secret-1' | sudo -S -p '' stat -c '%a' /var/lib/jupyterhub/jupyterhub_cookie_secret");
+    assert.match(conf.stdout, /^600 root\n600\n$/);
+  });
+
+  it('lets the admin log in through the form, start a server and run numpy as herself', async () => {
+    const s = new HubSession(hub, 'alice');
+    const login = await s.login('alice-secret-1');
+    assert.equal(login.status, 302, `login answered ${login.status}: ${login.body.slice(0, 300)}`);
+    await s.createToken('alice-secret-1');
+    await s.startServer(300_000);
+    const outText = await s.runCode(
+      [
+        'import getpass, numpy',
+        'x = numpy.ones((64, 64)) @ numpy.ones(64) @ numpy.ones(64)',
+        'print("user", getpass.getuser())',
+        'print("numpy", numpy.__version__)',
+        'print("blas", sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l}))',
+        'print("sum", int(x))',
+      ].join('\n'),
+    );
+    assert.match(outText, /^user alice$/m);
+    assert.match(outText, /^numpy 2\./m);
+    assert.match(outText, /openblas/i);
+    assert.match(outText, /^sum 4096$/m);
+    const admin = await s.json('/hub/api/users');
+    assert.equal(admin.status, 200);
+    const page = await s.request('/hub/admin');
+    assert.equal(page.status, 200);
+    const lab = await s.request('/user/alice/lab');
+    assert.equal(lab.status, 200, 'JupyterLab is served');
+  });
+
+  it('lets a non-admin pip install --user a wheel and import it, but not see the admin page', async () => {
+    const s = new HubSession(hub, 'bob');
+    assert.equal((await s.login('bob-secret-2')).status, 302);
+    await s.createToken('bob-secret-2');
+    await s.startServer(300_000);
+    const wheel = makeWheel('pihub_e2e_probe', '1.0', 'def answer():\n    return 42\n');
+    assert.equal(await s.upload(wheel.name, wheel.data), 201);
+    const text = await s.runCode(
+      `import subprocess, sys\nr = subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index", "${wheel.name}"], capture_output=True, text=True)\nprint(r.stdout[-500:], r.stderr[-800:])\nimport importlib, site\nimportlib.invalidate_caches()\nsys.path.insert(0, site.getusersitepackages())\nimport pihub_e2e_probe\nprint("answer", pihub_e2e_probe.answer(), pihub_e2e_probe.__file__)\nimport getpass\nprint("user", getpass.getuser())`,
+    );
+    assert.match(text, /^answer 42 \/home\/bob\/\.local\/lib\/python3\.\d+\/site-packages\/pihub_e2e_probe/m);
+    assert.match(text, /^user bob$/m);
+    assert.equal((await s.json('/hub/api/users')).status, 403);
+    assert.equal((await s.request('/hub/admin')).status, 403);
+    const screen = await s.terminal('echo "term-$(id -un)-$((6*7))"', /term-bob-42/);
+    assert.match(screen, /term-bob-42/);
+  });
+
+  it('refuses a wrong password and system accounts', async () => {
+    const wrong = await new HubSession(hub, 'alice').login('not-the-password');
+    assert.equal(wrong.status, 200);
+    assert.match(wrong.body, /Invalid username or password/i);
+    const root = await new HubSession(hub, 'root').login('anything');
+    assert.equal(root.status, 200);
+  });
+
+  it('gives a second card its own SSH host keys', async () => {
+    assert.equal(await vm.stop(), 0);
+    vm = await bootVm(out.image, [22], { serialLog: join(dir, 'boot2.log'), workDir: join(E2E_ROOT, 'boot') });
+    const second = { ...alice, port: vm.ports[22]! };
+    await waitForSsh(second, BOOT_TIMEOUT);
+    const keys = await hostKeys(second.port);
+    assert.ok(keys.length >= 2);
+    for (const k of keys) assert.ok(!firstKeys.includes(k), 'a host key was the same on two cards');
+  });
+});
+
+describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_000 }, () => {
+  const dir = join(E2E_ROOT, 'e2e-default');
+  let out: ReturnType<typeof imageFiles>;
+
+  before(async () => {
+    mkdirSync(dir, { recursive: true });
+    const build = await buildImage('e2e-default', 'name: e2e-default\nimage:\n  compression: none\n');
+    console.log(`# build e2e-default: ${Math.round(build.durationMs / 1000)} s`);
+    assert.match(build.stdout, /this image has no user accounts/);
+    out = imageFiles(build.outDir);
+  });
+
+  it('says on the console how to add a user while there is none', async () => {
+    const vm = await bootVm(out.image, [], { serialLog: join(dir, 'plain.log'), workDir: join(E2E_ROOT, 'boot') });
+    try {
+      await vm.waitForConsole(/no user account yet[\s\S]*userconf\.txt[\s\S]*login:/, BOOT_TIMEOUT);
+      assert.match(vm.console(), /JupyterHub at http:\/\/.*:8888\//);
+    } finally {
+      await vm.stop();
+    }
+  });
+
+  it('creates the userconf.txt account at first boot; it can log in and the file is gone', async () => {
+    const copy = join(dir, 'with-userconf.img');
+    rmSync(copy, { force: true });
+    copyFileSync(out.image, copy);
+    const hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'carol-pass-3\n' }).toString().trim();
+    const userconf = join(dir, 'userconf.txt');
+    writeFileSync(userconf, `carol:${hash}\n`);
+    await execFileP('mcopy', ['-i', `${copy}@@${out.manifest.layout.boot.offset}`, userconf, '::userconf.txt'], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+    const before = statSync(copy).mtimeMs;
+    const vm = await bootVm(copy, [8888], { serialLog: join(dir, 'userconf.log'), workDir: join(E2E_ROOT, 'boot') });
+    try {
+      await vm.waitForConsole(/login: $/m, BOOT_TIMEOUT);
+      vm.type('carol\n');
+      await vm.waitForConsole(/Password: ?$/m, 60_000);
+      vm.type('carol-pass-3\n');
+      await vm.waitForConsole(/carol@pihub:~\$ $/m, 120_000);
+      vm.type('echo "groups: $(id -Gn)"; ls /boot/firmware/userconf.txt 2>&1; echo "done-$((6*7))"\n');
+      await vm.waitForConsole(/^done-42/m, 60_000);
+      const text = vm.console();
+      assert.match(text, /groups: carol .*\bsudo\b/);
+      assert.match(text, /\bjupyter_admin\b/);
+      assert.match(text, /cannot access '\/boot\/firmware\/userconf\.txt': No such file/);
+      const hub = `http://127.0.0.1:${vm.ports[8888]}`;
+      await waitForHub(hub, 180_000);
+      assert.equal((await new HubSession(hub, 'carol').login('carol-pass-3')).status, 302, 'carol logs in to the hub');
+    } finally {
+      await vm.stop();
+    }
+    assert.equal(statSync(copy).mtimeMs, before, 'pihub boot never writes to the image itself');
+  });
+});

@@ -1,0 +1,71 @@
+// Run real `pihub build`s for the integration and end-to-end tests.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PIHUB } from './vm.ts';
+
+/** Where the suite keeps its builds: outside the repo, stable across runs, so the stage cache and work trees are reused. */
+export const E2E_ROOT = process.env.PIHUB_E2E_DIR ?? '/var/tmp/pihub-e2e';
+export const CACHE_DIR = process.env.PIHUB_CACHE_DIR ?? '/var/cache/pihub';
+
+export interface BuildRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  outDir: string;
+}
+
+export function runPihub(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string; durationMs: number }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PIHUB, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (process.env.PIHUB_TEST_VERBOSE) process.stderr.write(d);
+    });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGINT'), opts.timeoutMs) : undefined;
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr, durationMs: Date.now() - started });
+    });
+  });
+}
+
+/** Build an image from a config (YAML text) into E2E_ROOT/<name>/deploy; fails with the build's own message. */
+export async function buildImage(name: string, configYaml: string, extraArgs: string[] = []): Promise<BuildRun> {
+  const dir = join(E2E_ROOT, name);
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, 'config.yaml');
+  writeFileSync(config, configYaml);
+  const outDir = join(dir, 'deploy');
+  const r = await runPihub(['build', '--config', config, '--out', outDir, '--work-dir', join(E2E_ROOT, 'work'), '--cache-dir', CACHE_DIR, ...extraArgs]);
+  if (r.code !== 0) {
+    let log = '';
+    try {
+      log = readFileSync(join(outDir, `${name}.log`), 'utf8').slice(-4000);
+    } catch {
+      // no log
+    }
+    throw new Error(`pihub build ${name} failed (${r.code}):\n${r.stderr}\n${r.stdout.slice(-2000)}\n--- log tail ---\n${log}`);
+  }
+  return { ...r, outDir };
+}
+
+export interface Manifest {
+  image: string;
+  file: string;
+  raw_sha256: string;
+  sha256: string;
+  size: number;
+  layout: { boot: { offset: number; size: number }; root: { offset: number; size: number }; total: number };
+  hub: { port: number };
+}
+
+export function manifest(outDir: string, base: string): Manifest {
+  return JSON.parse(readFileSync(join(outDir, `${base}.json`), 'utf8')) as Manifest;
+}

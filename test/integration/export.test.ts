@@ -1,0 +1,99 @@
+// Real mke2fs, mkfs.vfat, mcopy, genimage, sfdisk, fsck on a small root filesystem, without emulation.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportImage } from '../../build/image/export.ts';
+import { resolveConfig, setLayer } from '../../build/config/load.ts';
+import { createRunner } from '../../build/exec.ts';
+import { BOOT_OFFSET, MiB } from '../../build/image/layout.ts';
+
+function smallRootfs(): string {
+  const root = mkdtempSync(join(tmpdir(), 'pihub-rootfs-'));
+  for (const d of ['etc', 'root', 'home/alice', 'boot/firmware/overlays', 'usr/bin', 'var/lib/dpkg']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, 'etc/hostname'), 'pihub\n');
+  writeFileSync(join(root, 'root/secret'), 'x\n');
+  chmodSync(join(root, 'root'), 0o700);
+  chmodSync(join(root, 'root/secret'), 0o600);
+  writeFileSync(join(root, 'home/alice/notes.txt'), 'hello\n');
+  chownSync(join(root, 'home/alice'), 1000, 1000);
+  chownSync(join(root, 'home/alice/notes.txt'), 1000, 1000);
+  symlinkSync('usr/bin', join(root, 'bin'));
+  writeFileSync(join(root, 'boot/firmware/config.txt'), 'arm_64bit=1\n');
+  writeFileSync(join(root, 'boot/firmware/cmdline.txt'), 'root=LABEL=RASPIROOT rw\n');
+  writeFileSync(join(root, 'boot/firmware/overlays/x.dtbo'), Buffer.alloc(1000, 7));
+  writeFileSync(join(root, 'var/lib/dpkg/status'), 'Package: base-files\nStatus: install ok installed\nVersion: 13.8\nArchitecture: arm64\n\n');
+  return root;
+}
+
+function readAt(file: string, offset: number, length: number): Buffer {
+  const fd = openSync(file, 'r');
+  const buf = Buffer.alloc(length);
+  readSync(fd, buf, 0, length, offset);
+  closeSync(fd);
+  return buf;
+}
+
+test('export assembles an MBR image with a FAT32 boot and an ext4 root, both valid, no loop devices', { timeout: 300_000 }, async () => {
+  const rootfs = smallRootfs();
+  const dir = mkdtempSync(join(tmpdir(), 'pihub-export-'));
+  const config = resolveConfig([setLayer(['name=small', 'image.compression=zstd', 'image.headroom_mib=16'])]);
+  const log: string[] = [];
+  const loopsBefore = execFileSync('losetup', ['-a']).toString();
+  const result = await exportImage({
+    runner: createRunner({ write: (t) => log.push(t) }),
+    config,
+    paths: { rootfs, dir },
+    seed: 'ab'.repeat(32),
+    date: '2026-01-02',
+    onCleanup: () => {},
+    progress: () => {},
+    manifest: { name: 'small' },
+  });
+  assert.equal(execFileSync('losetup', ['-a']).toString(), loopsBefore, 'no loop device was used');
+  const out = join(dir, 'out');
+  assert.deepEqual(readdirSync(out).sort(), ['small-2026-01-02-trixie-arm64.img.zst', 'small-2026-01-02-trixie-arm64.info', 'small-2026-01-02-trixie-arm64.json', 'small-2026-01-02-trixie-arm64.sha256']);
+  const img = join(dir, 'check.img');
+  execFileSync('zstd', ['-d', '-q', '-f', '-o', img, join(out, result.names.compressed)]);
+  assert.equal(execFileSync('sha256sum', [img]).toString().split(' ')[0], result.rawSha256);
+
+  const table = JSON.parse(execFileSync('sfdisk', ['--json', img]).toString()) as {
+    partitiontable: { label: string; sectorsize?: number; partitions: Array<{ start: number; size: number; type: string; bootable?: boolean }> };
+  };
+  assert.equal(table.partitiontable.label, 'dos');
+  const [boot, root] = table.partitiontable.partitions;
+  assert.equal(boot!.type, 'c');
+  assert.equal(boot!.bootable, true);
+  assert.equal(root!.type, '83');
+  assert.equal(boot!.start * 512, BOOT_OFFSET);
+  assert.equal((root!.start * 512) % (4 * MiB), 0, 'root is aligned to 4 MiB');
+  assert.ok(boot!.start + boot!.size <= root!.start);
+
+  const bootImg = join(dir, 'boot.part');
+  const rootImg = join(dir, 'root.part');
+  writeFileSync(bootImg, readAt(img, boot!.start * 512, boot!.size * 512));
+  writeFileSync(rootImg, readAt(img, root!.start * 512, root!.size * 512));
+  execFileSync('fsck.vfat', ['-n', bootImg]);
+  execFileSync('e2fsck', ['-fn', rootImg]);
+  assert.match(execFileSync('blkid', ['-o', 'export', bootImg]).toString(), /LABEL_FATBOOT=RASPIFIRM|LABEL=RASPIFIRM/);
+  assert.match(execFileSync('blkid', ['-o', 'export', rootImg]).toString(), /LABEL=RASPIROOT/);
+
+  const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+  const fat = execFileSync('mdir', ['-b', '-/', '-i', bootImg, '::'], { env }).toString();
+  assert.match(fat, /config\.txt/);
+  assert.match(fat, /overlays\/x\.dtbo/);
+  const stat = (p: string) => execFileSync('debugfs', ['-R', `stat ${p}`, rootImg], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  assert.match(stat('/root'), /Mode: +0700/);
+  assert.match(stat('/root/secret'), /Mode: +0600/);
+  assert.match(stat('/home/alice/notes.txt'), /User: +1000 +Group: +1000/);
+  assert.match(stat('/bin'), /Type: symlink/);
+  const firmware = execFileSync('debugfs', ['-R', 'ls -l /boot/firmware', rootImg], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  assert.doesNotMatch(firmware, /config\.txt/, 'the firmware files live on the FAT partition only');
+  assert.match(readdirSync(join(rootfs, 'boot/firmware')).join(','), /config\.txt/, 'the rootfs was put back as it was');
+
+  const info = execFileSync('cat', [join(out, result.names.info)]).toString();
+  assert.match(info, /^base-files\t13\.8\tarm64$/m);
+  assert.ok(log.join('').includes('$ genimage --config'), 'genimage assembled the image');
+});
