@@ -38,6 +38,7 @@ Options:
       --cache-dir DIR     stage cache (default: /var/cache/pihub)
       --cache-limit GIB   cache size limit in GiB; least recently used entries go first (default: 40)
       --no-cache          do not reuse cached stages or images (results are still stored)
+      --stages DIR        build from your own stage folders instead of pihub's stages/
   -q, --quiet             no progress output (errors still print)
   -h, --help              this text
 
@@ -72,6 +73,7 @@ async function buildCommand(args: string[], signal: AbortSignal): Promise<number
       'cache-dir': { type: 'string' },
       'cache-limit': { type: 'string' },
       'no-cache': { type: 'boolean' },
+      stages: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -92,6 +94,7 @@ async function buildCommand(args: string[], signal: AbortSignal): Promise<number
     cacheDir: values['cache-dir'] ? resolve(values['cache-dir']) : DEFAULT_OPTIONS.cacheDir,
     cacheLimit: parseLimit(values['cache-limit']),
     noCache: values['no-cache'] ?? false,
+    stagesDir: values.stages ? resolve(values.stages) : undefined,
     quiet: values.quiet ?? false,
     signal,
     print: (l) => process.stdout.write(`${l}\n`),

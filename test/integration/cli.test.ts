@@ -1,0 +1,155 @@
+// The real command line: help, dry-run, and every bad-input case ends with a clear message,
+// a non-zero exit code and nothing left behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runPihub } from '../helpers/build.ts';
+import { PROJECT_DIR } from '../../build/build.ts';
+import { sleep } from '../helpers/vm.ts';
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'pihub-cli-'));
+}
+
+function config(text: string): string {
+  const file = join(tmp(), 'config.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+async function fails(args: string[], code: number, pattern: RegExp): Promise<string> {
+  const r = await runPihub(args);
+  assert.equal(r.code, code, `exit code ${r.code}, stderr:\n${r.stderr}`);
+  assert.match(r.stderr, pattern);
+  assert.ok(!r.stderr.includes('internal error'), r.stderr);
+  return r.stderr;
+}
+
+test('--help, build --help and --version', async () => {
+  const help = await runPihub(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /pihub build \[options\]/);
+  const build = await runPihub(['build', '--help']);
+  assert.match(build.stdout, /--dry-run/);
+  assert.match(build.stdout, /Exit codes: 0 built, 1 build failed, 2 bad input/);
+  const version = await runPihub(['--version']);
+  const pkg = JSON.parse(readFileSync(join(PROJECT_DIR, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(version.stdout.trim(), `pihub ${pkg.version}`);
+  await fails(['biuld'], 2, /unknown command `biuld`/);
+  await fails(['build', '--frobnicate'], 2, /Unknown option '--frobnicate'/);
+});
+
+test('dry-run of the default config prints the whole plan quickly and exits 0', async () => {
+  const out = tmp();
+  const r = await runPihub(['build', '--dry-run', '--out', join(out, 'deploy'), '--work-dir', join(out, 'work')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.durationMs < 5000, `dry-run took ${r.durationMs} ms`);
+  assert.match(r.stdout, /stage 1\/5 00-bootstrap/);
+  assert.match(r.stdout, /stage 5\/5 99-finalise/);
+  assert.match(r.stdout, /\$ genimage/);
+  assert.deepEqual(readdirSync(out), [], 'dry-run created nothing');
+});
+
+test('config file missing', async () => {
+  await fails(['build', '--config', '/nonexistent/pi.yaml', '--dry-run'], 2, /config file \/nonexistent\/pi\.yaml does not exist/);
+});
+
+test('invalid YAML names line and column', async () => {
+  await fails(['build', '--config', config('hub:\n  port: 8000\n users: []\n'), '--dry-run'], 2, /config\.yaml:3:\d+: invalid YAML/);
+});
+
+test('unknown key, wrong type and bad values', async () => {
+  await fails(['build', '--config', config('hub:\n  prot: 8000\n'), '--dry-run'], 2, /config\.yaml:2:3: unknown key `prot` in `hub` \(did you mean `port`\?\)/);
+  await fails(['build', '--config', config('hub:\n  port: abc\n'), '--dry-run'], 2, /`hub\.port`: must be a number \(got "abc"\)/);
+  await fails(['build', '--set', 'hub.port=70000', '--dry-run'], 2, /--set hub\.port=70000: `hub\.port`: must be a TCP port from 1 to 65535/);
+  await fails(['build', '--set', 'image.compression=rar', '--dry-run'], 2, /`image\.compression`: must be one of `xz`, `zstd`, `gzip`, `none`/);
+  await fails(['build', '--set', 'hostname=bad_host', '--dry-run'], 2, /`hostname`: must be a valid host name/);
+});
+
+test('a stage file of an unknown kind', async () => {
+  const stages = join(tmp(), 'stages');
+  cpSync(join(PROJECT_DIR, 'stages'), stages, { recursive: true });
+  writeFileSync(join(stages, '10-system', '05-install.sh'), '#!/bin/sh\n');
+  await fails(['build', '--stages', stages, '--dry-run'], 2, /10-system\/05-install\.sh: unknown stage file; allowed in a stage: .*NN-run-chroot\.sh/);
+});
+
+test('not root when root is needed', async () => {
+  const out = tmp();
+  execFileSync('chmod', ['777', out]);
+  let stderr = '';
+  let code = 0;
+  try {
+    execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(PROJECT_DIR, 'build/bin/pihub.js'), 'build', '--out', join(out, 'deploy'), '--work-dir', join(out, 'work'), '--cache-dir', join(out, 'cache')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: out },
+    });
+  } catch (err) {
+    const e = err as { status: number; stderr: Buffer };
+    code = e.status;
+    stderr = e.stderr.toString();
+  }
+  assert.equal(code, 1);
+  assert.match(stderr, /pihub build needs root .*run it with sudo/);
+  assert.deepEqual(readdirSync(out), [], 'nothing was created');
+});
+
+test('too little free disk', async () => {
+  const mnt = join(tmp(), 'tiny');
+  mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', mnt]);
+  try {
+    await fails(['build', '--dry-run', '--work-dir', join(mnt, 'work'), '--out', join(mnt, 'deploy')], 1, /too little free disk for the work directory \(.*tiny\/work\): \d+ MiB free .* about 8\.0 GiB needed/);
+    assert.deepEqual(readdirSync(mnt), []);
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+});
+
+test('a missing host tool names the package (PATH without genimage)', async () => {
+  const bin = tmp();
+  // A PATH with everything but genimage: link the real tools one by one.
+  for (const dir of ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir)) {
+      if (f === 'genimage' || existsSync(join(bin, f))) continue;
+      try {
+        execFileSync('ln', ['-s', join(dir, f), join(bin, f)]);
+      } catch {
+        // duplicates across dirs
+      }
+    }
+  }
+  const r = await runPihub(['build', '--dry-run'], { env: { PATH: bin } });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /missing host tool: `genimage`; install with `sudo apt-get install genimage`/);
+});
+
+test('Ctrl-C in the middle of a step: exit 130, no mount left, nothing in deploy/', { timeout: 300_000 }, async () => {
+  const root = tmp();
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [join(PROJECT_DIR, 'build/bin/pihub.js'), 'build', '--no-cache', '--out', join(root, 'deploy'), '--work-dir', join(root, 'work'), '--cache-dir', join(root, 'cache')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdout.resume();
+  const exited = new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
+  // Wait until mmdebstrap is working inside the target (its chroot mounts exist), then interrupt.
+  const log = join(root, 'deploy', 'pihub.log');
+  const deadline = Date.now() + 240_000;
+  while (Date.now() < deadline) {
+    if (existsSync(log) && /installing essential packages|extracting archives/.test(readFileSync(log, 'utf8'))) break;
+    await sleep(500);
+  }
+  assert.ok(Date.now() < deadline, 'the build never reached mmdebstrap');
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /interrupted by SIGINT; cleaned up, nothing was written to deploy\//);
+  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(root));
+  assert.deepEqual(mounts, [], 'a mount was left behind');
+  assert.deepEqual(readdirSync(join(root, 'deploy')), ['pihub.log']);
+  const leftover = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.includes(join(root, 'work')));
+  assert.deepEqual(leftover, [], 'a process of the build is still running');
+});
