@@ -165,8 +165,10 @@ image:
     assert.equal(admin.status, 200);
     const page = await s.request('/hub/admin');
     assert.equal(page.status, 200);
-    const lab = await s.request('/user/alice/lab');
-    assert.equal(lab.status, 200, 'JupyterLab is served');
+    const lab = await s.page('/hub/');
+    assert.equal(lab.status, 200, `JupyterLab at ${lab.url}`);
+    assert.match(lab.url, /^\/user\/alice\/lab/, 'the hub sends a logged-in user to JupyterLab');
+    assert.match(lab.body, /JupyterLab/);
   });
 
   it('lets a non-admin pip install --user a wheel and import it, but not see the admin page', async () => {

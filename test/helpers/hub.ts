@@ -1,12 +1,42 @@
 // A JupyterHub client that does what a person's browser does: the login form with its
 // _xsrf token and cookies, then the REST API and kernel websockets with a token.
 import { randomUUID } from 'node:crypto';
+import { request as httpGet } from 'node:http';
 import { sleep } from './vm.ts';
 
 const UA = 'Mozilla/5.0 (pihub end-to-end test)';
 
+export interface HttpResponse {
+  status: number;
+  location: string | undefined;
+  setCookies: string[];
+  body: string;
+}
+
+export function httpRequest(url: string, method: string, headers: Record<string, string>, body?: string): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { method, headers: body === undefined ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, timeout: 120_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          location: res.headers.location,
+          setCookies: res.headers['set-cookie'] ?? [],
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 export class HubSession {
-  private cookies = new Map<string, string>();
+  /** Cookies by path, then name: sent like a browser sends them, only below their path. */
+  private cookies = new Map<string, Map<string, string>>();
   token = '';
 
   constructor(
@@ -14,38 +44,70 @@ export class HubSession {
     readonly user: string,
   ) {}
 
-  private cookieHeader(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  private cookieHeader(path: string): string {
+    const paths = [...this.cookies.keys()].filter((p) => path.startsWith(p)).sort((a, b) => b.length - a.length);
+    const out: string[] = [];
+    for (const p of paths) for (const [k, v] of this.cookies.get(p)!) out.push(`${k}=${v}`);
+    return out.join('; ');
   }
 
-  private remember(res: Response): void {
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
+  private remember(setCookies: readonly string[]): void {
+    for (const c of setCookies) {
+      const [pair, ...attrs] = c.split(';');
       const eq = pair!.indexOf('=');
-      this.cookies.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1).trim());
+      const name = pair!.slice(0, eq).trim();
+      const value = pair!.slice(eq + 1).trim();
+      const path = attrs.map((a) => a.trim()).find((a) => /^path=/i.test(a))?.slice(5) ?? '/';
+      const jar = this.cookies.get(path) ?? new Map<string, string>();
+      const expired = attrs.some((a) => /^\s*expires=.*19[0-9]{2}|^\s*max-age=0/i.test(a)) || value === '""';
+      if (expired) jar.delete(name);
+      else jar.set(name, value);
+      this.cookies.set(path, jar);
     }
   }
 
-  /** A request with this session's cookies (and token, once there is one). */
-  async request(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    headers.set('User-Agent', UA);
-    if (this.cookies.size) headers.set('Cookie', this.cookieHeader());
-    if (this.token && !headers.has('Authorization')) headers.set('Authorization', `token ${this.token}`);
+  /** A request with this session's cookies (pages) or token (API), as a browser or a script would send it. */
+  async request(path: string, init: { method?: string; headers?: Record<string, string>; body?: string; json?: unknown; cookies?: boolean } = {}): Promise<HttpResponse> {
+    const headers: Record<string, string> = { 'User-Agent': UA, ...init.headers };
+    // Pages go with the login cookies, as from a browser; the REST API with the token alone
+    // (a cookie-authenticated API request would also need the _xsrf token).
+    const api = path.includes('/api/');
+    const cookie = this.cookieHeader(path);
+    if (cookie && (init.cookies ?? !api)) headers.Cookie = cookie;
+    // A person's browser opening a page says Sec-Fetch-Mode: navigate; JupyterHub accepts
+    // cookie logins only on navigations (fetch() cannot send this, hence node:http here).
+    if (!api) headers['Sec-Fetch-Mode'] = 'navigate';
+    if (this.token && api && !headers.Authorization) headers.Authorization = `token ${this.token}`;
     let body = init.body;
     if (init.json !== undefined) {
-      headers.set('Content-Type', 'application/json');
+      headers['Content-Type'] = 'application/json';
       body = JSON.stringify(init.json);
     }
-    const res = await fetch(`${this.base}${path}`, { ...init, headers, body, redirect: 'manual' });
-    this.remember(res);
+    const res = await httpRequest(`${this.base}${path}`, init.method ?? 'GET', headers, body);
+    this.remember(res.setCookies);
     return res;
+  }
+
+  /** GET a page and follow its redirects with the cookies, as a browser does (the OAuth dance to a user's server). */
+  async page(path: string): Promise<{ status: number; url: string; body: string }> {
+    let url = path;
+    for (let hop = 0; hop < 10; hop++) {
+      const res = await this.request(url, { cookies: true });
+      const next = res.location;
+      if (res.status >= 300 && res.status < 400 && next) {
+        const u = new URL(next, `${this.base}${url}`);
+        url = `${u.pathname}${u.search}`;
+        continue;
+      }
+      return { status: res.status, url, body: res.body };
+    }
+    throw new Error(`too many redirects from ${path}`);
   }
 
   /** The real login form: GET for the _xsrf token, POST the form. Returns the POST's status. */
   async login(password: string): Promise<{ status: number; body: string }> {
     const page = await this.request('/hub/login');
-    const html = await page.text();
+    const html = page.body;
     const xsrf = /name="_xsrf" value="([^"]+)"/.exec(html)?.[1];
     if (!xsrf) throw new Error(`no _xsrf field in the login form (HTTP ${page.status})`);
     const form = new URLSearchParams({ _xsrf: xsrf, username: this.user, password });
@@ -54,7 +116,7 @@ export class HubSession {
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: form.toString(),
     });
-    return { status: res.status, body: await res.text() };
+    return { status: res.status, body: res.body };
   }
 
   async createToken(password: string): Promise<string> {
@@ -62,21 +124,20 @@ export class HubSession {
       method: 'POST',
       json: { auth: { username: this.user, password }, note: 'pihub e2e', expires_in: 3600 },
     });
-    if (res.status !== 200 && res.status !== 201) throw new Error(`token request: HTTP ${res.status}: ${await res.text()}`);
-    this.token = ((await res.json()) as { token: string }).token;
+    if (res.status !== 200 && res.status !== 201) throw new Error(`token request: HTTP ${res.status}: ${res.body}`);
+    this.token = (JSON.parse(res.body) as { token: string }).token;
     return this.token;
   }
 
-  async json<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number; body: T }> {
+  async json<T>(path: string, init: { method?: string; json?: unknown } = {}): Promise<{ status: number; body: T }> {
     const res = await this.request(path, init);
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    return { status: res.status, body: (res.body ? JSON.parse(res.body) : undefined) as T };
   }
 
   /** Start the user's server and wait until the hub says it is ready. */
   async startServer(timeoutMs: number): Promise<void> {
     const res = await this.request(`/hub/api/users/${this.user}/server`, { method: 'POST', json: {} });
-    if (![201, 202, 400].includes(res.status)) throw new Error(`start server: HTTP ${res.status}: ${await res.text()}`);
+    if (![201, 202, 400].includes(res.status)) throw new Error(`start server: HTTP ${res.status}: ${res.body}`);
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
       const u = await this.json<{ servers?: Record<string, { ready?: boolean }> }>(`/hub/api/users/${this.user}`);
