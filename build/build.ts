@@ -67,6 +67,8 @@ export interface Prepared {
   tools: Set<string>;
   date: string;
   exportDir: string;
+  /** The archive's Release date, once known. */
+  release?: string;
 }
 
 /** Overlay stages go after the built-in stages numbered below 90, before the final ones (90–99). */
@@ -126,10 +128,14 @@ export function prepare(opts: BuildOptions): Prepared {
   };
 }
 
-const SHARED_SOURCES = ['stages/step.ts', 'stages/template.ts', 'stages/values.ts', 'chroot/chroot.ts', 'chroot/enter.sh'];
+const SHARED_SOURCES = [
+  'stages/step.ts', 'stages/template.ts', 'stages/values.ts', 'chroot/chroot.ts', 'chroot/enter.sh',
+  'chroot/tools.ts', 'chroot/dpkg-split.sh', 'chroot/py3compile-defer.sh', 'chroot/py3compile-native.py',
+];
 
 /** Chain the stage keys: each covers its parent, its files, the values it reads, the base and pihub's code. */
 export function computeKeys(p: Prepared, release: string): string {
+  p.release = release;
   const base = { ...p.config.base, release };
   let parent: string | null = null;
   for (const s of p.stages) {
@@ -183,7 +189,7 @@ export function planLines(p: Prepared, exportCached: boolean | undefined, notes:
     `hub: port ${c.hub.port}, admins = group ${c.hub.admin_group}, users = group ${c.hub.users_group}`,
     '',
   ];
-  const ctxFor = (s: PlannedStage): PlanContext => ({ config: c, paths: p.paths, stage: s.def });
+  const ctxFor = (s: PlannedStage): PlanContext => ({ config: c, paths: p.paths, stage: s.def, release: p.release });
   p.stages.forEach((s, i) => {
     const state = s.key === undefined ? 'cache unknown' : s.cached ? `cached ${s.key.slice(0, 12)}` : `runs (key ${s.key.slice(0, 12)})`;
     const reads = s.def.reads.length ? `; reads ${s.def.reads.join(', ')}` : '';
@@ -297,11 +303,11 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
       }
       rmSync(markerPath, { force: true });
       ranStages.push(s.def.id);
-      const usesChroot = index > 0 || s.def.substeps.some((x) => x.kind !== 'bootstrap');
       const stepCtx: StepContext = {
         config: p.config,
         paths: p.paths,
         stage: s.def,
+        release: p.release,
         runner,
         values: {},
         note: (line) => log.note(line),
@@ -318,8 +324,9 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
         for (const step of s.steps) {
           task.title = `stage ${s.def.id}: ${step.title}`;
           log.note(`stage ${s.def.id}: ${step.title}`);
+          // Before every step that works in an existing target (mmdebstrap sets up its own).
+          if (!policy && existsSync(join(p.paths.rootfs, 'usr/sbin'))) policy = installPolicyRcD(p.paths.rootfs);
           await step.run(stepCtx);
-          if (usesChroot && !policy && existsSync(join(p.paths.rootfs, 'usr/sbin'))) policy = installPolicyRcD(p.paths.rootfs);
         }
       } finally {
         for (const step of s.steps) await step.cleanup?.(stepCtx);

@@ -198,5 +198,6 @@ export class Cache {
     rmSync(this.stagesDir, { recursive: true, force: true });
     rmSync(this.imagesDir, { recursive: true, force: true });
     rmSync(join(this.dir, 'debs'), { recursive: true, force: true });
+    rmSync(join(this.dir, 'tools'), { recursive: true, force: true });
   }
 }

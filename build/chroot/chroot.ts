@@ -14,10 +14,19 @@ export interface Bind {
   readOnly?: boolean;
 }
 
+export interface EnterOptions {
+  /** Run the command on the build machine, with the target's mounts in place (for `dpkg --root`). */
+  noChroot?: boolean;
+  /** Mounts over paths of the build machine, inside the private namespace only. */
+  hostBinds?: readonly Bind[];
+}
+
 /** The command that runs `command` inside `rootfs`. */
-export function chrootCommand(rootfs: string, command: readonly string[], binds: readonly Bind[] = []): Command {
-  const bindArgs = binds.map((b) => `--${b.readOnly ? 'ro-bind' : 'bind'}=${b.source}:${b.target}`);
-  return ['unshare', ['--mount', '--pid', '--fork', '--kill-child', '--', ENTER_SCRIPT, rootfs, ...bindArgs, '--', ...command]];
+export function chrootCommand(rootfs: string, command: readonly string[], binds: readonly Bind[] = [], opts: EnterOptions = {}): Command {
+  const args = binds.map((b) => `--${b.readOnly ? 'ro-bind' : 'bind'}=${b.source}:${b.target}`);
+  for (const b of opts.hostBinds ?? []) args.push(`--host-bind=${b.source}:${b.target}`);
+  if (opts.noChroot) args.push('--no-chroot');
+  return ['unshare', ['--mount', '--pid', '--fork', '--kill-child', '--', ENTER_SCRIPT, rootfs, ...args, '--', ...command]];
 }
 
 /** A command that runs `command` on the host in a private mount namespace (for mmdebstrap and host scripts). */

@@ -1,6 +1,8 @@
 #!/bin/sh
-# enter.sh ROOTFS [--bind=SRC:DEST | --ro-bind=SRC:DEST]... -- COMMAND [ARG]...
-# Runs COMMAND inside ROOTFS with /proc, /sys, /dev and a fresh /run. pihub starts this script
+# enter.sh ROOTFS [--bind=SRC:DEST | --ro-bind=SRC:DEST | --host-bind=SRC:DEST | --no-chroot]... -- COMMAND [ARG]...
+# Runs COMMAND inside ROOTFS with /proc, /sys, /dev and a fresh /run (with --no-chroot: on the
+# build machine, with those mounts in place for programs that chroot by themselves, such as
+# `dpkg --root`; --host-bind mounts over a path of the build machine). pihub starts this script
 # under `unshare --mount --pid --fork --kill-child`: every mount below lives in a private mount
 # namespace and disappears with it, even when the build is killed.
 set -eu
@@ -28,8 +30,16 @@ elif [ -f "$conf" ]; then
   mount --bind /etc/resolv.conf "$conf"
 fi
 
+chroot=yes
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   case $1 in
+    --no-chroot)
+      chroot=no
+      ;;
+    --host-bind=*)
+      spec=${1#--host-bind=}
+      mount --bind "${spec%%:*}" "${spec#*:}"
+      ;;
     --bind=*)
       spec=${1#--bind=}
       src=${spec%%:*}
@@ -53,4 +63,7 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   shift
 done
 [ "${1:-}" = "--" ] && shift
+if [ "$chroot" = no ]; then
+  exec "$@"
+fi
 exec chroot "$root" "$@"

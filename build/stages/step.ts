@@ -2,6 +2,7 @@
 import type { BuildConfig } from '../config/schema.ts';
 import type { Command, Runner, RunOptions } from '../exec.ts';
 import { chrootCommand, type Bind } from '../chroot/chroot.ts';
+import { ENGINE_DIR, ENGINE_MOUNT } from '../chroot/tools.ts';
 import type { StageDef, Substep } from './load.ts';
 import { valuesEnv } from './values.ts';
 
@@ -21,6 +22,8 @@ export interface PlanContext {
   config: BuildConfig;
   paths: BuildPaths;
   stage: StageDef;
+  /** The archive's Release date (part of cache keys); unknown in a dry run without network. */
+  release?: string;
 }
 
 export interface StepContext extends PlanContext {
@@ -70,11 +73,12 @@ export function aptOptions(config: BuildConfig): string[] {
   return opts;
 }
 
-/** Binds every chroot step gets: the package cache and the stage's own files (read-only). */
+/** Binds every chroot step gets: the package cache, the stage's own files and pihub's helper scripts (read-only). */
 export function standardBinds(ctx: PlanContext): Bind[] {
   return [
     { source: ctx.paths.debs, target: '/var/cache/apt/archives' },
     { source: ctx.stage.dir, target: STAGE_MOUNT, readOnly: true },
+    { source: ENGINE_DIR, target: ENGINE_MOUNT, readOnly: true },
   ];
 }
 

@@ -13,6 +13,9 @@ export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[])
     `--components=${base.components.join(',')}`,
     // Keep the package lists: later stages install from them.
     '--skip=cleanup/apt/lists',
+    // No fsync per file while dpkg unpacks (pi-gen and debootstrap do the same); the image is
+    // written out as a whole at export.
+    '--dpkgopt=force-unsafe-io',
   ];
   if (packages.length) args.push(`--include=${packages.join(',')}`);
   if (apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${apt_proxy}"`);

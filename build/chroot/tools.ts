@@ -1,0 +1,89 @@
+// A small native root of the same Debian suite (the build machine's architecture), kept in
+// the cache: its Python byte-compiles the target's Python files at native speed.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BuildConfig } from '../config/schema.ts';
+import { formatCommand, type Command, type Runner } from '../exec.ts';
+import { isolatedCommand } from './chroot.ts';
+import { implementationDigest, sha256, canonicalJson } from '../cache/keys.ts';
+
+export const ENGINE_DIR = fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, '');
+export const ENGINE_MOUNT = '/run/pihub/engine';
+export const DPKG_SPLIT = join(ENGINE_DIR, 'dpkg-split.sh');
+const TOOLS_PACKAGES = ['python3-minimal'];
+
+/** Debian's name for the build machine's architecture. */
+export function hostArch(nodeArch: string = process.arch): string {
+  return ({ x64: 'amd64', arm64: 'arm64', arm: 'armhf', ia32: 'i386', ppc64: 'ppc64el', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[nodeArch] ?? nodeArch;
+}
+
+/** Does the target run through qemu-user here? Then the native tricks pay off. */
+export function isForeign(config: BuildConfig, host: string = hostArch()): boolean {
+  return config.base.architecture !== host;
+}
+
+export function toolsKey(config: BuildConfig, release: string, host: string = hostArch()): string {
+  const { suite, mirror, components } = config.base;
+  return sha256(canonicalJson({ suite, mirror, components, release, host, packages: TOOLS_PACKAGES, impl: implementationDigest(['chroot/tools.ts']) })).slice(0, 32);
+}
+
+export function toolsRoot(cacheDir: string, key: string): string {
+  return join(cacheDir, 'tools', key, 'root');
+}
+
+export function toolsCommand(config: BuildConfig, dir: string, debs: string, host: string = hostArch()): Command {
+  const args = [
+    '--mode=root',
+    '--variant=essential',
+    `--architectures=${host}`,
+    `--include=${TOOLS_PACKAGES.join(',')}`,
+    `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${debs} "$1/var/cache/apt/archives"`,
+    '--customize-hook=umount "$1/var/cache/apt/archives"',
+  ];
+  if (config.apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${config.apt_proxy}"`);
+  args.push(config.base.suite, dir, config.base.mirror);
+  return isolatedCommand(['mmdebstrap', args]);
+}
+
+/** The tools root for this base, made once (natively, seconds) and reused from the cache. */
+export async function ensureToolsRoot(runner: Runner, config: BuildConfig, cacheDir: string, release: string, step: string): Promise<string> {
+  const key = toolsKey(config, release);
+  const root = toolsRoot(cacheDir, key);
+  if (existsSync(join(root, 'usr/bin/python3'))) return root;
+  const dir = join(cacheDir, 'tools', key);
+  const tmp = `${dir}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const debs = join(cacheDir, 'debs', `${config.base.suite}-${hostArch()}`);
+  mkdirSync(join(debs, 'partial'), { recursive: true });
+  try {
+    await runner.run(toolsCommand(config, join(tmp, 'root'), debs), { step });
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return root;
+}
+
+export function describeTools(config: BuildConfig, cacheDir: string, release: string | undefined): string {
+  const dir = release ? toolsRoot(cacheDir, toolsKey(config, release)) : join(cacheDir, 'tools', '<key>', 'root');
+  return `${formatCommand(toolsCommand(config, dir, join(cacheDir, 'debs', `${config.base.suite}-${hostArch()}`)))}   (once per base; cached)`;
+}
+
+/** The Version of an installed package in a dpkg status file, if any. */
+export function installedVersion(rootfs: string, pkg: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(rootfs, 'var/lib/dpkg/status'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const stanza of text.split('\n\n')) {
+    if (!new RegExp(`^Package: ${pkg.replace(/[.+]/g, '\\$&')}$`, 'm').test(stanza)) continue;
+    if (!/^Status: install ok installed$/m.test(stanza)) continue;
+    return /^Version: (.+)$/m.exec(stanza)?.[1];
+  }
+  return undefined;
+}
