@@ -6,15 +6,15 @@ import { Listr, PRESET_TIMER, PRESET_TIMESTAMP, type ListrTask } from 'listr2';
 import { resolveConfig, loadConfigFile, setLayer, type ConfigLayer } from './config/load.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { createRunner, runQuick, type Runner } from './exec.ts';
-import { InterruptedError, UserError } from './errors.ts';
+import { InputError, InterruptedError, UserError } from './errors.ts';
 import { installPolicyRcD, removePolicyRcD } from './chroot/chroot.ts';
 import { loadStages, type StageDef } from './stages/load.ts';
 import { stepFor, KIND_SOURCES } from './stages/steps/index.ts';
 import type { BuildPaths, PlanContext, Step, StepContext } from './stages/step.ts';
-import { effectiveConfig, keyValues, stageValues } from './stages/values.ts';
+import { effectiveConfig, stageValues } from './stages/values.ts';
 import { resolveOverlays, type Overlay } from './overlays/load.ts';
 import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
-import { digestTree, implementationDigest, releaseDate, sha256, stageKey, canonicalJson } from './cache/keys.ts';
+import { digestTree, implementationDigest, keyValues, releaseDate, sha256, stageKey, canonicalJson } from './cache/keys.ts';
 import { verifyDiskSpace, verifyEmulation, verifyHostTools, verifyRoot, parseQemuVersion, qemuWarning } from './host.ts';
 import { readBinfmt } from './chroot/chroot.ts';
 import { describeExport, exportImage, exportNames } from './image/export.ts';
@@ -84,6 +84,38 @@ export function buildDate(env: NodeJS.ProcessEnv = process.env): string {
   return new Date(epoch).toISOString().slice(0, 10);
 }
 
+/** HTTPS needs the overlay that makes or installs the certificate, and its files must exist. */
+export function verifyHttps(config: BuildConfig, overlays: readonly Overlay[]): void {
+  const https = config.hub.https;
+  if (https.mode === 'off') return;
+  if (!overlays.some((o) => o.name === 'https')) {
+    throw new InputError(
+      `\`hub.https.mode\` is \`${https.mode}\` but the https overlay is not applied; add \`--overlay https\` (it makes or installs the certificate)`,
+    );
+  }
+  if (https.mode === 'files') {
+    for (const key of ['cert_file', 'key_file'] as const) {
+      const file = resolve(https[key]!);
+      if (!existsSync(file)) throw new InputError(`\`hub.https.${key}\`: ${file} does not exist`);
+      https[key] = file;
+    }
+  }
+}
+
+/** Each overlay's config fragment as `key = value` lines, for the plan. */
+export function overlaySettings(o: Overlay): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    } else {
+      out.push(`${path} = ${JSON.stringify(v)}`);
+    }
+  };
+  walk(o.layer.data, '');
+  return out;
+}
+
 /** Config, overlays, stages and steps: everything that can be known without running anything. */
 export function prepare(opts: BuildOptions): Prepared {
   const stagesDir = opts.stagesDir ?? join(PROJECT_DIR, 'stages');
@@ -98,6 +130,7 @@ export function prepare(opts: BuildOptions): Prepared {
   const layers = [...(fileLayer ? [fileLayer] : []), ...overlays.map((o) => o.layer), ...(opts.sets.length ? [setLayer(opts.sets)] : [])];
   const config = effectiveConfig(resolveConfig(layers));
   config.overlays = overlays.map((o) => o.name);
+  verifyHttps(config, overlays);
   const stageDefs = orderStages(loadStages(stagesDir), overlays);
   const cache = new Cache(opts.cacheDir);
   const work = join(opts.workDir, config.name);
@@ -186,9 +219,13 @@ export function planLines(p: Prepared, exportCached: boolean | undefined, notes:
     `pihub build plan: ${c.name} (${c.base.suite} ${c.base.architecture}, from ${c.base.mirror})`,
     `config: ${p.configLabel}; overlays: ${p.overlays.map((o) => o.name).join(', ') || 'none'}`,
     `users: ${c.users.length ? c.users.map((u) => `${u.name}${u.admin ? ' (admin)' : ''}`).join(', ') : 'none in the image; create them at first boot with userconf.txt'}`,
-    `hub: port ${c.hub.port}, admins = group ${c.hub.admin_group}, users = group ${c.hub.users_group}`,
-    '',
+    `hub: port ${c.hub.port}${c.hub.https.mode === 'off' ? '' : ` (https, ${c.hub.https.mode})`}, admins = group ${c.hub.admin_group}, users = group ${c.hub.users_group}`,
   ];
+  for (const o of p.overlays) {
+    const sets = overlaySettings(o);
+    out.push(`overlay ${o.name}: ${o.description}${sets.length ? `; sets ${sets.join(', ')}` : ''}`);
+  }
+  out.push('');
   const ctxFor = (s: PlannedStage): PlanContext => ({ config: c, paths: p.paths, stage: s.def, release: p.release });
   p.stages.forEach((s, i) => {
     const state = s.key === undefined ? 'cache unknown' : s.cached ? `cached ${s.key.slice(0, 12)}` : `runs (key ${s.key.slice(0, 12)})`;

@@ -6,6 +6,8 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
+import type { BuildConfig } from '../config/schema.ts';
+import { configValue } from '../stages/values.ts';
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -121,4 +123,38 @@ export async function releaseDate(mirror: string, suite: string, proxy: string |
   const m = /^Date: (.+)$/m.exec(text);
   if (!m) throw new UserError(`${url} has no Date: field; is \`base.mirror\` a Debian archive?`);
   return m[1]!.trim();
+}
+
+/** Keys whose value is a file on the build machine: its content is what a stage depends on. */
+export const FILE_KEYS = new Set(['hub.https.cert_file', 'hub.https.key_file']);
+
+function fileDigest(path: unknown): unknown {
+  if (typeof path !== 'string') return path;
+  try {
+    return { path, sha256: sha256(readFileSync(path)) };
+  } catch {
+    return { path, sha256: null };
+  }
+}
+
+const secretDigest = (s: string) => sha256(`pihub:${s}`);
+
+/**
+ * The values a stage reads, as they enter its cache key. Plain passwords and the Wi-Fi
+ * passphrase enter only as a digest, so the key changes when they do but the cache never
+ * stores them; files enter with their content.
+ */
+export function keyValues(config: BuildConfig, reads: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of reads) {
+    const v = configValue(config, key);
+    if (key === 'users') {
+      out[key] = config.users.map((u) => ({ ...u, password: u.password === undefined ? undefined : secretDigest(u.password) }));
+    } else if (key === 'wifi.psk' && typeof v === 'string') {
+      out[key] = secretDigest(v);
+    } else {
+      out[key] = FILE_KEYS.has(key) ? fileDigest(v) : v;
+    }
+  }
+  return out;
 }

@@ -57,7 +57,12 @@ export function loadOverlay(nameOrDir: string, shippedDir: string): Overlay {
   }
   const yamlPath = join(dir, 'overlay.yaml');
   if (!existsSync(yamlPath)) throw new InputError(`${who}: ${displayPath(yamlPath)} is missing; every overlay needs one`);
-  const file = parseConfigText(readFileSync(yamlPath, 'utf8'), displayPath(yamlPath));
+  let file: ConfigLayer;
+  try {
+    file = parseConfigText(readFileSync(yamlPath, 'utf8'), displayPath(yamlPath));
+  } catch (err) {
+    throw new InputError(`${who}: ${(err as Error).message}`);
+  }
   const parsed = OverlayYamlSchema.safeParse(file.data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -108,7 +113,7 @@ export function loadOverlay(nameOrDir: string, shippedDir: string): Overlay {
   const layer: ConfigLayer = {
     label: `${who} (${displayPath(yamlPath)})`,
     data: meta.config,
-    locator: { locate: (path) => (path.length ? file.locator.locate(['config', ...path]) : undefined) },
+    locator: { locate: (path, preferKey) => (path.length ? file.locator.locate(['config', ...path], preferKey) : undefined) },
   };
   return { name, dir, description: meta.description, requires: meta.requires, layer, stage };
 }

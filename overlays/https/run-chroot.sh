@@ -1,0 +1,2 @@
+#!/bin/sh -e
+systemctl enable pihub-https.service

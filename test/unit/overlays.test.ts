@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOverlay, resolveOverlays, listShipped } from '../../build/overlays/load.ts';
+import { build, prepare, type BuildOptions } from '../../build/build.ts';
+import { PROJECT_DIR } from '../../build/build.ts';
+import { InputError } from '../../build/errors.ts';
+
+const SHIPPED = join(PROJECT_DIR, 'overlays');
+
+function overlay(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pihub-overlay-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+function opts(over: Partial<BuildOptions>): BuildOptions {
+  return {
+    overlays: [], sets: [], dryRun: true, outDir: '/nonexistent/deploy', workDir: '/nonexistent/work', cacheDir: '/nonexistent/cache',
+    noCache: false, quiet: true, signal: new AbortController().signal, print: () => {}, isTTY: false, env: {}, skipHostChecks: true, ...over,
+  };
+}
+
+test('every shipped overlay loads and has a README', () => {
+  const names = listShipped(SHIPPED);
+  assert.deepEqual(names, ['admin-group', 'https', 'port-8000', 'python-datascience', 'ssh-key', 'wifi']);
+  for (const n of names) {
+    const o = loadOverlay(n, SHIPPED);
+    assert.ok(o.description.length > 10);
+    assert.ok(existsSync(join(SHIPPED, n, 'README.md')), `${n} has no README.md`);
+  }
+});
+
+test('overlays merge over the config file in the order given, and --set wins over both', () => {
+  const a = overlay({ 'overlay.yaml': 'description: a\nconfig:\n  hub:\n    port: 9000\n    admin_group: alpha\n' });
+  const b = overlay({ 'overlay.yaml': 'description: b\nconfig:\n  hub:\n    port: 9100\n' });
+  const cfg = join(overlay({ 'config.yaml': 'hub:\n  port: 7000\n  users_group: family\n' }), 'config.yaml');
+  const p = prepare(opts({ configPath: cfg, overlays: [a, b] }));
+  assert.equal(p.config.hub.port, 9100, 'the later overlay wins');
+  assert.equal(p.config.hub.admin_group, 'alpha');
+  assert.equal(p.config.hub.users_group, 'family', 'the file keeps what no overlay sets');
+  const q = prepare(opts({ configPath: cfg, overlays: [a, b], sets: ['hub.port=8123'] }));
+  assert.equal(q.config.hub.port, 8123);
+  assert.deepEqual(q.stages.map((s) => s.def.id).slice(-3), [`overlay-${a.split('/').pop()}`, `overlay-${b.split('/').pop()}`, '99-finalise']);
+});
+
+test('overlays listed in the config come before those on the command line; requires come first', () => {
+  const base = overlay({ 'overlay.yaml': 'description: base\n' });
+  const top = overlay({ 'overlay.yaml': `description: top\nrequires: [${base}]\n` });
+  const list = resolveOverlays([top], SHIPPED);
+  assert.deepEqual(list.map((o) => o.dir), [base, top]);
+  const cfg = join(overlay({ 'c.yaml': 'overlays: [port-8000]\n' }), 'c.yaml');
+  const p = prepare(opts({ configPath: cfg, overlays: ['admin-group'] }));
+  assert.deepEqual(p.config.overlays, ['port-8000', 'admin-group']);
+  assert.equal(p.config.hub.port, 8000);
+  assert.equal(p.config.hub.admin_group, 'sudo');
+});
+
+test('an overlay cannot introduce an unknown key: the error names the overlay and the line', () => {
+  const o = overlay({ 'overlay.yaml': 'description: bad\nconfig:\n  hub:\n    prot: 1\n' });
+  assert.throws(() => prepare(opts({ overlays: [o] })), /overlay\.yaml:4:5: unknown key `prot` in `hub` \(did you mean `port`\?\)/);
+});
+
+test('malformed overlays are refused before the build, naming the overlay and the file', () => {
+  assert.throws(() => resolveOverlays(['no-such-overlay'], SHIPPED), /overlay `no-such-overlay`: no such overlay folder .*shipped overlays: admin-group, https/);
+  assert.throws(() => resolveOverlays([overlay({ 'README.md': 'x' })], SHIPPED), /overlay\.yaml is missing/);
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: [unclosed\n' })], SHIPPED), /overlay `pihub-overlay-\w+`: \S+overlay\.yaml:\d+:\d+: invalid YAML/);
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\ncolor: red\n' })], SHIPPED), /unknown key `color`/);
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\n', 'run.sh': 'echo hi\n' })], SHIPPED), (e: Error) => {
+    assert.ok(e instanceof InputError);
+    assert.match(e.message, /overlay `pihub-overlay-\w+`: .*run\.sh: a script must start with a #! line/);
+    return true;
+  });
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\n', 'setup.py': '' })], SHIPPED), /setup\.py: unknown file; an overlay may hold overlay\.yaml, README\.md, rootfs/);
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\n', 'packages': 'Bad_Name\n' })], SHIPPED), /packages:1: `Bad_Name` is not a Debian package name/);
+});
+
+test('a rootfs/ path escaping the root through .. or a symlink is refused', () => {
+  const dotdot = overlay({ 'overlay.yaml': 'description: x\n', 'rootfs/etc/.keep': '' });
+  symlinkSync('../../../../../../etc/shadow', join(dotdot, 'rootfs/etc/shadow-link'));
+  assert.throws(() => resolveOverlays([dotdot], SHIPPED), /rootfs\/etc\/shadow-link: symlink to `\.\.\/.*` climbs out of the image root/);
+});
+
+test('a requires cycle is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pihub-cycle-'));
+  mkdirSync(join(dir, 'a'));
+  mkdirSync(join(dir, 'b'));
+  writeFileSync(join(dir, 'a', 'overlay.yaml'), 'description: a\nrequires: [b]\n');
+  writeFileSync(join(dir, 'b', 'overlay.yaml'), 'description: b\nrequires: [a]\n');
+  assert.throws(() => resolveOverlays(['a'], dir), /requires itself through a → b/);
+});
+
+test('hub.https.mode needs the https overlay; files mode needs existing files', () => {
+  assert.throws(() => prepare(opts({ sets: ['hub.https.mode=self-signed'] })), /`hub\.https\.mode` is `self-signed` but the https overlay is not applied; add `--overlay https`/);
+  assert.throws(
+    () => prepare(opts({ overlays: ['https'], sets: ['hub.https.mode=files', 'hub.https.cert_file=/nonexistent.crt', 'hub.https.key_file=/nonexistent.key'] })),
+    /`hub\.https\.cert_file`: \/nonexistent\.crt does not exist/,
+  );
+  assert.throws(() => prepare(opts({ overlays: ['https'], sets: ['hub.https.mode=files'] })), /mode `files` needs `cert_file` and `key_file`/);
+});
+
+test('--dry-run --overlay X shows what X changes', async () => {
+  const r = await build(opts({ overlays: ['port-8000', 'python-datascience'], sets: ['base.mirror=file:///nonexistent'] }));
+  assert.ok('plan' in r);
+  const text = r.plan.join('\n');
+  assert.match(text, /^overlay port-8000: the hub on port 8000 instead of 8888; sets hub\.port = 8000$/m);
+  assert.match(text, /^hub: port 8000,/m);
+  assert.match(text, /stage \d\/\d overlay-python-datascience: .*\n\s+packages: install 4 packages\n[\s\S]*?apt-get .* install .*python3-pandas python3-scipy python3-matplotlib python3-seaborn/);
+});
+
+test('the wifi overlay alone says which settings are still missing', () => {
+  assert.throws(() => prepare(opts({ overlays: ['wifi'] })), /`wifi\.ssid`: is required/);
+  const p = prepare(opts({ overlays: ['wifi'], sets: ['wifi.ssid=Home', 'wifi.psk=correct horse'] }));
+  assert.deepEqual(p.config.wifi, { country: 'GB', ssid: 'Home', psk: 'correct horse' });
+});
