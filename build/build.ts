@@ -321,8 +321,8 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
   const stageTask = (s: PlannedStage, index: number): ListrTask => ({
     title: `stage ${s.def.id}: ${s.def.description}`,
     skip: () => {
-      if (reuseImage) return `stage ${s.def.id}: cached (image reused)`;
-      if (index < resumeAt) return `stage ${s.def.id}: cached`;
+      if (reuseImage) return 'cached (image reused)';
+      if (index < resumeAt) return 'cached';
       return false;
     },
     task: async (_ctx, task) => {
@@ -332,6 +332,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
           return;
         }
         task.title = `stage ${s.def.id}: restore from cache`;
+        log.note(`stage ${s.def.id}: restore from cache`);
         rmSync(markerPath, { force: true });
         await cache.restoreStage(runner, s.key!, p.paths.rootfs, `restore ${s.def.id}`);
         writeFileSync(markerPath, s.key!);
@@ -371,6 +372,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
       }
       // Saved even with --no-cache: that flag means "do not reuse", and the fresh result refreshes the cache.
       task.title = `stage ${s.def.id}: save to cache`;
+      log.note(`stage ${s.def.id}: save to cache`);
       await cache.saveStage(runner, s.key!, s.def.id, p.paths.rootfs, `save ${s.def.id} to cache`);
       writeFileSync(markerPath, s.key!);
       task.title = `stage ${s.def.id}: ${s.def.description}`;
