@@ -268,6 +268,9 @@ function placeInDeploy(fromDir: string, files: readonly string[], deploy: string
       copyFileSync(join(fromDir, f), tmp);
     }
     renameSync(tmp, final);
+    // rename() does nothing when both names are links to one file (a reused image already in
+    // deploy/): then the temporary name is still there.
+    rmSync(tmp, { force: true });
     placed.push(final);
   }
   return placed;

@@ -12,33 +12,37 @@ npx tsc --noEmit
 
 tiers=(test/unit test/integration test/e2e)
 if [ -n "${PIHUB_TEST_TIERS:-}" ]; then read -r -a tiers <<< "$PIHUB_TEST_TIERS"; fi
-files=()
-for tier in "${tiers[@]}"; do
-  while IFS= read -r f; do files+=("$f"); done < <(find "$tier" -name '*.test.ts' | sort)
-done
-if [ "${#files[@]}" -eq 0 ]; then
-  echo "no test files found in: ${tiers[*]}" >&2
-  exit 1
-fi
 
-echo "== tests: ${tiers[*]} (${#files[@]} files)"
+# One run of node's test runner per tier, in order (fast tiers first); the totals are summed.
+total=0 passed=0 failed=0 skipped=0 status=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-set +e
-node --import tsx --experimental-websocket --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
-ran=$(grep -E '^ℹ tests [0-9]+' "$log" | tail -n 1 | awk '{print $3}')
-passed=$(grep -E '^ℹ pass [0-9]+' "$log" | tail -n 1 | awk '{print $3}')
-failed=$(grep -E '^ℹ fail [0-9]+' "$log" | tail -n 1 | awk '{print $3}')
-skipped=$(grep -E '^ℹ skipped [0-9]+' "$log" | tail -n 1 | awk '{print $3}')
-if [ -z "$ran" ] || [ "$ran" -eq 0 ]; then
+for tier in "${tiers[@]}"; do
+  files=()
+  while IFS= read -r f; do files+=("$f"); done < <(find "$tier" -name '*.test.ts' | sort)
+  if [ "${#files[@]}" -eq 0 ]; then
+    echo "no test files in $tier" >&2
+    exit 1
+  fi
+  echo "== $tier (${#files[@]} files)"
+  set +e
+  node --import tsx --experimental-websocket --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  set -e
+  count() { local n; n=$(grep -E "^ℹ $1 [0-9]+" "$log" | tail -n 1 | awk '{print $3}'); echo "${n:-0}"; }
+  total=$((total + $(count tests)))
+  passed=$((passed + $(count pass)))
+  failed=$((failed + $(count fail)))
+  skipped=$((skipped + $(count skipped)))
+done
+
+if [ "$total" -eq 0 ]; then
   echo "no test ran" >&2
   exit 1
 fi
-if [ "${skipped:-0}" -ne 0 ]; then
+if [ "$skipped" -ne 0 ]; then
   echo "$skipped test(s) were skipped; a skipped test is not a pass" >&2
   status=1
 fi
-echo "${passed:-0} passed, ${failed:-0} failed"
+echo "${passed} passed, ${failed} failed"
 exit "$status"

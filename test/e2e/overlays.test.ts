@@ -60,19 +60,20 @@ describe('an image with the port-8000 and https overlays', { timeout: 40 * 60_00
   });
 
   it('answers HTTPS on port 8000 with a certificate made on the card, whose fingerprint the console shows', async () => {
-    let res: Awaited<ReturnType<typeof httpsGet>> | undefined;
-    for (let i = 0; i < 60 && !res; i++) {
-      res = await httpsGet(port8000, '/hub/api').catch(async () => { await sleep(3000); return undefined; });
+    // Until the hub has registered its route, the proxy answers 404: wait for a healthy hub.
+    let health: Awaited<ReturnType<typeof httpsGet>> | undefined;
+    for (let i = 0; i < 90 && health?.status !== 200; i++) {
+      if (i) await sleep(2000);
+      health = await httpsGet(port8000, '/hub/health').catch(() => undefined);
     }
-    assert.ok(res, 'no HTTPS answer on port 8000');
+    assert.equal(health?.status, 200, 'no healthy hub over HTTPS on port 8000');
+    const res = await httpsGet(port8000, '/hub/api');
     assert.equal(res.status, 200);
     assert.match(res.body, /"version": "5\./);
     const shown = /HTTPS certificate SHA-256 fingerprint:\s*\n?\s*([0-9A-F:]{95})/.exec(vm.console());
     assert.ok(shown, 'the console shows the certificate fingerprint');
     assert.equal(res.fingerprint, shown[1]);
     assert.match(vm.console(), /JupyterHub at https:\/\/.*:8000\//);
-    const health = await httpsGet(port8000, '/hub/health');
-    assert.equal(health.status, 200);
   });
 
   it('does not answer on 8888', async () => {

@@ -1,7 +1,7 @@
 // Boot an image with `pihub boot` and talk to it from outside: serial console, SSH, HTTP.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { PROJECT_DIR } from '../../build/build.ts';
@@ -38,6 +38,8 @@ export interface Vm {
 export async function bootVm(image: string, guestPorts: number[], opts: { serialLog: string; diskSize?: string; workDir: string }): Promise<Vm> {
   const ports: Record<number, number> = {};
   for (const g of guestPorts) ports[g] = await freePort();
+  // A console log of an earlier boot must not satisfy this boot's waits.
+  rmSync(opts.serialLog, { force: true });
   const args = [PIHUB, 'boot', image, '--serial-log', opts.serialLog, '--no-console', '--work-dir', opts.workDir, '--disk-size', opts.diskSize ?? '8G'];
   for (const g of guestPorts) args.push('--forward', `${ports[g]}:${g}`);
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
