@@ -277,6 +277,8 @@ function placeInDeploy(fromDir: string, files: readonly string[], deploy: string
 }
 
 const MARKER = 'rootfs.key';
+/** Restoring a snapshot of a full root filesystem takes about this long here. */
+const SNAPSHOT_MIN_MS = 20_000;
 
 export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: string[] }> {
   const started = Date.now();
@@ -344,6 +346,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
       }
       rmSync(markerPath, { force: true });
       ranStages.push(s.def.id);
+      const stageStarted = Date.now();
       const stepCtx: StepContext = {
         config: p.config,
         paths: p.paths,
@@ -373,10 +376,17 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
         for (const step of s.steps) await step.cleanup?.(stepCtx);
         dropPolicy();
       }
-      // Saved even with --no-cache: that flag means "do not reuse", and the fresh result refreshes the cache.
-      task.title = `stage ${s.def.id}: save to cache`;
-      log.note(`stage ${s.def.id}: save to cache`);
-      await cache.saveStage(runner, s.key!, s.def.id, p.paths.rootfs, `save ${s.def.id} to cache`);
+      // Saved even with --no-cache: that flag means "do not reuse", and the fresh result refreshes
+      // the cache. A stage that ran faster than restoring a snapshot would take is not saved:
+      // running it again is the cheaper way back.
+      const ranMs = Date.now() - stageStarted;
+      if (ranMs >= SNAPSHOT_MIN_MS) {
+        task.title = `stage ${s.def.id}: save to cache`;
+        log.note(`stage ${s.def.id}: save to cache`);
+        await cache.saveStage(runner, s.key!, s.def.id, p.paths.rootfs, `save ${s.def.id} to cache`);
+      } else {
+        log.note(`stage ${s.def.id}: not cached (ran in ${formatDuration(ranMs)}, quicker than a restore)`);
+      }
       writeFileSync(markerPath, s.key!);
       task.title = `stage ${s.def.id}: ${s.def.description}`;
     },

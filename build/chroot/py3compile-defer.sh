@@ -22,6 +22,7 @@ SH
   off)
     rm -f /usr/bin/py3compile
     dpkg-divert --quiet --package pihub --rename --remove /usr/bin/py3compile
+    [ -f "$todo" ] || rmdir /var/lib/pihub 2>/dev/null || true
     ;;
   replay)
     if [ -f "$todo" ]; then

@@ -44,7 +44,7 @@ test('--dry-run prints every stage and step with its commands, and touches nothi
   for (const stage of ['00-bootstrap', '10-system', '20-jupyterhub', '30-settings', '99-finalise']) {
     assert.match(text, new RegExp(`stage \\d/\\d ${stage}: .* \\[runs \\(key [0-9a-f]{12}\\)`));
   }
-  assert.match(text, /\$ unshare --mount --pid --fork --kill-child -- mmdebstrap --mode=root .* trixie \S+\/rootfs file:\/\//);
+  assert.match(text, /\$ unshare --mount --pid --fork --kill-child -- mmdebstrap --mode=chrootless --variant=essential .* trixie \S+\/rootfs file:\/\//);
   // arm64 on this machine: apt and unpacking run natively, Python is byte-compiled natively.
   assert.match(text, /\$ .*enter\.sh \S+\/rootfs .*--no-chroot -- apt-get -o Dir=\S+\/rootfs\/ .*dpkg-split\.sh .* install -y .*linux-image-arm64 raspi-firmware/);
   assert.match(text, /-- \/bin\/sh \/run\/pihub\/engine\/py3compile-defer\.sh on/);

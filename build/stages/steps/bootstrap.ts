@@ -1,4 +1,7 @@
-// NN-bootstrap: mmdebstrap creates the root filesystem with the listed packages.
+// NN-bootstrap: mmdebstrap creates the root filesystem: Debian's essential packages, installed
+// without emulation (mmdebstrap's chrootless mode: the build machine's dpkg with --root, and
+// maintainer scripts that support DPKG_ROOT, as every essential package does), plus any
+// packages listed (they must support DPKG_ROOT too). Everything else goes in NN-packages.
 import { rmSync } from 'node:fs';
 import { formatCommand, type Command } from '../../exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
@@ -7,8 +10,8 @@ import type { PlanContext, Step, StepFactory } from '../step.ts';
 export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[]): Command {
   const { base, apt_proxy } = ctx.config;
   const args = [
-    '--mode=root',
-    '--variant=minbase',
+    '--mode=chrootless',
+    '--variant=essential',
     `--architectures=${base.architecture}`,
     `--components=${base.components.join(',')}`,
     // Keep the package lists: later stages install from them.
