@@ -1,5 +1,5 @@
 // The build: verify everything, then run stages (restored from the cache where possible), then export.
-import { existsSync, linkSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, copyFileSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Listr, PRESET_TIMER, PRESET_TIMESTAMP, type ListrTask } from 'listr2';
@@ -199,7 +199,8 @@ function verifyMachine(p: Prepared, opts: BuildOptions, notes: string[]): void {
   verifyEmulation(p.config.base.architecture);
   const entry = readBinfmt(p.config.base.architecture);
   if (entry?.interpreter) {
-    const warning = qemuWarning(parseQemuVersion(runQuick([entry.interpreter, ['--version']])));
+    // Debian registers a wrapper name (…-binfmt-P) that only runs under binfmt_misc; ask the real binary.
+    const warning = qemuWarning(parseQemuVersion(runQuick([realpathSync(entry.interpreter), ['--version']])));
     if (warning) notes.push(warning);
   }
   if (opts.dryRun) {

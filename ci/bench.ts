@@ -10,7 +10,7 @@
 // there), so the figures compare building, not the network. pihub writes zstd images
 // (`image.compression: zstd`); xz is only for releases. Needs root and ci/setup-host.sh.
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_DIR } from '../build/build.ts';
 import { loadStages } from '../build/stages/load.ts';
@@ -100,7 +100,8 @@ function profile(buildLog: string): string[] {
 async function main(): Promise<void> {
   if ((process.getuid?.() ?? 0) !== 0) throw new Error('npm run bench needs root (sudo)');
   mkdirSync(ROOT, { recursive: true });
-  const qemu = execFileSync('sh', ['-c', '/usr/libexec/qemu-binfmt/aarch64-binfmt-P --version 2>/dev/null | head -n 1 || qemu-aarch64-static --version | head -n 1']).toString().trim();
+  const interpreter = /^interpreter (.*)$/m.exec(readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8'))?.[1] ?? 'qemu-aarch64-static';
+  const qemu = execFileSync(realpathSync(interpreter), ['--version']).toString().split('\n')[0];
   console.log(`pihub bench: default JupyterHub image, trixie arm64, ${qemu}, ${execFileSync('nproc').toString().trim()} cores`);
   const only = process.env.PIHUB_BENCH_SKIP_BASELINE ? [] : ['baseline'];
 

@@ -49,4 +49,5 @@ grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || {
   echo "setup-host.sh: the qemu-aarch64 binfmt entry has no F flag; pihub needs qemu-user-static" >&2
   exit 1
 }
-echo "setup-host.sh: ready ($(/usr/libexec/qemu-binfmt/aarch64-binfmt-P --version 2>/dev/null | head -n 1 || qemu-aarch64-static --version | head -n 1))"
+qemu=$(sed -n 's/^interpreter //p' /proc/sys/fs/binfmt_misc/qemu-aarch64)
+echo "setup-host.sh: ready ($("$(readlink -f "$qemu")" --version | head -n 1))"

@@ -7,17 +7,11 @@ import { loadOverlay, resolveOverlays, listShipped } from '../../build/overlays/
 import { build, prepare, type BuildOptions } from '../../build/build.ts';
 import { PROJECT_DIR } from '../../build/build.ts';
 import { InputError } from '../../build/errors.ts';
+import { tmpTree } from '../helpers/tmp.ts';
 
 const SHIPPED = join(PROJECT_DIR, 'overlays');
 
-function overlay(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pihub-overlay-'));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(dir, name, '..'), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
-  return dir;
-}
+const overlay = (files: Record<string, string>) => tmpTree('pihub-overlay-', files);
 
 function opts(over: Partial<BuildOptions>): BuildOptions {
   return {

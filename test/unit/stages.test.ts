@@ -7,15 +7,9 @@ import { loadStage, loadStages, parsePackageList, parseShebang, climbsOut } from
 import { renderTemplate, templateKeys, pyLiteral } from '../../build/stages/template.ts';
 import { InputError } from '../../build/errors.ts';
 import { PROJECT_DIR } from '../../build/build.ts';
+import { tmpTree } from '../helpers/tmp.ts';
 
-function stageDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pihub-stage-'));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(dir, name, '..'), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
-  return dir;
-}
+const stageDir = (files: Record<string, string>) => tmpTree('pihub-stage-', files);
 
 test('a stage file of an unknown kind is an error naming the file and the allowed kinds', () => {
   const dir = stageDir({ '00-packages': 'nano\n', '01-instal.sh': '#!/bin/sh\n' });
