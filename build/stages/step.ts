@@ -62,7 +62,8 @@ export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string,
     STAGE_DIR: STAGE_MOUNT,
     ...valuesEnv(values),
   };
-  if (ctx.config.apt_proxy) env.PIHUB_APT_PROXY = ctx.config.apt_proxy;
+  // apt in scripts (e.g. `apt-get install npm`) goes through the configured proxy too.
+  if (ctx.config.apt_proxy) env.http_proxy = ctx.config.apt_proxy;
   return env;
 }
 

@@ -83,9 +83,16 @@ image:
     assert.match(sha, new RegExp(`^${out.manifest.raw_sha256}  ${out.base}\\.img\\n${out.manifest.sha256}  ${out.base}\\.img\\.zst\\n$`));
   });
 
-  it('reaches multi-user with no failed units', async () => {
+  it('reaches multi-user with no failed units, and every package is configured', async () => {
     const r = await ssh(alice, 'systemctl is-system-running --wait; systemctl --failed --no-legend --plain');
     assert.equal(r.stdout.trim(), 'running', `failed units:\n${r.stdout}`);
+    const dpkg = await ssh(alice, "dpkg --audit; dpkg-query -W -f '${db:Status-Abbrev}\\n' | sort | uniq -c");
+    assert.match(dpkg.stdout.trim(), /^\d+ ii\s*$/, `packages not fully installed:\n${dpkg.stdout}`);
+  });
+
+  it('has python as Python 3, and pip', async () => {
+    const r = await ssh(alice, 'python --version; pip --version; pip3 --version');
+    assert.match(r.stdout, /^Python 3\.\d+\.\d+\npip \d+.* \(python 3\.\d+\)\npip \d+/);
   });
 
   it('grew the root partition and file system to fill the disk at first boot', async () => {
@@ -199,6 +206,23 @@ image:
     assert.equal((await s.request('/hub/admin')).status, 403);
     const screen = await s.terminal('echo "term-$(id -un)-$((6*7))"', /term-bob-42/);
     assert.match(screen, /term-bob-42/);
+  });
+
+  it('adds a person made with `sudo adduser` to the hub users, not to the admins', async () => {
+    const r = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' adduser --disabled-password --comment '' erin >/dev/null && id -Gn erin");
+    assert.match(r.stdout, /\bjupyter_users\b/);
+    assert.doesNotMatch(r.stdout, /\bjupyter_admin\b|\bsudo\b/);
+  });
+
+  it('listens for the hub on the configured port only, and shuts idle servers down after an hour', async () => {
+    const r = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' ss -Hltnp | grep -E 'python|node|jupyterhub'");
+    const open = r.stdout.split('\n').filter(Boolean).filter((l) => !/ (127\.0\.0\.1|\[::1\]|\[::ffff:127\.0\.0\.1\]):\d+ /.test(l));
+    assert.ok(open.length >= 1);
+    for (const l of open) assert.match(l, /:8888 /, `the hub also listens on: ${l}`);
+    const conf = await ssh(alice, 'cat /etc/jupyter/jupyter_server_config.py');
+    assert.match(conf.stdout, /^idle_minutes = 60$/m);
+    assert.match(conf.stdout, /cull_idle_timeout/);
+    assert.match(conf.stdout, /shutdown_no_activity_timeout/);
   });
 
   it('refuses a wrong password and system accounts', async () => {

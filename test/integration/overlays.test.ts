@@ -1,0 +1,47 @@
+// Shipped overlays' build-machine steps, for real, on a scratch root: the https overlay in
+// `files` mode installs the given certificate and key with the right owners and modes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOverlay } from '../../build/overlays/load.ts';
+import { stepFor } from '../../build/stages/steps/index.ts';
+import { createRunner } from '../../build/exec.ts';
+import { resolveConfig, setLayer } from '../../build/config/load.ts';
+import { stageValues } from '../../build/stages/values.ts';
+import { PROJECT_DIR } from '../../build/build.ts';
+
+test('https overlay, files mode: the certificate and key land in the image, the key readable by root only', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'pihub-https-'));
+  const crt = join(work, 'pi.crt');
+  const key = join(work, 'pi.key');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=pi', '-keyout', key, '-out', crt], { stdio: 'ignore' });
+  const rootfs = join(work, 'rootfs');
+  execFileSync('mkdir', ['-p', join(rootfs, 'etc')]);
+  const overlay = loadOverlay('https', join(PROJECT_DIR, 'overlays'));
+  const config = resolveConfig([overlay.layer, setLayer(['hub.https.mode=files', `hub.https.cert_file=${crt}`, `hub.https.key_file=${key}`])]);
+  const runner = createRunner({ write: () => {} });
+  const sub = overlay.stage.substeps.find((s) => s.kind === 'run')!;
+  const ctx = {
+    config,
+    stage: overlay.stage,
+    paths: { work, rootfs, cache: work, debs: work, deploy: work },
+    runner,
+    values: await stageValues(config, overlay.stage.reads, runner, 'test'),
+    note: () => {},
+  };
+  await stepFor(sub).run(ctx);
+  const dir = join(rootfs, 'etc/pihub/https');
+  assert.equal(readFileSync(join(dir, 'hub.crt'), 'utf8'), readFileSync(crt, 'utf8'));
+  assert.equal(readFileSync(join(dir, 'hub.key'), 'utf8'), readFileSync(key, 'utf8'));
+  assert.equal(statSync(join(dir, 'hub.key')).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, 'hub.crt')).mode & 0o777, 0o644);
+  assert.equal(statSync(join(dir, 'hub.key')).uid, 0);
+
+  // Back to self-signed: nothing of the old files stays for the card to trust.
+  const self = resolveConfig([overlay.layer]);
+  await stepFor(sub).run({ ...ctx, config: self, values: await stageValues(self, overlay.stage.reads, runner, 'test') });
+  assert.throws(() => statSync(join(dir, 'hub.key')));
+});
