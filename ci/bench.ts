@@ -91,10 +91,14 @@ function profile(buildLog: string): string[] {
   const totals = new Map<string, number>();
   marks.forEach((m, i) => {
     const next = marks[i + 1]?.t ?? end;
-    const key = m.what === 'export' ? 'export' : `${m.what} ${m.detail.split(':')[0]}`;
+    // "stage 10-system: 02-packages-nr: install 30 packages" → "stage 10-system 02-packages-nr"
+    const key = m.what === 'export' ? 'export' : `${m.what} ${m.detail.split(/: | \(/)[0]}`;
     totals.set(key, (totals.get(key) ?? 0) + (next - m.t));
   });
-  return [...totals].map(([k, ms]) => `  ${formatDuration(ms).padStart(6)}  ${k}`);
+  const steps = [...totals].map(([k, ms]) => `  ${formatDuration(ms).padStart(6)}  ${k}`);
+  // Inside each package installation: what dpkg spent its time on (the packages step notes it).
+  const inside = [...text.matchAll(/^\[[^\]]+\] profile (.*)$/gm)].map((m) => `    ${m[1]}`);
+  return [...steps, ...(inside.length ? ['  inside the package installations:', ...inside] : [])];
 }
 
 async function main(): Promise<void> {

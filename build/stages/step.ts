@@ -57,6 +57,8 @@ export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string,
     HOME: '/root',
     LANG: 'C.UTF-8',
     LC_ALL: 'C.UTF-8',
+    // dpkg's log (build profile) gets one clock from the build machine's dpkg and the target's.
+    TZ: 'UTC',
     DEBIAN_FRONTEND: 'noninteractive',
     DEBCONF_NONINTERACTIVE_SEEN: 'true',
     STAGE_DIR: STAGE_MOUNT,

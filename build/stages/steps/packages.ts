@@ -7,7 +7,7 @@
 //    and configuring stay in the target;
 //  - byte-compiling Python: py3compile is deferred while apt runs, then a native Python of
 //    the same version compiles the same files (py3compile-native.py).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatCommand, type Command } from '../../exec.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
@@ -65,6 +65,61 @@ async function compileDeferred(ctx: StepContext, step: string): Promise<void> {
   }
 }
 
+export interface DpkgProfile {
+  unpacked: number;
+  configured: number;
+  unpackSeconds: number;
+  configureSeconds: number;
+  triggerSeconds: number;
+  slowest: Array<[string, number]>;
+}
+
+/**
+ * Where dpkg's time went, from its log (one line per action, one-second resolution): each
+ * interval is counted to the action it ends with.
+ */
+export function dpkgProfile(log: string, since: Date): DpkgProfile {
+  const p: DpkgProfile = { unpacked: 0, configured: 0, unpackSeconds: 0, configureSeconds: 0, triggerSeconds: 0, slowest: [] };
+  const perPackage = new Map<string, number>();
+  let last: number | undefined;
+  for (const line of log.split('\n')) {
+    const m = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+) (\S+) ?(\S*)/.exec(line);
+    if (!m) continue;
+    const t = Date.parse(`${m[1]!.replace(' ', 'T')}Z`);
+    if (t < since.getTime() - 1000) continue;
+    const d = last === undefined ? 0 : (t - last) / 1000;
+    last = t;
+    const [, , action, what, pkg] = m;
+    if (action === 'status' && what === 'unpacked') {
+      p.unpacked += 1;
+      p.unpackSeconds += d;
+    } else if (action === 'status' && (what === 'installed' || what === 'half-configured')) {
+      if (what === 'installed') p.configured += 1;
+      p.configureSeconds += d;
+      perPackage.set(pkg!, (perPackage.get(pkg!) ?? 0) + d);
+    } else if (action === 'trigproc') {
+      p.triggerSeconds += d;
+    }
+  }
+  p.slowest = [...perPackage].sort((a, b) => b[1] - a[1]).slice(0, 5);
+  return p;
+}
+
+function noteProfile(ctx: StepContext, step: string, since: Date, compileSeconds: number): void {
+  let log = '';
+  try {
+    log = readFileSync(join(ctx.paths.rootfs, 'var/log/dpkg.log'), 'utf8');
+  } catch {
+    return;
+  }
+  const p = dpkgProfile(log, since);
+  const slow = p.slowest.map(([k, s]) => `${k.replace(/:.*/, '')} ${s}s`).join(', ');
+  ctx.note(
+    `profile ${step}: unpack ${p.unpackSeconds}s (${p.unpacked} packages), configure ${p.configureSeconds}s (${p.configured}; slowest: ${slow}), ` +
+      `triggers ${p.triggerSeconds}s, Python byte-compiling ${compileSeconds}s`,
+  );
+}
+
 export const packagesStep: StepFactory = (sub) => {
   const packages = sub.packages ?? [];
   const recommends = sub.kind === 'packages';
@@ -89,6 +144,8 @@ export const packagesStep: StepFactory = (sub) => {
         await runInChroot(ctx, ['apt-get', ...installArgs(ctx, packages, recommends)], { step });
         return;
       }
+      // dpkg's log has local time; the build machine and the target agree on UTC in the chroot.
+      const since = new Date(Math.floor(Date.now() / 1000) * 1000);
       await runInChroot(ctx, DEFER('on'), { step });
       try {
         await ctx.runner.run(nativeAptCommand(ctx, packages, recommends), {
@@ -100,7 +157,9 @@ export const packagesStep: StepFactory = (sub) => {
       } finally {
         await runInChroot(ctx, DEFER('off'), { step });
       }
+      const compileStarted = Date.now();
       await compileDeferred(ctx, step);
+      noteProfile(ctx, step, since, Math.round((Date.now() - compileStarted) / 1000));
     },
   };
 };
