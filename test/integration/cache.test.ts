@@ -1,10 +1,10 @@
 // The stage cache keeps a root filesystem exactly: owners, modes, device nodes, hard links,
 // symlinks, ACLs, extended attributes and file capabilities.
 import { test } from 'node:test';
+import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cache } from '../../build/cache/cache.ts';
 import { createRunner } from '../../build/exec.ts';
@@ -12,7 +12,7 @@ import { createRunner } from '../../build/exec.ts';
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args).toString();
 
 function specialTree(): string {
-  const root = mkdtempSync(join(tmpdir(), 'pihub-fidelity-'));
+  const root = scratch('pihub-fidelity-');
   mkdirSync(join(root, 'dev'));
   mkdirSync(join(root, 'usr/bin'), { recursive: true });
   mkdirSync(join(root, 'tmp'));
@@ -55,7 +55,7 @@ function describe(root: string): string {
 
 test('a restored snapshot is identical to the tree that was stored', { timeout: 120_000 }, async () => {
   const tree = specialTree();
-  const cacheDir = mkdtempSync(join(tmpdir(), 'pihub-cache-'));
+  const cacheDir = scratch('pihub-cache-');
   const cache = new Cache(cacheDir);
   const runner = createRunner({ write: () => {} });
   const before = describe(tree);
@@ -64,7 +64,7 @@ test('a restored snapshot is identical to the tree that was stored', { timeout: 
   assert.match(before, /user\.pihub="kept"/);
   await cache.saveStage(runner, 'k1', '10-test', tree, 'save');
   assert.ok(cache.hasStage('k1'));
-  const restored = mkdtempSync(join(tmpdir(), 'pihub-restored-'));
+  const restored = scratch('pihub-restored-');
   await cache.restoreStage(runner, 'k1', restored, 'restore');
   assert.equal(describe(restored).replaceAll(restored, ''), before.replaceAll(tree, ''));
   const list = cache.list();
@@ -73,11 +73,11 @@ test('a restored snapshot is identical to the tree that was stored', { timeout: 
 });
 
 test('an interrupted snapshot never becomes an entry, and LRU pruning keeps the newest', { timeout: 120_000 }, async () => {
-  const cacheDir = mkdtempSync(join(tmpdir(), 'pihub-cache-'));
+  const cacheDir = scratch('pihub-cache-');
   const cache = new Cache(cacheDir, 1);
   const ac = new AbortController();
   const runner = createRunner({ write: () => {} }, ac.signal);
-  const big = mkdtempSync(join(tmpdir(), 'pihub-big-'));
+  const big = scratch('pihub-big-');
   execFileSync('dd', ['if=/dev/urandom', `of=${join(big, 'blob')}`, 'bs=1M', 'count=200', 'status=none']);
   setTimeout(() => ac.abort('SIGINT'), 150);
   await assert.rejects(cache.saveStage(runner, 'k2', 'big', big, 'save'), /interrupted/);
@@ -85,7 +85,7 @@ test('an interrupted snapshot never becomes an entry, and LRU pruning keeps the 
   assert.deepEqual(readdirSync(join(cacheDir, 'stages')), [], 'no partial file is left');
 
   const r2 = createRunner({ write: () => {} });
-  const small = mkdtempSync(join(tmpdir(), 'pihub-small-'));
+  const small = scratch('pihub-small-');
   writeFileSync(join(small, 'f'), 'x');
   await cache.saveStage(r2, 'old', 'a', small, 'save');
   await new Promise((r) => setTimeout(r, 20));

@@ -1,17 +1,17 @@
 // The real command line: help, dry-run, and every bad-input case ends with a clear message,
 // a non-zero exit code and nothing left behind.
 import { test } from 'node:test';
+import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { runPihub } from '../helpers/build.ts';
 import { PROJECT_DIR } from '../../build/build.ts';
 import { sleep } from '../helpers/vm.ts';
 
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'pihub-cli-'));
+  return scratch('pihub-cli-');
 }
 
 function config(text: string): string {

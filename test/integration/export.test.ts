@@ -1,9 +1,9 @@
 // Real mke2fs, mkfs.vfat, mcopy, genimage, sfdisk, fsck on a small root filesystem, without emulation.
 import { test } from 'node:test';
+import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportImage } from '../../build/image/export.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
@@ -11,7 +11,7 @@ import { createRunner } from '../../build/exec.ts';
 import { BOOT_OFFSET, MiB } from '../../build/image/layout.ts';
 
 function smallRootfs(): string {
-  const root = mkdtempSync(join(tmpdir(), 'pihub-rootfs-'));
+  const root = scratch('pihub-rootfs-');
   for (const d of ['etc', 'root', 'home/alice', 'boot/firmware/overlays', 'usr/bin', 'var/lib/dpkg']) mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, 'etc/hostname'), 'pihub\n');
   writeFileSync(join(root, 'root/secret'), 'x\n');
@@ -38,7 +38,7 @@ function readAt(file: string, offset: number, length: number): Buffer {
 
 test('export assembles an MBR image with a FAT32 boot and an ext4 root, both valid, no loop devices', { timeout: 300_000 }, async () => {
   const rootfs = smallRootfs();
-  const dir = mkdtempSync(join(tmpdir(), 'pihub-export-'));
+  const dir = scratch('pihub-export-');
   const config = resolveConfig([setLayer(['name=small', 'image.compression=zstd', 'image.headroom_mib=16'])]);
   const log: string[] = [];
   const loopsBefore = execFileSync('losetup', ['-a']).toString();

@@ -1,10 +1,10 @@
 // Shipped overlays' build-machine steps, for real, on a scratch root: the https overlay in
 // `files` mode installs the given certificate and key with the right owners and modes.
 import { test } from 'node:test';
+import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadOverlay } from '../../build/overlays/load.ts';
 import { stepFor } from '../../build/stages/steps/index.ts';
@@ -14,7 +14,7 @@ import { stageValues } from '../../build/stages/values.ts';
 import { PROJECT_DIR } from '../../build/build.ts';
 
 test('https overlay, files mode: the certificate and key land in the image, the key readable by root only', async () => {
-  const work = mkdtempSync(join(tmpdir(), 'pihub-https-'));
+  const work = scratch('pihub-https-');
   const crt = join(work, 'pi.crt');
   const key = join(work, 'pi.key');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=pi', '-keyout', key, '-out', crt], { stdio: 'ignore' });

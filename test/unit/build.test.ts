@@ -1,7 +1,7 @@
 import { test } from 'node:test';
+import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, orderStages, type BuildOptions } from '../../build/build.ts';
 import { InterruptedError } from '../../build/errors.ts';
@@ -9,14 +9,14 @@ import type { Runner } from '../../build/exec.ts';
 import { FakeRunner } from '../../build/exec.ts';
 
 function fakeMirror(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pihub-mirror-'));
+  const dir = scratch('pihub-mirror-');
   mkdirSync(join(dir, 'dists/trixie'), { recursive: true });
   writeFileSync(join(dir, 'dists/trixie/InRelease'), 'Origin: Debian\nDate: Sat, 10 Jan 2026 09:00:00 UTC\n');
   return `file://${dir}`;
 }
 
 function options(over: Partial<BuildOptions>): BuildOptions {
-  const root = mkdtempSync(join(tmpdir(), 'pihub-build-'));
+  const root = scratch('pihub-build-');
   return {
     overlays: [],
     sets: [`base.mirror=${fakeMirror()}`],

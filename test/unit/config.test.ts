@@ -1,7 +1,7 @@
 import { test } from 'node:test';
+import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, knownKeysAt } from '../../build/config/load.ts';
 import { DEFAULTS } from '../../build/config/schema.ts';
@@ -51,7 +51,7 @@ test('config file missing: names the file and what to do', () => {
 });
 
 test('invalid YAML: line and column', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pihub-'));
+  const dir = scratch('pihub-');
   const file = join(dir, 'bad.yaml');
   writeFileSync(file, 'name: pi\nhub:\n  port: [8000\n');
   assert.throws(() => loadConfigFile(file), (err: Error) => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
+import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyHostTools, verifyRoot, verifyDiskSpace, parseQemuVersion, qemuWarning } from '../../build/host.ts';
 import { hasBinfmt, readBinfmt } from '../../build/chroot/chroot.ts';
@@ -34,7 +34,7 @@ test('too little free disk says how much is free and needed', () => {
 });
 
 test('binfmt entries are read, and the F flag is required', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'binfmt-'));
+  const dir = scratch('binfmt-');
   writeFileSync(join(dir, 'qemu-aarch64'), 'enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POF\noffset 0\n');
   assert.deepEqual(readBinfmt('arm64', dir), { enabled: true, interpreter: '/usr/libexec/qemu-binfmt/aarch64-binfmt-P', flags: 'POF' });
   assert.equal(hasBinfmt('arm64', dir), true);

@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadOverlay, resolveOverlays, listShipped } from '../../build/overlays/load.ts';
 import { build, prepare, type BuildOptions } from '../../build/build.ts';
 import { PROJECT_DIR } from '../../build/build.ts';
 import { InputError } from '../../build/errors.ts';
-import { tmpTree } from '../helpers/tmp.ts';
+import { scratch, tmpTree } from '../helpers/tmp.ts';
 
 const SHIPPED = join(PROJECT_DIR, 'overlays');
 
@@ -81,7 +80,7 @@ test('a rootfs/ path escaping the root through .. or a symlink is refused', () =
 });
 
 test('a requires cycle is refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pihub-cycle-'));
+  const dir = scratch('pihub-cycle-');
   mkdirSync(join(dir, 'a'));
   mkdirSync(join(dir, 'b'));
   writeFileSync(join(dir, 'a', 'overlay.yaml'), 'description: a\nrequires: [b]\n');

@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync, symlinkSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadStage, loadStages, parsePackageList, parseShebang, climbsOut } from '../../build/stages/load.ts';
 import { renderTemplate, templateKeys, pyLiteral } from '../../build/stages/template.ts';
 import { InputError } from '../../build/errors.ts';
 import { PROJECT_DIR } from '../../build/build.ts';
-import { tmpTree } from '../helpers/tmp.ts';
+import { scratch, tmpTree } from '../helpers/tmp.ts';
 
 const stageDir = (files: Record<string, string>) => tmpTree('pihub-stage-', files);
 
@@ -101,10 +100,10 @@ test('the shipped stages load; only the first bootstraps', () => {
 });
 
 test('a stage directory with a bad name, and a second bootstrap, are refused', () => {
-  const root = mkdtempSync(join(tmpdir(), 'pihub-stages-'));
+  const root = scratch('pihub-stages-');
   mkdirSync(join(root, 'system'));
   assert.throws(() => loadStages(root), /system: not a stage; stages are directories named NN-name/);
-  const root2 = mkdtempSync(join(tmpdir(), 'pihub-stages-'));
+  const root2 = scratch('pihub-stages-');
   for (const s of ['00-a', '10-b']) {
     mkdirSync(join(root2, s));
     writeFileSync(join(root2, s, '00-bootstrap'), 'nano\n');
