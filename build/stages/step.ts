@@ -1,4 +1,5 @@
 // The one interface every step kind implements, and what a step may use while it runs.
+import { existsSync } from 'node:fs';
 import type { BuildConfig } from '../config/schema.ts';
 import type { Command, Runner, RunOptions } from '../exec.ts';
 import { chrootCommand, type Bind } from '../chroot/chroot.ts';
@@ -50,6 +51,16 @@ export type StepFactory = (sub: Substep) => Step;
 export const CHROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const STAGE_MOUNT = '/run/pihub/stage';
 
+/**
+ * The build machine's certificates, seen by programs in the target during the build (npm
+ * behind a proxy that re-signs TLS trusts what the build machine trusts). Nothing of it is
+ * written into the image.
+ */
+const HOST_CERTS = '/etc/ssl/certs';
+const HOST_CERTS_MOUNT = '/run/pihub/host-certs';
+const HOST_BUNDLE = 'ca-certificates.crt';
+const hasHostBundle = () => existsSync(`${HOST_CERTS}/${HOST_BUNDLE}`);
+
 /** The environment of everything that runs inside the target. */
 export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string, unknown> = {}): Record<string, string> {
   const env: Record<string, string> = {
@@ -66,6 +77,7 @@ export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string,
   };
   // apt in scripts (e.g. `apt-get install npm`) goes through the configured proxy too.
   if (ctx.config.apt_proxy) env.http_proxy = ctx.config.apt_proxy;
+  if (hasHostBundle()) env.NODE_EXTRA_CA_CERTS = `${HOST_CERTS_MOUNT}/${HOST_BUNDLE}`;
   return env;
 }
 
@@ -82,6 +94,7 @@ export function standardBinds(ctx: PlanContext): Bind[] {
     { source: ctx.paths.debs, target: '/var/cache/apt/archives' },
     { source: ctx.stage.dir, target: STAGE_MOUNT, readOnly: true },
     { source: ENGINE_DIR, target: ENGINE_MOUNT, readOnly: true },
+    ...(hasHostBundle() ? [{ source: HOST_CERTS, target: HOST_CERTS_MOUNT, readOnly: true }] : []),
   ];
 }
 
