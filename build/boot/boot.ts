@@ -15,6 +15,8 @@ export interface BootOptions {
   cpus: number;
   diskSize: string;
   machine: 'virt' | 'raspi3b';
+  /** A userconf.txt to put on the boot partition of this boot's disk (never on the image). */
+  userconf?: string;
   serialLog?: string;
   /** Print the console on stdout (default when no --serial-log). */
   console: boolean;
@@ -134,6 +136,7 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 export async function boot(o: BootOptions): Promise<number> {
   verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', ...(o.image.match(/\.(xz|zst|gz)$/) ? [{ xz: 'xz', zst: 'zstd', gz: 'gzip' }[o.image.split('.').pop()!]!] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
+  if (o.userconf && !existsSync(o.userconf)) throw new UserError(`--userconf ${o.userconf} does not exist`);
   mkdirSync(o.workDir, { recursive: true });
   const raw = await rawImage(o);
   const runDir = join(o.workDir, `run-${process.pid}`);
@@ -144,19 +147,31 @@ export async function boot(o: BootOptions): Promise<number> {
   };
   try {
     const files = await extractBootFiles(o, raw, runDir);
+    let base = raw;
+    if (o.userconf) {
+      // As if written onto a freshly flashed card: a sparse copy of the image gets the file.
+      base = join(runDir, 'card.img');
+      await o.runner.run(['cp', ['--sparse=always', raw, base]], { step: 'copy the image for userconf.txt' });
+      const fat = parseMbr(readSector(base)).find((p) => FAT_TYPES.has(p.type))!;
+      await o.runner.run(['mcopy', ['-o', '-i', `${base}@@${fat.offset}`, o.userconf, '::userconf.txt']], {
+        env: { MTOOLS_SKIP_CHECK: '1' },
+        step: 'write userconf.txt onto the boot partition',
+      });
+      o.note(`userconf.txt from ${o.userconf} is on this boot's card (the image is unchanged)`);
+    }
     let disk = join(runDir, 'disk.qcow2');
     let format: 'qcow2' | 'raw' = 'qcow2';
     if (o.machine === 'raspi3b') {
       // The SD card model needs a raw power-of-two size: boot a resized raw copy.
       disk = join(runDir, 'disk.img');
-      await o.runner.run(['qemu-img', ['convert', '-O', 'raw', raw, disk]], { step: 'copy the image' });
+      await o.runner.run(['qemu-img', ['convert', '-O', 'raw', base, disk]], { step: 'copy the image' });
       const size = statSync(disk).size;
       let pow = 1;
       while (pow < size) pow *= 2;
       await o.runner.run(['qemu-img', ['resize', '-f', 'raw', disk, String(pow)]], { step: 'resize the SD card' });
       format = 'raw';
     } else {
-      await o.runner.run(['qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', raw, disk, o.diskSize]], { step: 'create the copy-on-write disk' });
+      await o.runner.run(['qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, disk, o.diskSize]], { step: 'create the copy-on-write disk' });
     }
     const qmpSocket = join(runDir, 'qmp.sock');
     const command = qemuCommand({

@@ -23,6 +23,8 @@ Options:
       --disk-size SIZE             size of the guest's disk, which the first boot grows
                                    the root file system to fill (default 8G)
       --machine virt|raspi3b       QEMU machine: virt (default) or the Pi 3 board model
+      --userconf FILE              boot as if FILE had been put on the card as userconf.txt
+                                   (lines NAME:HASH; the accounts are made at first boot)
       --serial-log FILE            also write the console to FILE
       --no-console                 do not print the console here (with --serial-log)
       --append TEXT                extra kernel command line arguments
@@ -40,6 +42,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
       cpus: { type: 'string' },
       'disk-size': { type: 'string' },
       machine: { type: 'string' },
+      userconf: { type: 'string' },
       'serial-log': { type: 'string' },
       'no-console': { type: 'boolean' },
       append: { type: 'string' },
@@ -81,6 +84,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
     cpus: int(values.cpus, 2, 'cpus', 1),
     diskSize,
     machine,
+    userconf: values.userconf ? resolve(values.userconf) : undefined,
     serialLog: values['serial-log'] ? resolve(values['serial-log']) : undefined,
     console: !values['no-console'],
     workDir: resolve(values['work-dir'] ?? 'work/boot'),

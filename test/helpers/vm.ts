@@ -35,13 +35,14 @@ export interface Vm {
 }
 
 /** `pihub boot IMAGE` with the given guest ports forwarded to free host ports. */
-export async function bootVm(image: string, guestPorts: number[], opts: { serialLog: string; diskSize?: string; workDir: string }): Promise<Vm> {
+export async function bootVm(image: string, guestPorts: number[], opts: { serialLog: string; diskSize?: string; workDir: string; extraArgs?: string[] }): Promise<Vm> {
   const ports: Record<number, number> = {};
   for (const g of guestPorts) ports[g] = await freePort();
   // A console log of an earlier boot must not satisfy this boot's waits.
   rmSync(opts.serialLog, { force: true });
   const args = [PIHUB, 'boot', image, '--serial-log', opts.serialLog, '--no-console', '--work-dir', opts.workDir, '--disk-size', opts.diskSize ?? '8G'];
   for (const g of guestPorts) args.push('--forward', `${ports[g]}:${g}`);
+  args.push(...(opts.extraArgs ?? []));
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
