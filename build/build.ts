@@ -36,7 +36,6 @@ export interface BuildOptions {
   stagesDir?: string;
   overlaysDir?: string;
   signal: AbortSignal;
-  print: (line: string) => void;
   isTTY: boolean;
   env: NodeJS.ProcessEnv;
   /** For tests: a runner to use instead of real commands. */

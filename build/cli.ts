@@ -97,7 +97,6 @@ async function buildCommand(args: string[], signal: AbortSignal): Promise<number
     stagesDir: values.stages ? resolve(values.stages) : undefined,
     quiet: values.quiet ?? false,
     signal,
-    print: (l) => process.stdout.write(`${l}\n`),
     isTTY: process.stdout.isTTY === true,
     env: process.env,
   });

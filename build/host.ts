@@ -1,8 +1,9 @@
 // Checks of the build machine, all before the first command runs.
-import { accessSync, constants, statfsSync, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants, statfsSync, existsSync } from 'node:fs';
 import { delimiter, join, dirname } from 'node:path';
 import { UserError } from './errors.ts';
 import { hasBinfmt, readBinfmt, BINFMT_NAMES } from './chroot/chroot.ts';
+import { hostArch } from './chroot/tools.ts';
 
 /** Every host program pihub runs, with the Debian/Ubuntu package that provides it. */
 export const HOST_TOOLS: Record<string, string> = {
@@ -21,6 +22,9 @@ export const HOST_TOOLS: Record<string, string> = {
   genimage: 'genimage',
   mkpasswd: 'whois',
   'dpkg-query': 'dpkg',
+  dpkg: 'dpkg',
+  'apt-get': 'apt',
+  cp: 'coreutils',
   'arch-test': 'arch-test',
   'qemu-img': 'qemu-utils',
   'qemu-system-aarch64': 'qemu-system-arm',
@@ -90,13 +94,13 @@ export function verifyDiskSpace(dir: string, needed: number, what: string, free:
 }
 
 /** Checks that foreign binaries run; says exactly what to install when they do not. */
-export function verifyEmulation(arch: string, hostArch: string = process.arch === 'x64' ? 'amd64' : process.arch): void {
-  if (arch === hostArch || (hostArch === 'arm64' && arch === 'armhf')) return;
+export function verifyEmulation(arch: string, host: string = hostArch()): void {
+  if (arch === host || (host === 'arm64' && arch === 'armhf')) return;
   const name = BINFMT_NAMES[arch];
   if (!name) throw new UserError(`no emulation known for architecture ${arch}`);
   if (!existsSync('/proc/sys/fs/binfmt_misc/status')) {
     throw new UserError(
-      `building ${arch} on ${hostArch} needs binfmt_misc, which is not mounted; ` +
+      `building ${arch} on ${host} needs binfmt_misc, which is not mounted; ` +
         `run \`sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc\`, then ${SETUP_HINT}`,
     );
   }
@@ -130,9 +134,4 @@ export function qemuWarning(version: [number, number] | undefined): string | und
     );
   }
   return undefined;
-}
-
-export function ensureDir(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  return dir;
 }

@@ -27,7 +27,6 @@ function options(over: Partial<BuildOptions>): BuildOptions {
     noCache: false,
     quiet: true,
     signal: new AbortController().signal,
-    print: () => {},
     isTTY: false,
     env: {},
     skipHostChecks: true,

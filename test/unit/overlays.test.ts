@@ -15,7 +15,7 @@ const overlay = (files: Record<string, string>) => tmpTree('pihub-overlay-', fil
 function opts(over: Partial<BuildOptions>): BuildOptions {
   return {
     overlays: [], sets: [], dryRun: true, outDir: '/nonexistent/deploy', workDir: '/nonexistent/work', cacheDir: '/nonexistent/cache',
-    noCache: false, quiet: true, signal: new AbortController().signal, print: () => {}, isTTY: false, env: {}, skipHostChecks: true, ...over,
+    noCache: false, quiet: true, signal: new AbortController().signal, isTTY: false, env: {}, skipHostChecks: true, ...over,
   };
 }
 
