@@ -17,6 +17,7 @@ import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
 import { digestTree, implementationDigest, keyValues, releaseDate, sha256, stageKey, canonicalJson } from './cache/keys.ts';
 import { verifyDiskSpace, verifyEmulation, verifyHostTools, verifyRoot, parseQemuVersion, qemuWarning } from './host.ts';
 import { readBinfmt } from './chroot/chroot.ts';
+import { ensureToolsRoot, isForeign, toolsKey, toolsRoot } from './chroot/tools.ts';
 import { describeExport, exportImage, exportNames } from './image/export.ts';
 import { BuildLog, chooseRenderer, formatDuration, type RendererName } from './progress.ts';
 
@@ -163,6 +164,7 @@ export function prepare(opts: BuildOptions): Prepared {
 const SHARED_SOURCES = [
   'stages/step.ts', 'stages/template.ts', 'stages/values.ts', 'chroot/chroot.ts', 'chroot/enter.sh',
   'chroot/tools.ts', 'chroot/dpkg-split.sh', 'chroot/py3compile-defer.sh', 'chroot/py3compile-native.py',
+  'chroot/native-prepare.sh', 'chroot/native-tools.sh',
 ];
 
 /** Chain the stage keys: each covers its parent, its files, the values it reads, the base and pihub's code. */
@@ -226,7 +228,8 @@ export function planLines(p: Prepared, exportCached: boolean | undefined, notes:
     out.push(`overlay ${o.name}: ${o.description}${sets.length ? `; sets ${sets.join(', ')}` : ''}`);
   }
   out.push('');
-  const ctxFor = (s: PlannedStage): PlanContext => ({ config: c, paths: p.paths, stage: s.def, release: p.release });
+  const tools = p.release && isForeign(c) ? toolsRoot(p.paths.cache, toolsKey(c, p.release)) : undefined;
+  const ctxFor = (s: PlannedStage): PlanContext => ({ config: c, paths: p.paths, stage: s.def, release: p.release, tools });
   p.stages.forEach((s, i) => {
     const state = s.key === undefined ? 'cache unknown' : s.cached ? `cached ${s.key.slice(0, 12)}` : `runs (key ${s.key.slice(0, 12)})`;
     const reads = s.def.reads.length ? `; reads ${s.def.reads.join(', ')}` : '';
@@ -352,6 +355,8 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
         paths: p.paths,
         stage: s.def,
         release: p.release,
+        // Made once per base (natively, seconds) and kept in the cache.
+        tools: isForeign(p.config) ? await ensureToolsRoot(runner, p.config, p.paths.cache, p.release!, `${s.def.id}: native tools`) : undefined,
         runner,
         values: {},
         note: (line) => log.note(line),

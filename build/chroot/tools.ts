@@ -1,5 +1,7 @@
 // A small native root of the same Debian suite (the build machine's architecture), kept in
-// the cache: its Python byte-compiles the target's Python files at native speed.
+// the cache: its Python byte-compiles the target's Python files at native speed, and a few of
+// its programs run inside the target's chroot in place of the target's emulated ones
+// (native-prepare.sh, native-tools.sh). Same suite, same versions: the same results.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +13,9 @@ import { implementationDigest, sha256, canonicalJson } from '../cache/keys.ts';
 export const ENGINE_DIR = fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, '');
 export const ENGINE_MOUNT = '/run/pihub/engine';
 export const DPKG_SPLIT = join(ENGINE_DIR, 'dpkg-split.sh');
-const TOOLS_PACKAGES = ['python3-minimal'];
+/** Where the tools root appears inside the target while a step runs. */
+export const TOOLS_MOUNT = '/run/pihub/tools';
+const TOOLS_PACKAGES = ['python3-minimal', 'kmod', 'dracut-install', 'patchelf'];
 
 /** Debian's name for the build machine's architecture. */
 export function hostArch(nodeArch: string = process.arch): string {
@@ -25,7 +29,7 @@ export function isForeign(config: BuildConfig, host: string = hostArch()): boole
 
 export function toolsKey(config: BuildConfig, release: string, host: string = hostArch()): string {
   const { suite, mirror, components } = config.base;
-  return sha256(canonicalJson({ suite, mirror, components, release, host, packages: TOOLS_PACKAGES, impl: implementationDigest(['chroot/tools.ts']) })).slice(0, 32);
+  return sha256(canonicalJson({ suite, mirror, components, release, host, packages: TOOLS_PACKAGES, impl: implementationDigest(['chroot/tools.ts', 'chroot/native-prepare.sh']) })).slice(0, 32);
 }
 
 export function toolsRoot(cacheDir: string, key: string): string {
@@ -40,6 +44,7 @@ export function toolsCommand(config: BuildConfig, dir: string, debs: string, hos
     `--include=${TOOLS_PACKAGES.join(',')}`,
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${debs} "$1/var/cache/apt/archives"`,
     '--customize-hook=umount "$1/var/cache/apt/archives"',
+    `--customize-hook=sh ${join(ENGINE_DIR, 'native-prepare.sh')} "$1" ${TOOLS_MOUNT}`,
   ];
   if (config.apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${config.apt_proxy}"`);
   args.push(config.base.suite, dir, config.base.mirror);

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import type { BuildConfig } from '../config/schema.ts';
 import type { Command, Runner, RunOptions } from '../exec.ts';
 import { chrootCommand, type Bind } from '../chroot/chroot.ts';
-import { ENGINE_DIR, ENGINE_MOUNT } from '../chroot/tools.ts';
+import { ENGINE_DIR, ENGINE_MOUNT, TOOLS_MOUNT } from '../chroot/tools.ts';
 import type { StageDef, Substep } from './load.ts';
 import { valuesEnv } from './values.ts';
 
@@ -25,6 +25,8 @@ export interface PlanContext {
   stage: StageDef;
   /** The archive's Release date (part of cache keys); unknown in a dry run without network. */
   release?: string;
+  /** The native tools root (chroot/tools.ts), for a foreign architecture; mounted in the target. */
+  tools?: string;
 }
 
 export interface StepContext extends PlanContext {
@@ -49,6 +51,8 @@ export interface Step {
 export type StepFactory = (sub: Substep) => Step;
 
 export const CHROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Native sed, grep, cp and the like, first on the PATH in a foreign target (chroot/native-prepare.sh). */
+export const NATIVE_BIN = `${TOOLS_MOUNT}/usr/lib/pihub-native/bin`;
 export const STAGE_MOUNT = '/run/pihub/stage';
 
 /**
@@ -64,7 +68,7 @@ const hasHostBundle = () => existsSync(`${HOST_CERTS}/${HOST_BUNDLE}`);
 /** The environment of everything that runs inside the target. */
 export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string, unknown> = {}): Record<string, string> {
   const env: Record<string, string> = {
-    PATH: CHROOT_PATH,
+    PATH: ctx.tools ? `${NATIVE_BIN}:${CHROOT_PATH}` : CHROOT_PATH,
     HOME: '/root',
     LANG: 'C.UTF-8',
     LC_ALL: 'C.UTF-8',
@@ -88,12 +92,16 @@ export function aptOptions(config: BuildConfig): string[] {
   return opts;
 }
 
-/** Binds every chroot step gets: the package cache, the stage's own files and pihub's helper scripts (read-only). */
+/**
+ * Binds every chroot step gets: the package cache, the stage's own files, pihub's helper
+ * scripts and the native tools root (read-only).
+ */
 export function standardBinds(ctx: PlanContext): Bind[] {
   return [
     { source: ctx.paths.debs, target: '/var/cache/apt/archives' },
     { source: ctx.stage.dir, target: STAGE_MOUNT, readOnly: true },
     { source: ENGINE_DIR, target: ENGINE_MOUNT, readOnly: true },
+    ...(ctx.tools ? [{ source: ctx.tools, target: TOOLS_MOUNT, readOnly: true }] : []),
     ...(hasHostBundle() ? [{ source: HOST_CERTS, target: HOST_CERTS_MOUNT, readOnly: true }] : []),
   ];
 }
@@ -101,6 +109,9 @@ export function standardBinds(ctx: PlanContext): Bind[] {
 export function inChroot(ctx: PlanContext, command: readonly string[]): Command {
   return chrootCommand(ctx.paths.rootfs, command, standardBinds(ctx));
 }
+
+/** Native stand-ins for slow target programs around a step (chroot/native-tools.sh). */
+export const NATIVE = (mode: 'on' | 'off'): string[] => ['/bin/sh', `${ENGINE_MOUNT}/native-tools.sh`, mode];
 
 export function runInChroot(ctx: StepContext, command: readonly string[], options: RunOptions = {}): ReturnType<Runner['run']> {
   return ctx.runner.run(inChroot(ctx, command), {

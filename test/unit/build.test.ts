@@ -48,6 +48,9 @@ test('--dry-run prints every stage and step with its commands, and touches nothi
   assert.match(text, /\$ .*enter\.sh \S+\/rootfs .*--no-chroot -- apt-get -o Dir=\S+\/rootfs\/ .*dpkg-split\.sh .* install -y .*linux-image-arm64 raspi-firmware/);
   assert.match(text, /-- \/bin\/sh \/run\/pihub\/engine\/py3compile-defer\.sh on/);
   assert.match(text, /-- \/usr\/bin\/python3 \/run\/pihub\/engine\/py3compile-native\.py \/target/);
+  // Native stand-ins (depmod, dracut-install) around steps in the target, the tools root mounted.
+  assert.match(text, /--ro-bind=\S+\/cache\/tools\/[0-9a-f]{32}\/root:\/run\/pihub\/tools .*-- \/bin\/sh \/run\/pihub\/engine\/native-tools\.sh on\n.*03-run-chroot\.sh\n.*native-tools\.sh off/);
+  assert.match(text, /--ro-bind=\S+:\/run\/pihub\/tools .*--no-chroot -- apt-get/);
   assert.match(text, /\/root\/jupyterhub_config\.py \(root:root 0600, from template\)/);
   assert.match(text, /\$ genimage --config/);
   assert.match(text, /→ \S+\/deploy\/pihub-\d{4}-\d\d-\d\d-trixie-arm64\.img\.xz/);

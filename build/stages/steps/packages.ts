@@ -6,16 +6,17 @@
 //  - unpacking the packages (dpkg-split.sh: the host's dpkg with --root); maintainer scripts
 //    and configuring stay in the target;
 //  - byte-compiling Python: py3compile is deferred while apt runs, then a native Python of
-//    the same version compiles the same files (py3compile-native.py).
+//    the same version compiles the same files (py3compile-native.py);
+//  - depmod and dracut-install, as in every step in the target (native-tools.sh).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatCommand, type Command } from '../../exec.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
 import { UserError } from '../../errors.ts';
 import {
-  DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, describeTools, ensureToolsRoot, installedVersion, isForeign, toolsRoot, toolsKey,
+  DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, TOOLS_MOUNT, describeTools, installedVersion, isForeign,
 } from '../../chroot/tools.ts';
-import { aptOptions, chrootEnv, inChroot, runInChroot, type PlanContext, type StepContext, type StepFactory } from '../step.ts';
+import { aptOptions, chrootEnv, inChroot, NATIVE, runInChroot, type PlanContext, type StepContext, type StepFactory } from '../step.ts';
 
 function installArgs(ctx: PlanContext, packages: readonly string[], recommends: boolean): string[] {
   return ['install', ...aptOptions(ctx.config), ...(recommends ? [] : ['--no-install-recommends']), ...packages];
@@ -34,11 +35,14 @@ export function nativeAptCommand(ctx: PlanContext, packages: readonly string[], 
     '-o', `APT::Architecture=${arch}`,
     '-o', `APT::Architectures::=${arch}`,
     '-o', 'APT::Sandbox::User=root',
+    // apt sets this PATH for dpkg and so for maintainer scripts: the native helpers first.
+    '-o', `DPkg::Path=${chrootEnv(ctx).PATH}`,
     ...installArgs(ctx, packages, recommends),
   ];
   // The mounts dpkg's chroot needs for maintainer scripts, and the target's own dpkg
   // configuration in place of the build machine's (path excludes and the like).
-  return chrootCommand(root, ['apt-get', ...args], [], { noChroot: true, hostBinds: [{ source: join(root, 'etc/dpkg'), target: '/etc/dpkg' }] });
+  const binds = ctx.tools ? [{ source: ctx.tools, target: TOOLS_MOUNT, readOnly: true }] : [];
+  return chrootCommand(root, ['apt-get', ...args], binds, { noChroot: true, hostBinds: [{ source: join(root, 'etc/dpkg'), target: '/etc/dpkg' }] });
 }
 
 const DEFER = (mode: 'on' | 'off' | 'replay') => ['/bin/sh', `${ENGINE_MOUNT}/py3compile-defer.sh`, mode];
@@ -53,8 +57,8 @@ export function nativeCompileCommand(tools: string, rootfs: string): Command {
 /** Byte-compile what py3compile was asked for: natively when the Pythons match, else in the target. */
 async function compileDeferred(ctx: StepContext, step: string): Promise<void> {
   if (!existsSync(join(ctx.paths.rootfs, 'var/lib/pihub/py3compile.todo'))) return;
-  if (!ctx.release) throw new UserError('internal: the archive release date is unknown');
-  const tools = await ensureToolsRoot(ctx.runner, ctx.config, ctx.paths.cache, ctx.release, `${step}: native Python`);
+  const tools = ctx.tools;
+  if (!tools) throw new UserError('internal: the native tools root is missing');
   const target = installedVersion(ctx.paths.rootfs, 'python3-minimal');
   const native = installedVersion(tools, 'python3-minimal');
   if (target !== undefined && target === native) {
@@ -128,13 +132,14 @@ export const packagesStep: StepFactory = (sub) => {
     tools: ['unshare', 'chroot', 'mount', 'apt-get', 'dpkg', 'mmdebstrap'],
     describe: (ctx) => {
       if (!isForeign(ctx.config)) return [formatCommand(inChroot(ctx, ['apt-get', ...installArgs(ctx, packages, recommends)]))];
-      const tools = ctx.release ? toolsRoot(ctx.paths.cache, toolsKey(ctx.config, ctx.release)) : '<tools root>';
       return [
         formatCommand(inChroot(ctx, DEFER('on'))),
+        formatCommand(inChroot(ctx, NATIVE('on'))),
         formatCommand(nativeAptCommand(ctx, packages, recommends)),
+        formatCommand(inChroot(ctx, NATIVE('off'))),
         formatCommand(inChroot(ctx, DEFER('off'))),
         describeTools(ctx.config, ctx.paths.cache, ctx.release),
-        formatCommand(nativeCompileCommand(tools, ctx.paths.rootfs)),
+        formatCommand(nativeCompileCommand(ctx.tools ?? '<tools root>', ctx.paths.rootfs)),
       ];
     },
     async run(ctx) {
@@ -148,12 +153,17 @@ export const packagesStep: StepFactory = (sub) => {
       const since = new Date(Math.floor(Date.now() / 1000) * 1000);
       await runInChroot(ctx, DEFER('on'), { step });
       try {
-        await ctx.runner.run(nativeAptCommand(ctx, packages, recommends), {
-          step,
-          cleanEnv: true,
-          env: { ...chrootEnv(ctx, ctx.values), PIHUB_TARGET_ROOT: ctx.paths.rootfs },
-          onLine: ctx.onLine,
-        });
+        await runInChroot(ctx, NATIVE('on'), { step });
+        try {
+          await ctx.runner.run(nativeAptCommand(ctx, packages, recommends), {
+            step,
+            cleanEnv: true,
+            env: { ...chrootEnv(ctx, ctx.values), PIHUB_TARGET_ROOT: ctx.paths.rootfs },
+            onLine: ctx.onLine,
+          });
+        } finally {
+          await runInChroot(ctx, NATIVE('off'), { step });
+        }
       } finally {
         await runInChroot(ctx, DEFER('off'), { step });
       }

@@ -1,6 +1,6 @@
 // NN-run-chroot.sh: a script inside the target (emulated through qemu-user for a foreign architecture).
 import { formatCommand } from '../../exec.ts';
-import { inChroot, runInChroot, STAGE_MOUNT, type StepFactory } from '../step.ts';
+import { inChroot, NATIVE, runInChroot, STAGE_MOUNT, type StepFactory } from '../step.ts';
 import type { Substep } from '../load.ts';
 
 function args(sub: Substep): string[] {
@@ -10,8 +10,22 @@ function args(sub: Substep): string[] {
 export const runChrootStep: StepFactory = (sub) => ({
   title: `${sub.name}: run in the target`,
   tools: ['unshare', 'chroot', 'mount'],
-  describe: (ctx) => [formatCommand(inChroot(ctx, args(sub)))],
+  describe: (ctx) => {
+    const run = formatCommand(inChroot(ctx, args(sub)));
+    if (!ctx.tools) return [run];
+    return [formatCommand(inChroot(ctx, NATIVE('on'))), run, formatCommand(inChroot(ctx, NATIVE('off')))];
+  },
   async run(ctx) {
-    await runInChroot(ctx, args(sub), { step: `${ctx.stage.id}/${sub.name}` });
+    const step = `${ctx.stage.id}/${sub.name}`;
+    if (!ctx.tools) {
+      await runInChroot(ctx, args(sub), { step });
+      return;
+    }
+    await runInChroot(ctx, NATIVE('on'), { step });
+    try {
+      await runInChroot(ctx, args(sub), { step });
+    } finally {
+      await runInChroot(ctx, NATIVE('off'), { step });
+    }
   },
 });
