@@ -17,7 +17,7 @@ export const COMPRESSED_SUFFIX: Record<Compression, string> = { xz: '.xz', zstd:
 export function compressCommand(compression: Compression, file: string): Command | undefined {
   switch (compression) {
     case 'xz': return ['xz', ['--threads=0', '-6', '--keep', '--force', file]];
-    case 'zstd': return ['zstd', ['-T0', '-10', '--keep', '--force', '-q', file]];
+    case 'zstd': return ['zstd', ['-T0', '-3', '--keep', '--force', '-q', file]];
     case 'gzip': return ['gzip', ['--keep', '--force', '-6', file]];
     case 'none': return undefined;
   }
@@ -156,12 +156,10 @@ export async function exportImage(o: ExportOptions): Promise<ExportResult> {
   rmSync(join(paths.dir, 'root.ext4'));
   rmSync(join(paths.dir, 'boot.vfat'));
 
-  const rawSha256 = await sha256File(join(out, names.image));
   const compress = compressCommand(config.image.compression, join(out, names.image));
-  if (compress) {
-    o.progress(`compress with ${config.image.compression}`);
-    await run(compress);
-  }
+  if (compress) o.progress(`compress with ${config.image.compression}`);
+  // The raw image's checksum is read while the compressor reads it too (from the page cache).
+  const [rawSha256] = await Promise.all([sha256File(join(out, names.image)), compress ? run(compress) : undefined]);
   const compressedSha256 = compress ? await sha256File(join(out, names.compressed)) : rawSha256;
   const sums = [`${rawSha256}  ${names.image}`];
   if (compress) sums.push(`${compressedSha256}  ${names.compressed}`);

@@ -71,6 +71,6 @@ test('output names and compression commands', () => {
   const n = exportNames(c, '2026-01-02');
   assert.equal(n.compressed, 'pihub-2026-01-02-trixie-arm64.img.xz');
   assert.equal(n.sha256, 'pihub-2026-01-02-trixie-arm64.sha256');
-  assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-10', '--keep', '--force', '-q', 'f.img']]);
+  assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-3', '--keep', '--force', '-q', 'f.img']]);
   assert.equal(compressCommand('none', 'f.img'), undefined);
 });
