@@ -28,4 +28,12 @@ for tool in basename cat cmp cp cut dirname expr find grep head ln md5sum mkdir 
   native "bin/$tool" "$(chroot "$root" sh -c "readlink -f \"\$(command -v $tool)\"")"
 done
 native depmod /usr/bin/kmod
-native dracut-install /usr/lib/dracut/dracut-install
+# initramfs-tools uses dracut-install from trixie on; older suites have no such package. It is
+# installed with apt on the build machine, through the configuration mmdebstrap gives hooks.
+if [ -n "${MMDEBSTRAP_APT_CONFIG:-}" ]; then
+  export APT_CONFIG="$MMDEBSTRAP_APT_CONFIG"
+fi
+if apt-cache show dracut-install >/dev/null 2>&1; then
+  apt-get install -y -q --no-install-recommends dracut-install
+  native dracut-install /usr/lib/dracut/dracut-install
+fi

@@ -15,7 +15,7 @@ export const ENGINE_MOUNT = '/run/pihub/engine';
 export const DPKG_SPLIT = join(ENGINE_DIR, 'dpkg-split.sh');
 /** Where the tools root appears inside the target while a step runs. */
 export const TOOLS_MOUNT = '/run/pihub/tools';
-const TOOLS_PACKAGES = ['python3-minimal', 'kmod', 'dracut-install', 'patchelf'];
+const TOOLS_PACKAGES = ['python3-minimal', 'kmod', 'patchelf'];
 
 /** Debian's name for the build machine's architecture. */
 export function hostArch(nodeArch: string = process.arch): string {
@@ -43,8 +43,9 @@ export function toolsCommand(config: BuildConfig, dir: string, debs: string, hos
     `--architectures=${host}`,
     `--include=${TOOLS_PACKAGES.join(',')}`,
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${debs} "$1/var/cache/apt/archives"`,
-    '--customize-hook=umount "$1/var/cache/apt/archives"',
+    // Before the package cache goes: native-prepare.sh may install dracut-install.
     `--customize-hook=sh ${join(ENGINE_DIR, 'native-prepare.sh')} "$1" ${TOOLS_MOUNT}`,
+    '--customize-hook=umount "$1/var/cache/apt/archives"',
   ];
   if (config.apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${config.apt_proxy}"`);
   args.push(config.base.suite, dir, config.base.mirror);
