@@ -105,18 +105,24 @@ test('overlay stages go after the built-in stages below 90 and before the final 
   assert.deepEqual(orderStages([s('00-a'), s('30-b'), s('99-z')], [o]).map((x) => x.id), ['00-a', '30-b', 'overlay-x', '99-z']);
 });
 
-test('the dpkg profile counts each interval to the action it ends with', async () => {
-  const { dpkgProfile } = await import('../../build/stages/steps/packages.ts');
+test('the dpkg profile counts each interval to the phase it ends in (unpack, configure per package, triggers)', async () => {
+  const { dpkgProfile } = await import('../../build/stages/profile.ts');
   const log = [
     '2026-01-01 10:00:00 startup archives unpack',
     '2026-01-01 10:00:00 install a:arm64 <none> 1',
+    '2026-01-01 10:00:01 status half-installed a:arm64 1',
     '2026-01-01 10:00:03 status unpacked a:arm64 1',
+    '2026-01-01 10:00:03 install b:all <none> 1',
     '2026-01-01 10:00:04 status unpacked b:all 1',
-    '2026-01-01 10:00:04 configure a:arm64 1 <none>',
-    '2026-01-01 10:00:10 status installed a:arm64 1',
-    '2026-01-01 10:00:11 status half-configured b:all 1',
-    '2026-01-01 10:00:12 status installed b:all 1',
-    '2026-01-01 10:00:15 trigproc libc-bin:arm64 2 <none>',
+    '2026-01-01 10:00:09 startup packages configure',
+    '2026-01-01 10:00:09 configure a:arm64 1 <none>',
+    '2026-01-01 10:00:09 status unpacked a:arm64 1',
+    '2026-01-01 10:00:10 status half-configured a:arm64 1',
+    '2026-01-01 10:00:15 status installed a:arm64 1',
+    '2026-01-01 10:00:15 configure b:all 1 <none>',
+    '2026-01-01 10:00:16 status half-configured b:all 1',
+    '2026-01-01 10:00:17 status installed b:all 1',
+    '2026-01-01 10:00:20 trigproc libc-bin:arm64 2 <none>',
   ].join('\n');
   const p = dpkgProfile(log, new Date('2026-01-01T10:00:00Z'));
   assert.equal(p.unpacked, 2);

@@ -8,7 +8,7 @@
 //  - byte-compiling Python: py3compile is deferred while apt runs, then a native Python of
 //    the same version compiles the same files (py3compile-native.py);
 //  - depmod and dracut-install, as in every step in the target (native-tools.sh).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatCommand, type Command } from '../../exec.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
@@ -16,6 +16,7 @@ import { UserError } from '../../errors.ts';
 import {
   DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, TOOLS_MOUNT, describeTools, installedVersion, isForeign,
 } from '../../chroot/tools.ts';
+import { noteProfile } from '../profile.ts';
 import { aptOptions, chrootEnv, inChroot, NATIVE, runInChroot, type PlanContext, type StepContext, type StepFactory } from '../step.ts';
 
 function installArgs(ctx: PlanContext, packages: readonly string[], recommends: boolean): string[] {
@@ -67,61 +68,6 @@ async function compileDeferred(ctx: StepContext, step: string): Promise<void> {
     ctx.note(`${step}: target python3 ${target ?? 'missing'} differs from the native ${native ?? 'missing'}; byte-compiling under emulation`);
     await runInChroot(ctx, DEFER('replay'), { step });
   }
-}
-
-export interface DpkgProfile {
-  unpacked: number;
-  configured: number;
-  unpackSeconds: number;
-  configureSeconds: number;
-  triggerSeconds: number;
-  slowest: Array<[string, number]>;
-}
-
-/**
- * Where dpkg's time went, from its log (one line per action, one-second resolution): each
- * interval is counted to the action it ends with.
- */
-export function dpkgProfile(log: string, since: Date): DpkgProfile {
-  const p: DpkgProfile = { unpacked: 0, configured: 0, unpackSeconds: 0, configureSeconds: 0, triggerSeconds: 0, slowest: [] };
-  const perPackage = new Map<string, number>();
-  let last: number | undefined;
-  for (const line of log.split('\n')) {
-    const m = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+) (\S+) ?(\S*)/.exec(line);
-    if (!m) continue;
-    const t = Date.parse(`${m[1]!.replace(' ', 'T')}Z`);
-    if (t < since.getTime() - 1000) continue;
-    const d = last === undefined ? 0 : (t - last) / 1000;
-    last = t;
-    const [, , action, what, pkg] = m;
-    if (action === 'status' && what === 'unpacked') {
-      p.unpacked += 1;
-      p.unpackSeconds += d;
-    } else if (action === 'status' && (what === 'installed' || what === 'half-configured')) {
-      if (what === 'installed') p.configured += 1;
-      p.configureSeconds += d;
-      perPackage.set(pkg!, (perPackage.get(pkg!) ?? 0) + d);
-    } else if (action === 'trigproc') {
-      p.triggerSeconds += d;
-    }
-  }
-  p.slowest = [...perPackage].sort((a, b) => b[1] - a[1]).slice(0, 5);
-  return p;
-}
-
-function noteProfile(ctx: StepContext, step: string, since: Date, compileSeconds: number): void {
-  let log = '';
-  try {
-    log = readFileSync(join(ctx.paths.rootfs, 'var/log/dpkg.log'), 'utf8');
-  } catch {
-    return;
-  }
-  const p = dpkgProfile(log, since);
-  const slow = p.slowest.map(([k, s]) => `${k.replace(/:.*/, '')} ${s}s`).join(', ');
-  ctx.note(
-    `profile ${step}: unpack ${p.unpackSeconds}s (${p.unpacked} packages), configure ${p.configureSeconds}s (${p.configured}; slowest: ${slow}), ` +
-      `triggers ${p.triggerSeconds}s, Python byte-compiling ${compileSeconds}s`,
-  );
 }
 
 export const packagesStep: StepFactory = (sub) => {
