@@ -14,6 +14,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync,
 import { join } from 'node:path';
 import { PROJECT_DIR } from '../build/build.ts';
 import { loadStages } from '../build/stages/load.ts';
+import { readBinfmt } from '../build/chroot/chroot.ts';
 import { formatDuration } from '../build/progress.ts';
 
 const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
@@ -104,7 +105,7 @@ function profile(buildLog: string): string[] {
 async function main(): Promise<void> {
   if ((process.getuid?.() ?? 0) !== 0) throw new Error('npm run bench needs root (sudo)');
   mkdirSync(ROOT, { recursive: true });
-  const interpreter = /^interpreter (.*)$/m.exec(readFileSync('/proc/sys/fs/binfmt_misc/qemu-aarch64', 'utf8'))?.[1] ?? 'qemu-aarch64-static';
+  const interpreter = readBinfmt('arm64')?.interpreter || 'qemu-aarch64-static';
   const qemu = execFileSync(realpathSync(interpreter), ['--version']).toString().split('\n')[0];
   console.log(`pihub bench: default JupyterHub image, trixie arm64, ${qemu}, ${execFileSync('nproc').toString().trim()} cores`);
   const only = process.env.PIHUB_BENCH_SKIP_BASELINE ? [] : ['baseline'];

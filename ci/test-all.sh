@@ -17,6 +17,8 @@ if [ -n "${PIHUB_TEST_TIERS:-}" ]; then read -r -a tiers <<< "$PIHUB_TEST_TIERS"
 total=0 passed=0 failed=0 skipped=0 status=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# A figure from the reporter's summary of the last run, e.g. `count pass`.
+count() { local n; n=$(grep -E "^ℹ $1 [0-9]+" "$log" | tail -n 1 | awk '{print $3}'); echo "${n:-0}"; }
 for tier in "${tiers[@]}"; do
   files=()
   while IFS= read -r f; do files+=("$f"); done < <(find "$tier" -name '*.test.ts' | sort)
@@ -29,7 +31,6 @@ for tier in "${tiers[@]}"; do
   node --import tsx --experimental-websocket --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   set -e
-  count() { local n; n=$(grep -E "^ℹ $1 [0-9]+" "$log" | tail -n 1 | awk '{print $3}'); echo "${n:-0}"; }
   total=$((total + $(count tests)))
   passed=$((passed + $(count pass)))
   failed=$((failed + $(count fail)))

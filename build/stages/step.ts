@@ -92,6 +92,11 @@ export function aptOptions(config: BuildConfig): string[] {
   return opts;
 }
 
+/** The native tools root, read-only at TOOLS_MOUNT, when there is one. */
+export function toolsBinds(ctx: PlanContext): Bind[] {
+  return ctx.tools ? [{ source: ctx.tools, target: TOOLS_MOUNT, readOnly: true }] : [];
+}
+
 /**
  * Binds every chroot step gets: the package cache, the stage's own files, pihub's helper
  * scripts and the native tools root (read-only).
@@ -101,7 +106,7 @@ export function standardBinds(ctx: PlanContext): Bind[] {
     { source: ctx.paths.debs, target: '/var/cache/apt/archives' },
     { source: ctx.stage.dir, target: STAGE_MOUNT, readOnly: true },
     { source: ENGINE_DIR, target: ENGINE_MOUNT, readOnly: true },
-    ...(ctx.tools ? [{ source: ctx.tools, target: TOOLS_MOUNT, readOnly: true }] : []),
+    ...toolsBinds(ctx),
     ...(hasHostBundle() ? [{ source: HOST_CERTS, target: HOST_CERTS_MOUNT, readOnly: true }] : []),
   ];
 }

@@ -14,10 +14,10 @@ import { formatCommand, type Command } from '../../exec.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
 import { UserError } from '../../errors.ts';
 import {
-  DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, TOOLS_MOUNT, describeTools, installedVersion, isForeign,
+  DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, describeTools, installedVersion, isForeign,
 } from '../../chroot/tools.ts';
 import { noteProfile } from '../profile.ts';
-import { aptOptions, chrootEnv, inChroot, NATIVE, runInChroot, type PlanContext, type StepContext, type StepFactory } from '../step.ts';
+import { aptOptions, chrootEnv, inChroot, NATIVE, runInChroot, toolsBinds, type PlanContext, type StepContext, type StepFactory } from '../step.ts';
 
 function installArgs(ctx: PlanContext, packages: readonly string[], recommends: boolean): string[] {
   return ['install', ...aptOptions(ctx.config), ...(recommends ? [] : ['--no-install-recommends']), ...packages];
@@ -42,8 +42,7 @@ export function nativeAptCommand(ctx: PlanContext, packages: readonly string[], 
   ];
   // The mounts dpkg's chroot needs for maintainer scripts, and the target's own dpkg
   // configuration in place of the build machine's (path excludes and the like).
-  const binds = ctx.tools ? [{ source: ctx.tools, target: TOOLS_MOUNT, readOnly: true }] : [];
-  return chrootCommand(root, ['apt-get', ...args], binds, { noChroot: true, hostBinds: [{ source: join(root, 'etc/dpkg'), target: '/etc/dpkg' }] });
+  return chrootCommand(root, ['apt-get', ...args], toolsBinds(ctx), { noChroot: true, hostBinds: [{ source: join(root, 'etc/dpkg'), target: '/etc/dpkg' }] });
 }
 
 const DEFER = (mode: 'on' | 'off' | 'replay') => ['/bin/sh', `${ENGINE_MOUNT}/py3compile-defer.sh`, mode];
