@@ -1,0 +1,136 @@
+// Base profiles: bases/NAME.yaml read with the config's YAML reader and checked against
+// ProfileSchema, and every keyring they name checked to hold exactly the keys the profile lists.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InputError } from '../errors.ts';
+import { displayPath, parseConfigText } from '../config/load.ts';
+import { formatIssues, suggest, type PathKey } from '../config/format.ts';
+import { keyringKeys } from './openpgp.ts';
+import { ProfileSchema, type BaseProfile } from './schema.ts';
+
+export const BASES_DIR = fileURLToPath(new URL('../../bases', import.meta.url));
+export const DEFAULT_BASE = 'debian-trixie-arm64';
+
+export interface LoadedBase {
+  name: string;
+  file: string;
+  profile: BaseProfile;
+  /** Absolute paths of the keyrings: the main archive's (if any) and each repository's by name. */
+  keyrings: { archive: string | null; repositories: Record<string, string> };
+}
+
+export function listBases(dir: string = BASES_DIR): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^[a-z0-9][a-z0-9-]*\.yaml$/.test(f))
+    .map((f) => f.slice(0, -'.yaml'.length))
+    .sort();
+}
+
+/** The keys a mapping of the profile may have at `path`, for "did you mean" hints. */
+function knownProfileKeys(path: readonly PathKey[]): string[] {
+  type Def = { type: string; shape?: Record<string, { _zod: { def: unknown } }>; element?: { _zod: { def: unknown } }; innerType?: { _zod: { def: unknown } }; in?: { _zod: { def: unknown } } };
+  const unwrap = (d: Def): Def => {
+    let cur = d;
+    while ((['optional', 'nullable', 'default'].includes(cur.type) && cur.innerType) || (cur.type === 'pipe' && cur.in)) {
+      cur = ((cur.type === 'pipe' ? cur.in : cur.innerType)!._zod.def) as Def;
+    }
+    return cur;
+  };
+  let def = unwrap(ProfileSchema._zod.def as Def);
+  for (const p of path) {
+    if (def.type === 'object' && def.shape && typeof p === 'string' && def.shape[p]) def = unwrap(def.shape[p]._zod.def as Def);
+    else if (def.type === 'array' && def.element) def = unwrap(def.element._zod.def as Def);
+    else return [];
+  }
+  return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+}
+
+function resolveIn(dir: string, file: string): string {
+  return isAbsolute(file) ? file : join(dir, file);
+}
+
+/** Refuses a keyring that is missing, unreadable, or holds any key but the listed ones. */
+export function verifyKeyring(path: string, fingerprints: readonly string[], who: string): void {
+  if (!existsSync(path)) throw new InputError(`${who}: keyring ${displayPath(path)} does not exist`);
+  let keys;
+  try {
+    keys = keyringKeys(readFileSync(path));
+  } catch (err) {
+    throw new InputError(`${who}: keyring ${displayPath(path)}: ${(err as Error).message}`);
+  }
+  const want = [...new Set(fingerprints)].sort();
+  const have = [...new Set(keys.primary)].sort();
+  const extra = have.filter((f) => !want.includes(f));
+  const missing = want.filter((f) => !have.includes(f));
+  if (extra.length || missing.length) {
+    throw new InputError(
+      `${who}: keyring ${displayPath(path)} must hold exactly the keys listed in the profile` +
+        (missing.length ? `; missing ${missing.join(', ')}` : '') +
+        (extra.length ? `; also holds ${extra.join(', ')} (remove it from the keyring, or list it if you trust it for this repository)` : ''),
+    );
+  }
+}
+
+export function loadBase(name: string, dir: string = BASES_DIR): LoadedBase {
+  const file = join(dir, `${name}.yaml`);
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(name) || !existsSync(file)) {
+    const known = listBases(dir);
+    const hint = suggest(name, known);
+    throw new InputError(
+      `unknown base \`${name}\`${hint ? ` (did you mean \`${hint}\`?)` : ''}; the bases are ${known.map((b) => `\`${b}\``).join(', ')} (see \`pihub bases\`)`,
+    );
+  }
+  const label = displayPath(file);
+  const layer = parseConfigText(readFileSync(file, 'utf8'), label);
+  const result = ProfileSchema.safeParse(layer.data);
+  if (!result.success) {
+    const lines = formatIssues(result.error.issues, { input: layer.data, knownKeys: knownProfileKeys, sources: [layer.locator], fallback: label });
+    throw new InputError(`base \`${name}\`: ${lines.join(`\nbase \`${name}\`: `)}`);
+  }
+  const profile = result.data;
+  const who = `base \`${name}\``;
+  const archive = profile.keyring === null ? null : resolveIn(dir, profile.keyring);
+  if (archive) verifyKeyring(archive, profile.fingerprints, `${who}: \`keyring\``);
+  const repositories: Record<string, string> = {};
+  for (const r of profile.repositories) {
+    const path = resolveIn(dir, r.keyring);
+    verifyKeyring(path, r.fingerprints, `${who}: repository \`${r.name}\``);
+    repositories[r.name] = path;
+  }
+  const requirements = resolveIn(dir, profile.hub.requirements);
+  if (!existsSync(requirements)) throw new InputError(`${who}: \`hub.requirements\`: ${displayPath(requirements)} does not exist`);
+  return { name, file, profile, keyrings: { archive, repositories } };
+}
+
+/** A stage's package list as this base names it: substitutions applied, each package once, order kept. */
+export function basePackages(packages: readonly string[], profile: Pick<BaseProfile, 'packages'>): string[] {
+  const out: string[] = [];
+  for (const p of packages) {
+    const replacement = profile.packages.substitute[p];
+    for (const q of replacement ?? [p]) if (!out.includes(q)) out.push(q);
+  }
+  return out;
+}
+
+const HOW: Record<BaseProfile['tested']['how'], string> = {
+  e2e: 'built and booted in the end-to-end tier',
+  slow: 'built and booted in the slow tier',
+  bench: 'built and booted by the bench',
+  'stand-in': 'not reachable from CI: its machinery is tested with local stand-ins',
+};
+
+/** `pihub bases`: one block per profile. */
+export function describeBases(bases: readonly LoadedBase[]): string {
+  return bases
+    .map(({ name, profile: p }) => [
+      `${name}${name === DEFAULT_BASE ? ' (default)' : ''}`,
+      `  ${p.description}`,
+      `  architecture: ${p.architecture}   suite: ${p.suite}   Python ${p.python}   hub from: ${p.hub.install.join(' or ')}`,
+      `  Raspberry Pi: ${p.models.join(', ')}`,
+      `  QEMU: ${p.qemu.machines.map((m) => `${m.machine}${m.dtb ? ` (${m.dtb})` : ''} to the ${m.reaches === 'hub' ? 'hub' : 'login prompt'}`).join('; ')}`,
+      `  tested: ${HOW[p.tested.how]}; ${p.tested.summary}`,
+    ].join('\n'))
+    .join('\n\n');
+}

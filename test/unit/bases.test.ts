@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BASES_DIR, basePackages, describeBases, listBases, loadBase, verifyKeyring } from '../../build/bases/load.ts';
+import { dearmor, keyringKeys } from '../../build/bases/openpgp.ts';
+import { InputError } from '../../build/errors.ts';
+import { scratch } from '../helpers/tmp.ts';
+
+// Fingerprints as `gpg --show-keys` prints them for the shipped keyrings.
+const RASPBERRYPI = 'CF8A1AF502A2AA2D763BAE7E82B129927FA3303E';
+const RASPBERRYPI_SUB = 'DE5C1FD28F18825391E92B58F7BB0489EDD83D6C';
+const RASPBIAN = 'A0DA38D0D76E8B5D638872819165938D90FDDD2E';
+
+const FIVE = ['debian-trixie-arm64', 'debian-trixie-armel', 'debian-trixie-armhf', 'raspbian-buster-armhf', 'raspios-trixie-arm64'];
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof InputError, `expected InputError, got ${String(err)}`);
+    assert.equal(err.exitCode, 2);
+    return err.message;
+  }
+  assert.fail('expected an error');
+}
+
+/** A bases/ folder holding one shipped profile (with its keys and requirements), edited by `edit`. */
+function editedBase(name: string, edit: (yaml: string) => string): string {
+  const dir = scratch('pihub-bases-');
+  mkdirSync(join(dir, 'keys'));
+  mkdirSync(join(dir, 'requirements'));
+  for (const f of ['raspberrypi-archive-keyring.pgp', 'raspbian-archive-keyring.gpg']) copyFileSync(join(BASES_DIR, 'keys', f), join(dir, 'keys', f));
+  for (const f of ['python3.7.txt', 'python3.13.txt']) copyFileSync(join(BASES_DIR, 'requirements', f), join(dir, 'requirements', f));
+  writeFileSync(join(dir, `${name}.yaml`), edit(readFileSync(join(BASES_DIR, `${name}.yaml`), 'utf8')));
+  return dir;
+}
+
+test('the five shipped bases load, with their keyrings verified', () => {
+  assert.deepEqual(listBases(), FIVE);
+  const arch = Object.fromEntries(FIVE.map((n) => [n, loadBase(n).profile.architecture]));
+  assert.deepEqual(arch, {
+    'debian-trixie-arm64': 'arm64', 'debian-trixie-armel': 'armel', 'debian-trixie-armhf': 'armhf',
+    'raspbian-buster-armhf': 'armhf', 'raspios-trixie-arm64': 'arm64',
+  });
+  const raspios = loadBase('raspios-trixie-arm64');
+  assert.deepEqual(raspios.profile.repositories.map((r) => [r.name, r.uri, r.fingerprints]), [['raspberrypi', 'http://archive.raspberrypi.com/debian', [RASPBERRYPI]]]);
+  assert.equal(raspios.keyrings.repositories.raspberrypi, join(BASES_DIR, 'keys/raspberrypi-archive-keyring.pgp'));
+  assert.equal(raspios.keyrings.archive, null);
+  const buster = loadBase('raspbian-buster-armhf');
+  assert.equal(buster.keyrings.archive, join(BASES_DIR, 'keys/raspbian-archive-keyring.gpg'));
+  assert.equal(buster.profile.python, '3.7');
+  assert.deepEqual(buster.profile.hub.install, ['pip']);
+});
+
+test('profiles say what each board needs', () => {
+  const armhf = loadBase('debian-trixie-armhf').profile;
+  assert.equal(armhf.qemu.user, 'qemu-arm');
+  assert.deepEqual(armhf.qemu.machines[0], { machine: 'virt', reaches: 'hub' });
+  assert.ok(armhf.boot.dtbs.includes('bcm2836-rpi-2-b.dtb'));
+  const armel = loadBase('debian-trixie-armel').profile;
+  assert.deepEqual(armel.packages.kernel, ['linux-image-rpi']);
+  assert.deepEqual(armel.packages.blas, [], 'armel has no OpenBLAS: numpy keeps its reference BLAS');
+  assert.deepEqual(armel.qemu.machines.map((m) => [m.machine, m.dtb]), [['raspi0', 'bcm2835-rpi-zero.dtb'], ['raspi1ap', 'bcm2835-rpi-a-plus.dtb']]);
+  const buster = loadBase('raspbian-buster-armhf').profile;
+  assert.equal(buster.boot.scheme, 'raspberrypi-legacy');
+  assert.equal(buster.boot.mount, '/boot');
+  assert.equal(buster.boot.root, 'partuuid');
+  assert.deepEqual(buster.packages.blas, ['libatlas-base-dev']);
+  assert.ok(loadBase('raspios-trixie-arm64').profile.boot.dtbs.includes('bcm2712-rpi-5-b.dtb'), 'the Pi 5');
+});
+
+test('an unknown base is refused with the list and a suggestion', () => {
+  const msg = errorOf(() => loadBase('debian-trixie-armhv'));
+  assert.match(msg, /unknown base `debian-trixie-armhv` \(did you mean `debian-trixie-armhf`\?\)/);
+  for (const n of FIVE) assert.ok(msg.includes(`\`${n}\``));
+  assert.match(errorOf(() => loadBase('../etc/passwd')), /unknown base/);
+});
+
+test('a bad profile names file, line and key', () => {
+  const dir = editedBase('debian-trixie-armhf', (y) => y.replace('initramfs: true', 'initramfs: true\n  initramfz: 1').replace('machine: virt,', 'machine: virtual,'));
+  const msg = errorOf(() => loadBase('debian-trixie-armhf', dir));
+  assert.match(msg, /debian-trixie-armhf\.yaml:\d+:\d+: unknown key `initramfz` in `boot` \(did you mean `initramfs`\?\)/);
+  assert.match(msg, /`qemu\.machines\[0\]\.machine`: must be one of `virt`, `raspi0`/);
+});
+
+test('profiles that cannot work are refused', () => {
+  const cases: Array<[string, (y: string) => string, RegExp]> = [
+    ['debian-trixie-armhf', (y) => y.replace('user: qemu-arm', 'user: qemu-aarch64'), /`qemu\.user`: runs armhf programs through `qemu-arm`/],
+    ['debian-trixie-armhf', (y) => y.replace('initramfs: true', 'initramfs: false'), /`boot\.root`: `label` needs an initramfs/],
+    ['debian-trixie-armel', (y) => y.replace('machine: raspi0,', 'machine: raspi2b,'), /`raspi2b` runs armhf kernels, not armel/],
+    ['debian-trixie-armel', (y) => y.replace('dtb: bcm2835-rpi-zero.dtb', 'dtb: bcm2711-rpi-4-b.dtb'), /`bcm2711-rpi-4-b\.dtb` is not among `boot\.dtbs`/],
+    ['raspbian-buster-armhf', (y) => y.replace('mount: /boot\n', 'mount: /boot/firmware\n'), /raspberrypi-bootloader writes to \/boot/],
+    ['raspios-trixie-arm64', (y) => y.replace(/fingerprints: \[CF8A[0-9A-F]+\]/, 'fingerprints: []'), /`repositories\[0\]\.fingerprints`/],
+  ];
+  for (const [name, edit, want] of cases) assert.match(errorOf(() => loadBase(name, editedBase(name, edit))), want);
+});
+
+test('a repository keyring must hold exactly the listed keys', () => {
+  const wrong = editedBase('raspios-trixie-arm64', (y) => y.replace(RASPBERRYPI, RASPBIAN));
+  const msg = errorOf(() => loadBase('raspios-trixie-arm64', wrong));
+  assert.match(msg, new RegExp(`repository \`raspberrypi\`: keyring .*raspberrypi-archive-keyring\\.pgp must hold exactly the keys listed in the profile; missing ${RASPBIAN}; also holds ${RASPBERRYPI}`));
+  // A keyring with a second key in it trusts that key too: refused.
+  const dir = scratch('pihub-keyring-');
+  const both = join(dir, 'both.gpg');
+  writeFileSync(both, Buffer.concat([readFileSync(join(BASES_DIR, 'keys/raspberrypi-archive-keyring.pgp')), readFileSync(join(BASES_DIR, 'keys/raspbian-archive-keyring.gpg'))]));
+  assert.match(errorOf(() => verifyKeyring(both, [RASPBERRYPI], 'test')), new RegExp(`also holds ${RASPBIAN}`));
+  verifyKeyring(both, [RASPBERRYPI, RASPBIAN], 'test');
+  const junk = join(dir, 'junk.gpg');
+  writeFileSync(junk, 'not a key\n');
+  assert.match(errorOf(() => verifyKeyring(junk, [RASPBERRYPI], 'test')), /junk\.gpg: not an OpenPGP keyring/);
+  assert.match(errorOf(() => verifyKeyring(join(dir, 'none.gpg'), [RASPBERRYPI], 'test')), /none\.gpg does not exist/);
+});
+
+test('keyring fingerprints match gpg, binary and armored', () => {
+  const bin = readFileSync(join(BASES_DIR, 'keys/raspberrypi-archive-keyring.pgp'));
+  assert.deepEqual(keyringKeys(bin), { primary: [RASPBERRYPI], sub: [RASPBERRYPI_SUB] });
+  const b64 = bin.toString('base64').replace(/.{64}/g, '$&\n');
+  const armored = Buffer.from(`-----BEGIN PGP PUBLIC KEY BLOCK-----\nComment: test\n\n${b64}\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n`);
+  assert.deepEqual(dearmor(armored), bin);
+  assert.deepEqual(keyringKeys(armored).primary, [RASPBERRYPI]);
+  assert.deepEqual(keyringKeys(readFileSync(join(BASES_DIR, 'keys/raspbian-archive-keyring.gpg'))).primary, [RASPBIAN]);
+  assert.throws(() => keyringKeys(bin.subarray(0, 100)), /truncated OpenPGP packet/);
+});
+
+test('stage package lists in a base\'s names', () => {
+  const buster = loadBase('raspbian-buster-armhf').profile;
+  assert.deepEqual(
+    basePackages(['systemd-resolved', 'systemd-timesyncd', 'libnss-myhostname', 'python3', 'python-is-python3'], buster),
+    ['libnss-myhostname', 'python3'],
+  );
+  const trixie = loadBase('debian-trixie-arm64').profile;
+  assert.deepEqual(basePackages(['systemd-resolved', 'python3'], trixie), ['systemd-resolved', 'python3']);
+  assert.deepEqual(basePackages(['a', 'b', 'a'], { packages: { ...trixie.packages, substitute: { b: ['a', 'c'] } } }), ['a', 'c']);
+});
+
+test('`pihub bases` lists every base with models, architecture and how it is tested', () => {
+  const text = describeBases(FIVE.map((n) => loadBase(n)));
+  for (const n of FIVE) assert.match(text, new RegExp(`^${n}`, 'm'));
+  assert.match(text, /^debian-trixie-arm64 \(default\)$/m);
+  assert.match(text, /architecture: armel {3}suite: trixie/);
+  assert.match(text, /Raspberry Pi: Pi 5, Pi 500/);
+  assert.match(text, /QEMU: raspi0 \(bcm2835-rpi-zero\.dtb\) to the login prompt/);
+  assert.match(text, /raspbian-buster-armhf\n.*\n.*hub from: pip\n/);
+  assert.match(text, /tested: not reachable from CI: its machinery is tested with local stand-ins/);
+  assert.match(text, /tested: built and booted in the end-to-end tier; QEMU virt \(Cortex-A15\) with the full hub check/);
+});
