@@ -1,0 +1,77 @@
+// A base's extra apt repositories in the image: one deb822 .sources file each, trusting its
+// own keyring only (Signed-By, never trusted=yes), and apt's refusals turned into sentences.
+import { extname } from 'node:path';
+import type { Repository } from './schema.ts';
+
+/** Where a repository's keyring lives in the image (armored keyrings must keep `.asc` for apt). */
+export function keyringInImage(repo: Pick<Repository, 'name' | 'keyring'>): string {
+  const ext = extname(repo.keyring) === '.asc' ? '.asc' : '.pgp';
+  return `/etc/apt/keyrings/${repo.name}${ext}`;
+}
+
+export function sourcesFileInImage(repo: Pick<Repository, 'name'>): string {
+  return `/etc/apt/sources.list.d/${repo.name}.sources`;
+}
+
+/** The deb822 entry for a repository, trusting exactly the keyring at `signedBy`. */
+export function sourcesEntry(repo: Repository, signedBy: string = keyringInImage(repo)): string {
+  return [
+    `# Written by pihub from the base profile: ${repo.name}, trusted through its own keyring only`,
+    'Types: deb',
+    `URIs: ${repo.uri}`,
+    `Suites: ${repo.suites.join(' ')}`,
+    `Components: ${repo.components.join(' ')}`,
+    `Signed-By: ${signedBy}`,
+    '',
+  ].join('\n');
+}
+
+/** mmdebstrap takes extra repositories as one-line sources entries besides the main mirror. */
+export function oneLineSource(repo: Repository, signedBy: string): string {
+  return `deb [signed-by=${signedBy}] ${repo.uri} ${repo.suites[0]} ${repo.components.join(' ')}`;
+}
+
+function repoFor(line: string, repos: readonly Repository[]): Repository | undefined {
+  const norm = (u: string) => u.replace(/\/+$/, '');
+  return repos.find((r) => line.includes(norm(r.uri)));
+}
+
+/**
+ * apt's refusal of a repository (unsigned, signed by a key not in its keyring, a bad
+ * signature, no Release file) as one sentence per repository, naming it and what to do; or
+ * undefined when the output shows none of these.
+ */
+export function explainAptFailure(output: string, repos: readonly Repository[]): string | undefined {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const say = (repo: Repository | undefined, line: string, text: (name: string) => string) => {
+    const name = repo ? `repository \`${repo.name}\` (${repo.uri})` : 'an apt repository';
+    const key = `${repo?.name ?? line}:${text('')}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push(text(name));
+  };
+  const lines = output.split('\n');
+  lines.forEach((line, i) => {
+    // apt names the repository on the line before the signature verdict (gpgv and sqv alike).
+    const context = `${lines[i - 1] ?? ''}\n${line}`;
+    const repo = repoFor(context, repos);
+    const keyring = repo ? ` ${keyringNote(repo)}` : '';
+    let m: RegExpExecArray | null;
+    if (/is not signed\.?$/.test(line)) {
+      say(repo, line, (n) => `${n} is not signed (no InRelease or Release.gpg): pihub only installs from repositories whose Release file is signed by a key in their keyring`);
+    } else if ((m = /NO_PUBKEY ([0-9A-F]+)/.exec(line) ?? /Missing key ([0-9A-F]+)/.exec(line))) {
+      const id = m[1]!;
+      say(repo, line, (n) => `${n} is signed by key ${id}, which its keyring does not hold:${keyring} check that \`keyring\` and \`fingerprints\` are the repository's real signing key`);
+    } else if (/BADSIG|[Bb]ad signature/.test(line)) {
+      say(repo, line, (n) => `${n} has a bad signature on its Release file (tampered with, or a broken mirror); try again later or another mirror`);
+    } else if (/does not have a Release file|no longer has a Release file/.test(line)) {
+      say(repo, line, (n) => `${n} has no Release file for its suite: check \`uri\` and \`suites\``);
+    }
+  });
+  return out.length ? out.join('\n') : undefined;
+}
+
+function keyringNote(repo: Repository): string {
+  return `${repo.keyring} (${repo.fingerprints.join(', ')});`;
+}
