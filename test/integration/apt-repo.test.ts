@@ -4,12 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { explainAptFailure, sourcesEntry } from '../../build/bases/apt.ts';
 import { keyringKeys } from '../../build/bases/openpgp.ts';
 import type { Repository } from '../../build/bases/schema.ts';
+import { aptRoot } from '../helpers/apt.ts';
 import { makeDeb, makeKey, serveDir, writeRepo, type TestKey } from '../helpers/apt-repo.ts';
 import { scratch } from '../helpers/tmp.ts';
 
@@ -17,29 +18,8 @@ const run = promisify(execFile);
 
 /** apt-get against only `repo` (nothing else configured or trusted), in a scratch apt root. */
 async function aptGet(repo: Repository, keyring: string, args: string[]): Promise<{ code: number; output: string; root: string }> {
-  const root = scratch('pihub-aptroot-');
-  for (const d of ['etc/apt/sources.list.d', 'etc/apt/apt.conf.d', 'etc/apt/preferences.d', 'etc/apt/trusted.gpg.d', 'var/lib/apt/lists/partial', 'var/cache/apt/archives/partial', 'var/lib/dpkg']) {
-    mkdirSync(join(root, d), { recursive: true });
-  }
-  writeFileSync(join(root, 'var/lib/dpkg/status'), '');
-  writeFileSync(join(root, 'etc/apt/sources.list.d', `${repo.name}.sources`), sourcesEntry(repo, keyring));
-  const conf = join(root, 'apt.conf');
-  writeFileSync(conf, [
-    `Dir "${root}/";`,
-    `Dir::State::status "${root}/var/lib/dpkg/status";`,
-    'APT::Architecture "arm64";',
-    'APT::Architectures { "arm64"; };',
-    'APT::Sandbox::User "root";',
-    'Acquire::Languages "none";',
-    '',
-  ].join('\n'));
-  try {
-    const r = await run('apt-get', ['-q', ...args], { env: { ...process.env, APT_CONFIG: conf, LC_ALL: 'C' }, cwd: root });
-    return { code: 0, output: r.stdout + r.stderr, root };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, output: (e.stdout ?? '') + (e.stderr ?? ''), root };
-  }
+  const apt = aptRoot({ arch: 'arm64', sources: { [repo.name]: sourcesEntry(repo, keyring) } });
+  return { ...(await apt.aptGet(args)), root: apt.root };
 }
 
 test('the stand-in repository: trusted through its own keyring, unsigned and wrongly signed ones refused', async () => {
