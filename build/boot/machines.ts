@@ -8,6 +8,8 @@ import { MACHINE_ARCHITECTURES, type Architecture, type MachineName } from '../b
 import type { Forward } from './qemu.ts';
 
 export interface ArmMachine {
+  /** Device-tree changes QEMU's model needs (see qemuDtbEdits). */
+  bcm283xPm?: boolean;
   /** The board's own memory and cores (QEMU fixes them for the board models). */
   memoryMiB?: number;
   cpus?: number;
@@ -24,10 +26,10 @@ export const ARM_MACHINES: Partial<Record<MachineName, ArmMachine>> = {
   // Cortex-A15: ARMv7 with LPAE and virtualization extensions, what Debian's armmp-lpae kernel needs.
   virt: { cpu: 'cortex-a15', console: 'ttyAMA0', disk: 'virtio', net: 'virtio' },
   // Pi 2 B: BCM2836, four Cortex-A7, 1 GiB.
-  raspi2b: { memoryMiB: 1024, cpus: 4, console: 'ttyAMA0,115200', disk: 'sd', net: 'usb' },
+  raspi2b: { memoryMiB: 1024, cpus: 4, console: 'ttyAMA0,115200', disk: 'sd', net: 'usb', bcm283xPm: true },
   // Pi Zero and Pi 1 A+: BCM2835, one ARM1176, 512 MiB.
-  raspi0: { memoryMiB: 512, cpus: 1, console: 'ttyAMA0,115200', disk: 'sd', net: 'usb' },
-  raspi1ap: { memoryMiB: 512, cpus: 1, console: 'ttyAMA0,115200', disk: 'sd', net: 'usb' },
+  raspi0: { memoryMiB: 512, cpus: 1, console: 'ttyAMA0,115200', disk: 'sd', net: 'usb', bcm283xPm: true },
+  raspi1ap: { memoryMiB: 512, cpus: 1, console: 'ttyAMA0,115200', disk: 'sd', net: 'usb', bcm283xPm: true },
 };
 
 export interface ArmBootOptions {
@@ -58,6 +60,31 @@ export function armKernelCommandLine(o: Pick<ArmBootOptions, 'machine' | 'extraA
   // SD cards appear late on the boards: wait for the root device rather than give up.
   const wait = m.disk === 'sd' ? ' rootwait' : '';
   return `root=LABEL=${ROOT_LABEL} rw console=${m.console} fsck.repair=yes net.ifnames=1${wait}${o.extraAppend ? ` ${o.extraAppend}` : ''}`;
+}
+
+/** The power-management node of the BCM283x device trees in the Linux kernel (bcm283x.dtsi). */
+export const BCM283X_PM_NODE = '/soc/watchdog@7e100000';
+
+/**
+ * Changes to a copy of the image's device tree for QEMU's board model, as fdtput commands.
+ * QEMU 10 does not model the BCM283x's AXI bridge registers (ASB), which the kernel's
+ * device tree gives the power-management node as a second register range: reading them
+ * (bcm2835-power) stops the kernel with an external abort. Without that range the kernel
+ * leaves the power domains to the firmware driver, which QEMU answers. Only a tree that has
+ * the range is changed (`regNames` as fdtget prints the node's reg-names); Raspberry Pi's
+ * own trees have no ASB range.
+ */
+export function qemuDtbEdits(machine: MachineName, dtb: string, regNames: readonly string[]): Command[] {
+  if (!armMachine(machine).bcm283xPm) return [];
+  const asb = regNames.indexOf('asb');
+  if (asb < 0) return [];
+  if (asb !== regNames.length - 1 || regNames[0] !== 'pm') {
+    throw new Error(`${dtb}: unexpected reg-names \`${regNames.join(' ')}\` at ${BCM283X_PM_NODE}; pihub knows \`pm asb\``);
+  }
+  return [
+    ['fdtput', ['-t', 'x', dtb, BCM283X_PM_NODE, 'reg', '7e100000', '114']],
+    ['fdtput', ['-t', 's', dtb, BCM283X_PM_NODE, 'reg-names', 'pm']],
+  ];
 }
 
 /** The size a disk image needs for an SD card in QEMU's board models: a power of two, at least `bytes`. */

@@ -75,7 +75,10 @@ test('a wheelhouse from Debian\'s packages installs the hub into a virtual envir
     // Only the environment: Debian's own copies are not installed in this root at all.
     assert.equal(await inRoot('/opt/jupyterhub/bin/python -c "import jupyterhub, sys; print(jupyterhub.__file__.startswith(sys.prefix))"'), 'True');
     assert.match(await inRoot('/opt/jupyterhub/bin/jupyter server extension list 2>&1'), /jupyterlab 4\.0\.11 .*OK/);
-    assert.match(await inRoot('ls /opt/jupyterhub/share/jupyterhub/static/components /opt/jupyterhub/share/jupyter/lab/static | head -n 20'), /jquery/);
+    // Data files under the environment's prefix, Debian's links to shared JavaScript resolved.
+    assert.match(await inRoot('ls /opt/jupyterhub/share/jupyterhub/static/components'), /^jquery$/m);
+    assert.match(await inRoot('ls /opt/jupyterhub/share/jupyterhub/static/components/jquery/dist'), /^jquery\.min\.js$/m);
+    assert.match(await inRoot('ls /opt/jupyterhub/share/jupyter/lab/static'), /^index\.html$/m);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { armKernelCommandLine, armQemuCommand, sdCardSize, type ArmBootOptions } from '../../build/boot/machines.ts';
+import { armKernelCommandLine, armQemuCommand, qemuDtbEdits, sdCardSize, type ArmBootOptions } from '../../build/boot/machines.ts';
 import { loadBase } from '../../build/bases/load.ts';
 
 const base: ArmBootOptions = {
@@ -65,4 +65,14 @@ test('the kernel command line and SD card sizes', () => {
   assert.equal(sdCardSize(3_728_736_256), 4 * 1024 ** 3);
   assert.equal(sdCardSize(4 * 1024 ** 3), 4 * 1024 ** 3);
   assert.equal(sdCardSize(4 * 1024 ** 3 + 1), 8 * 1024 ** 3);
+});
+
+test('the image\'s device tree for a BCM283x board model: the bridge registers QEMU lacks taken out', () => {
+  assert.deepEqual(qemuDtbEdits('raspi0', '/b/zero.dtb', ['pm', 'asb']), [
+    ['fdtput', ['-t', 'x', '/b/zero.dtb', '/soc/watchdog@7e100000', 'reg', '7e100000', '114']],
+    ['fdtput', ['-t', 's', '/b/zero.dtb', '/soc/watchdog@7e100000', 'reg-names', 'pm']],
+  ]);
+  assert.deepEqual(qemuDtbEdits('raspi0', '/b/zero.dtb', ['pm']), [], 'already without it (or Raspberry Pi\'s own tree)');
+  assert.deepEqual(qemuDtbEdits('virt', '/b/x.dtb', ['pm', 'asb']), [], 'virt has no BCM283x');
+  assert.throws(() => qemuDtbEdits('raspi2b', '/b/x.dtb', ['asb', 'pm']), /unexpected reg-names `asb pm`/);
 });
