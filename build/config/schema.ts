@@ -40,6 +40,9 @@ export const DEFAULTS = {
     enabled: false,
     password_auth: 'auto',
   },
+  updates: {
+    automatic: 'security',
+  },
   image: {
     headroom_percent: 20,
     headroom_mib: 256,
@@ -170,7 +173,13 @@ export const ConfigSchema = z
     wifi: z
       .strictObject({
         country: z.string().regex(/^[A-Z]{2}$/, { error: 'must be a two-letter country code such as `GB`' }),
-        ssid: z.string().min(1).max(32, { error: 'must be 1 to 32 characters' }),
+        // Any bytes are safe: the image writes the SSID in hex. 32 bytes is 802.11's limit.
+        ssid: z
+          .string()
+          .refine((s) => s.length > 0 && Buffer.byteLength(s, 'utf8') <= 32, {
+            error: 'must be 1 to 32 bytes long (in UTF-8; letters outside ASCII take 2 to 4 bytes each)',
+          })
+          .refine((s) => !s.includes('\0'), { error: 'must not contain a NUL character' }),
         psk: z
           .string()
           .regex(/^([ -~]{8,63}|[0-9a-fA-F]{64})$/, {
@@ -182,6 +191,11 @@ export const ConfigSchema = z
       enabled: z.boolean(),
       password_auth: z.union([z.boolean(), z.literal('auto')], {
         error: 'must be true, false or `auto` (off when any user has ssh_authorized_keys)',
+      }),
+    }),
+    updates: z.strictObject({
+      automatic: z.enum(['security', 'all', 'off'], {
+        error: 'must be `security` (Debian\'s security fixes), `all` (also stable point releases) or `off`',
       }),
     }),
     image: z.strictObject({

@@ -1,4 +1,4 @@
-#!/bin/sh -e
+#!/bin/sh -eu
 # Nothing that must be unique to a card stays in the image: the first boot creates it.
 rm -f /etc/ssh/ssh_host_*
 printf 'uninitialized\n' > /etc/machine-id
