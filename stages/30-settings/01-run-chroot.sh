@@ -43,6 +43,36 @@ else
   systemctl disable ssh.service
 fi
 
+# Updates the card installs on its own: apt's daily timers run unattended-upgrades. This file
+# sorts after Debian's 20auto-upgrades and 50unattended-upgrades (left as packaged, so package
+# upgrades never ask about them) and so overrides them.
+case $PIHUB_UPDATES_AUTOMATIC in
+  off) periodic=0 ;;
+  *) periodic=1 ;;
+esac
+{
+  cat <<CONF
+// Written by pihub from updates.automatic: $PIHUB_UPDATES_AUTOMATIC
+// (security: Debian's security updates; all: also the stable point releases; off: none).
+APT::Periodic::Update-Package-Lists "$periodic";
+APT::Periodic::Unattended-Upgrade "$periodic";
+#clear Unattended-Upgrade::Origins-Pattern;
+Unattended-Upgrade::Origins-Pattern {
+CONF
+  if [ "$PIHUB_UPDATES_AUTOMATIC" != off ]; then
+    cat <<'CONF'
+  "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
+CONF
+  fi
+  if [ "$PIHUB_UPDATES_AUTOMATIC" = all ]; then
+    cat <<'CONF'
+  "origin=Debian,codename=${distro_codename},label=Debian";
+  "origin=Debian,codename=${distro_codename}-updates,label=Debian";
+CONF
+  fi
+  echo '};'
+} > /etc/apt/apt.conf.d/90pihub-updates
+
 # Hub groups (system groups, so the first person keeps uid/gid 1000)
 for group in "$PIHUB_HUB_USERS_GROUP" "$PIHUB_HUB_ADMIN_GROUP"; do
   getent group "$group" >/dev/null || groupadd --system "$group"

@@ -158,3 +158,19 @@ test('wifi and keys validated', () => {
   assert.match(errorOf('wifi:\n  country: GB\n  ssid: home\n  psk: short\n'), /`wifi\.psk`: must be a WPA passphrase/);
   assert.match(errorOf('users:\n  - name: a\n    password: x\n    ssh_authorized_keys: ["not a key"]\n'), /ssh_authorized_keys\[0\]`: must be one public key line/);
 });
+
+test('wifi: an SSID is any 1 to 32 bytes (not characters), a PSK 64 hex digits or a passphrase', () => {
+  const wifi = (ssid: string, psk = 'secretpass') => resolveConfig([setLayer(['wifi.country=GB', `wifi.ssid=${ssid}`, `wifi.psk=${psk}`])]).wifi;
+  assert.equal(wifi('Café "5G" \\ ok')?.ssid, 'Café "5G" \\ ok');
+  assert.equal(wifi('é'.repeat(16))?.ssid, 'é'.repeat(16));
+  assert.equal(wifi('home', 'F'.repeat(64))?.psk, 'F'.repeat(64));
+  assert.match(errorOf('wifi:\n  country: GB\n  ssid: "ééééééééééééééééé"\n  psk: secretpass\n'), /`wifi\.ssid`: must be 1 to 32 bytes long \(in UTF-8/);
+  assert.match(errorOf('wifi:\n  country: GB\n  ssid: ""\n  psk: secretpass\n'), /`wifi\.ssid`: must be 1 to 32 bytes long/);
+  assert.match(errorOf('wifi:\n  country: GB\n  ssid: "a\\0b"\n  psk: secretpass\n'), /`wifi\.ssid`: must not contain a NUL character/);
+});
+
+test('updates.automatic: security by default, all or off', () => {
+  assert.equal(resolveConfig([]).updates.automatic, 'security');
+  assert.equal(resolveConfig([setLayer(['updates.automatic=off'])]).updates.automatic, 'off');
+  assert.match(errorOf('updates:\n  automatic: weekly\n'), /`updates\.automatic`: must be `security` \(Debian's security fixes\), `all` \(also stable point releases\) or `off`/);
+});
