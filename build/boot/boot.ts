@@ -23,6 +23,8 @@ export interface BootOptions {
   workDir: string;
   keep: boolean;
   extraAppend: string;
+  /** A card on a network without internet (forwarded ports still work). */
+  offline?: boolean;
   runner: Runner;
   log: LogSink;
   signal: AbortSignal;
@@ -186,6 +188,7 @@ export async function boot(o: BootOptions): Promise<number> {
       forwards: o.forwards,
       qmpSocket,
       extraAppend: o.extraAppend,
+      offline: o.offline,
     });
     for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
     o.note(`booting ${basename(o.image)} (${o.machine}, ${o.memoryMiB} MiB); Ctrl-C shuts the guest down cleanly`);

@@ -28,6 +28,8 @@ Options:
       --serial-log FILE            also write the console to FILE
       --no-console                 do not print the console here (with --serial-log)
       --append TEXT                extra kernel command line arguments
+      --offline                    a network without internet: the guest reaches neither the
+                                   internet nor this machine (forwarded ports still work)
       --work-dir DIR               where decompressed images and the disk go (default: ./work/boot)
       --keep                       keep the copy-on-write disk afterwards
   -h, --help                       this text
@@ -46,6 +48,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
       'serial-log': { type: 'string' },
       'no-console': { type: 'boolean' },
       append: { type: 'string' },
+      offline: { type: 'boolean' },
       'work-dir': { type: 'string' },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -90,6 +93,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
     workDir: resolve(values['work-dir'] ?? 'work/boot'),
     keep: values.keep ?? false,
     extraAppend: values.append ?? '',
+    offline: values.offline ?? false,
     runner: createRunner(log),
     log,
     signal,

@@ -63,6 +63,8 @@ export interface QemuOptions {
   qmpSocket: string;
   extraAppend: string;
   dtb?: string;
+  /** No route to the internet or this machine (QEMU's restrict=on); forwarded ports still work. */
+  offline?: boolean;
 }
 
 export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend'>): string {
@@ -72,7 +74,7 @@ export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend'
 }
 
 export function qemuCommand(o: QemuOptions): Command {
-  const net = ['user', 'id=net0', ...o.forwards.map((f) => `hostfwd=tcp:${f.address}:${f.hostPort}-:${f.guestPort}`)].join(',');
+  const net = ['user', 'id=net0', ...(o.offline ? ['restrict=on'] : []), ...o.forwards.map((f) => `hostfwd=tcp:${f.address}:${f.hostPort}-:${f.guestPort}`)].join(',');
   const common = [
     '-kernel', o.kernel,
     '-initrd', o.initrd,
