@@ -3,10 +3,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { bootVm, hostKeys, ssh, waitForSsh, type Vm, type SshTarget } from '../helpers/vm.ts';
-import { buildImage, manifest, E2E_ROOT, type Manifest } from '../helpers/build.ts';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { bootVm, greeting, hostKeys, scpTo, sleep, ssh, waitForSsh, type Vm, type SshTarget } from '../helpers/vm.ts';
+import { buildImage, manifest, CACHE_DIR, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { makeWheel } from '../helpers/wheel.ts';
 
@@ -18,6 +18,39 @@ function imageFiles(outDir: string): { base: string; image: string; manifest: Ma
   const base = json.slice(0, -5);
   const m = manifest(outDir, base);
   return { base, image: join(outDir, m.file), manifest: m };
+}
+
+/** The symlinks under /etc/systemd/system (which units are enabled, aliased, masked) as the image file holds them. */
+function imageUnitLinks(image: string, rootOffset: number, scratchDir: string): string[] {
+  let raw = image;
+  rmSync(scratchDir, { recursive: true, force: true });
+  mkdirSync(scratchDir, { recursive: true });
+  if (image.endsWith('.zst')) {
+    raw = join(scratchDir, 'image.raw');
+    execFileSync('zstd', ['-d', '-q', '-o', raw, image]);
+  }
+  const dest = join(scratchDir, 'etc');
+  mkdirSync(dest);
+  execFileSync('debugfs', ['-R', `rdump /etc/systemd/system ${dest}`, `${raw}?offset=${rootOffset}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const links: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      const st = lstatSync(path);
+      if (st.isSymbolicLink()) links.push(`${relative(join(dest, 'system'), path)} -> ${readlinkSync(path)}`);
+      else if (st.isDirectory()) walk(path);
+    }
+  };
+  walk(join(dest, 'system'));
+  rmSync(scratchDir, { recursive: true, force: true });
+  return links.sort();
+}
+
+/** The same list on a running card. */
+async function cardUnitLinks(t: SshTarget): Promise<string[]> {
+  const r = await ssh(t, "find /etc/systemd/system -type l -printf '%P -> %l\\n'");
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.split('\n').filter(Boolean).sort();
 }
 
 function sshKey(dir: string): string {
@@ -88,6 +121,16 @@ image:
     assert.equal(r.stdout.trim(), 'running', `failed units:\n${r.stdout}`);
     const dpkg = await ssh(alice, "dpkg --audit; dpkg-query -W -f '${db:Status-Abbrev}\\n' | sort | uniq -c");
     assert.match(dpkg.stdout.trim(), /^\d+ ii\s*$/, `packages not fully installed:\n${dpkg.stdout}`);
+  });
+
+  it('keeps every unit as the build left it: the first boot\'s presets enable nothing (compared with the image file)', async () => {
+    const built = imageUnitLinks(out.image, out.manifest.layout.root.offset, join(dir, 'units'));
+    assert.ok(built.some((l) => l.startsWith('multi-user.target.wants/jupyterhub.service -> ')), `the image's unit links:\n${built.join('\n')}`);
+    assert.deepEqual(await cardUnitLinks(alice), built);
+    const preset = await ssh(alice, 'cat /etc/systemd/system-preset/00-pihub.preset');
+    assert.match(preset.stdout, /^enable jupyterhub\.service$/m);
+    assert.match(preset.stdout, /^enable ssh\.service$/m, 'ssh.enabled is true in this image');
+    assert.match(preset.stdout, /\ndisable \*\n$/);
   });
 
   it('has python as Python 3, and pip', async () => {
@@ -220,9 +263,91 @@ image:
     assert.ok(open.length >= 1);
     for (const l of open) assert.match(l, /:8888 /, `the hub also listens on: ${l}`);
     const conf = await ssh(alice, 'cat /etc/jupyter/jupyter_server_config.py');
-    assert.match(conf.stdout, /^idle_minutes = 60$/m);
-    assert.match(conf.stdout, /cull_idle_timeout/);
+    assert.match(conf.stdout, /^idle_timeout = 60 \* 60 /m);
+    assert.match(conf.stdout, /cull_connected = True/);
+    assert.match(conf.stdout, /TerminalManager\.cull_inactive_timeout/);
     assert.match(conf.stdout, /shutdown_no_activity_timeout/);
+  });
+
+  it('culls what a forgotten tab keeps open: a connected idle kernel, an idle terminal, then the server itself (20 s timeout set on the card)', async () => {
+    const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
+    const conf = '/etc/jupyter/jupyter_server_config.py';
+    assert.equal((await ssh(alice, `${sudo} sed -i 's/^idle_timeout = .*/idle_timeout = 20  # e2e/' ${conf}`)).code, 0);
+    const s = new HubSession(hub, 'bob');
+    assert.equal((await s.login('bob-secret-2')).status, 302);
+    await s.createToken('bob-secret-2');
+    const hasServer = async () => Boolean((await s.json<{ servers?: Record<string, unknown> }>('/hub/api/users/bob')).body?.servers?.['']);
+    // bob's server from the test above read the hour-long timeout: start it again with the short one.
+    await s.request('/hub/api/users/bob/server', { method: 'DELETE' });
+    for (let i = 0; i < 60 && (await hasServer()); i++) await sleep(2000);
+    await s.startServer(300_000);
+    const kernel = await s.json<{ id: string }>(s.userPath('/api/kernels'), { method: 'POST', json: { name: 'python3' } });
+    assert.equal(kernel.status, 201);
+    const terminal = await s.json<{ name: string }>(s.userPath('/api/terminals'), { method: 'POST', json: {} });
+    assert.equal(terminal.status, 200);
+    // The tab's open connections to both.
+    const ws = (path: string) => new Promise<WebSocket>((resolve, reject) => {
+      const w = new WebSocket(`${hub.replace(/^http/, 'ws')}${s.userPath(path)}?token=${s.token}`);
+      w.onopen = () => resolve(w);
+      w.onerror = () => reject(new Error(`websocket ${path} failed`));
+    });
+    const sockets = [await ws(`/api/kernels/${kernel.body.id}/channels`), await ws(`/terminals/websocket/${terminal.body.name}`)];
+    const started = Date.now();
+    const seen: Record<string, number> = {};
+    const mark = (what: string) => { seen[what] ??= Math.round((Date.now() - started) / 1000); };
+    try {
+      // What an open JupyterLab tab does every few seconds, until the server is gone.
+      while (Date.now() - started < 6 * 60_000) {
+        if (!(await hasServer())) { mark('server'); break; }
+        const list = async (path: string) => (await s.json<unknown[]>(s.userPath(path)).catch(() => ({ status: 0, body: undefined }))).body;
+        const kernels = await list('/api/kernels');
+        const terminals = await list('/api/terminals');
+        await list('/api/sessions');
+        await list('/api/contents?content=1');
+        if (Array.isArray(kernels) && kernels.length === 0) mark('kernel');
+        if (Array.isArray(terminals) && terminals.length === 0) mark('terminal');
+        await sleep(3000);
+      }
+    } finally {
+      for (const w of sockets) w.close();
+      await ssh(alice, `${sudo} sed -i 's/^idle_timeout = .*/idle_timeout = 60 * 60  # seconds; 0 means never/' ${conf}`);
+    }
+    console.log(`# idle culling with a 20 s timeout and a polling tab: kernel after ${seen.kernel} s, terminal after ${seen.terminal} s, server after ${seen.server} s`);
+    assert.ok(seen.kernel !== undefined, 'the idle kernel with a connected tab was never shut down');
+    assert.ok(seen.terminal !== undefined, 'the idle terminal was never closed');
+    assert.ok(seen.server !== undefined, 'the server stayed up while only a tab polled it');
+    assert.ok(seen.server >= 20, 'the server stopped before its timeout');
+    const procs = await ssh(alice, 'pgrep -u bob -a -f jupyterhub-singleuser; echo end');
+    assert.equal(procs.stdout.trim(), 'end', `bob's server still runs:\n${procs.stdout}`);
+  });
+
+  it('installs Debian\'s security updates on its own (unattended-upgrades, security only, sources with -security)', async () => {
+    const r = await ssh(alice, 'apt-config dump APT::Periodic; apt-config dump Unattended-Upgrade::Origins-Pattern; cat /etc/apt/sources.list.d/*.sources; ls /etc/apt/sources.list 2>&1; systemctl is-enabled apt-daily.timer apt-daily-upgrade.timer; dpkg-query -W -f \'${Status}\\n\' unattended-upgrades');
+    assert.match(r.stdout, /^APT::Periodic::Update-Package-Lists "1";$/m);
+    assert.match(r.stdout, /^APT::Periodic::Unattended-Upgrade "1";$/m);
+    const origins = r.stdout.split('\n').filter((l) => l.startsWith('Unattended-Upgrade::Origins-Pattern'));
+    assert.deepEqual(origins, ['Unattended-Upgrade::Origins-Pattern "";', 'Unattended-Upgrade::Origins-Pattern:: "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";']);
+    assert.match(r.stdout, /^URIs: http:\/\/security\.debian\.org\/debian-security\nSuites: trixie-security\nComponents: main non-free-firmware$/m);
+    assert.match(r.stdout, /^Suites: trixie trixie-updates$/m);
+    assert.match(r.stdout, /cannot access '\/etc\/apt\/sources\.list'/);
+    assert.match(r.stdout, /^enabled\nenabled\ninstall ok installed$/m);
+  });
+
+  it('keeps the hub running through an upgrade of its package (dpkg -i of the jupyterhub .deb)', async () => {
+    const debs = join(CACHE_DIR, 'debs', 'trixie-arm64');
+    const deb = readdirSync(debs).find((f) => /^jupyterhub_.*\.deb$/.test(f));
+    assert.ok(deb, `no jupyterhub .deb in ${debs} (the build downloads it there)`);
+    await scpTo(alice, join(debs, deb), '/tmp/jupyterhub.deb');
+    const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
+    const r = await ssh(alice, `systemctl show -p MainPID --value jupyterhub; ${sudo} dpkg -i /tmp/jupyterhub.deb >/tmp/dpkg.log 2>&1; echo "dpkg $?"; systemctl show -p MainPID --value jupyterhub; systemctl is-active jupyterhub; rm /tmp/jupyterhub.deb`);
+    const [before, status, after, active] = r.stdout.trim().split('\n');
+    assert.equal(status, 'dpkg 0', (await ssh(alice, 'cat /tmp/dpkg.log')).stdout);
+    assert.equal(active, 'active');
+    assert.notEqual(after, before, 'the package upgrade restarted the hub');
+    await waitForHub(hub, 180_000);
+    assert.equal((await new HubSession(hub, 'alice').login('alice-secret-1')).status, 302, 'logins work after the upgrade');
+    const failed = await ssh(alice, 'systemctl --failed --no-legend --plain');
+    assert.equal(failed.stdout.trim(), '');
   });
 
   it('refuses a wrong password and system accounts', async () => {
@@ -261,35 +386,57 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
     out = imageFiles(build.outDir);
   });
 
-  it('says on the console how to add a user while there is none', async () => {
-    const vm = await bootVm(out.image, [], { serialLog: join(dir, 'plain.log'), workDir: join(E2E_ROOT, 'boot') });
+  it('says on the console how to add a user while there is none; the hub answers and SSH is off (port 22 closed)', async () => {
+    const vm = await bootVm(out.image, [8888, 22], { serialLog: join(dir, 'plain.log'), workDir: join(E2E_ROOT, 'boot') });
     try {
       await vm.waitForConsole(/no user account yet[\s\S]*userconf\.txt[\s\S]*login:/, BOOT_TIMEOUT);
       assert.match(vm.console(), /JupyterHub at http:\/\/.*:8888\//);
+      // The forward works (the hub answers through it); on 22 nothing greets: no SSH server,
+      // although Debian's presets would have enabled it at this first boot.
+      await waitForHub(`http://127.0.0.1:${vm.ports[8888]}`, 180_000);
+      assert.equal(await greeting(vm.ports[22]!), '', 'something answered on port 22');
+      assert.match(await greeting(vm.ports[8888]!, 3000).then(() => 'reachable'), /reachable/);
     } finally {
       await vm.stop();
     }
   });
 
-  it('creates the userconf.txt account at first boot; it can log in and the file is gone', async () => {
+  it('offline, makes the userconf.txt accounts of a Windows file (BOM, CRLF), refuses a system account and a bad line without showing it, leaves no failed unit', async () => {
     const hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'carol-pass-3\n' }).toString().trim();
+    const daemonHash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'daemon-pass-9\n' }).toString().trim();
     const userconf = join(dir, 'userconf.txt');
-    writeFileSync(userconf, `carol:${hash}\n`);
+    writeFileSync(userconf, `\ufeffcarol:${hash}\r\ndaemon:${daemonHash}\r\ncarol my-typed-secret-8\r\n`);
     const before = statSync(out.image).mtimeMs;
-    // `pihub boot --userconf` puts the file on this boot's copy of the card, as a person would on the SD card.
-    const vm = await bootVm(out.image, [8888], { serialLog: join(dir, 'userconf.log'), workDir: join(E2E_ROOT, 'boot'), extraArgs: ['--userconf', userconf] });
+    // `pihub boot --userconf` puts the file on this boot's copy of the card, as a person would
+    // on the SD card; --offline: a home network whose internet is down.
+    const vm = await bootVm(out.image, [8888], { serialLog: join(dir, 'userconf.log'), workDir: join(E2E_ROOT, 'boot'), extraArgs: ['--userconf', userconf, '--offline'] });
+    const sudo = "echo carol-pass-3 | sudo -S -p ''";
     try {
       await vm.waitForConsole(/login: $/m, BOOT_TIMEOUT);
+      const banner = vm.console();
+      assert.match(banner, /userconf\.txt line 2 was skipped: `daemon` is a system account \(uid 1\)/);
+      assert.match(banner, /userconf\.txt line 3 was skipped: not NAME:HASH/);
+      assert.ok(!banner.includes('my-typed-secret-8') && !banner.includes(daemonHash), 'the console shows a refused line');
       vm.type('carol\n');
       await vm.waitForConsole(/Password: ?$/m, 60_000);
       vm.type('carol-pass-3\n');
       await vm.waitForConsole(/carol@pihub:~\$ $/m, 120_000);
-      vm.type('echo "groups: $(id -Gn)"; ls /boot/firmware/userconf.txt 2>&1; echo "done-$((6*7))"\n');
-      await vm.waitForConsole(/^done-42/m, 60_000);
-      const text = vm.console();
+      // Markers are computed ($((6*7))), so they show in the output, not in the echoed command.
+      vm.type(`echo "groups: $(id -Gn)"; ls /boot/firmware/userconf.txt 2>&1; ${sudo} passwd --status daemon; echo "SECRET-$((6*7)) $(${sudo} journalctl -b -u pihub-userconf --no-pager | grep -c my-typed-secret)"; echo "STATE-$((6*7)) $(systemctl is-system-running --wait)"\n`);
+      await vm.waitForConsole(/^STATE-42 /m, 240_000);
+      // apt's daily jobs, as their timers start them some time each day, without internet.
+      vm.type(`${sudo} systemctl start apt-daily.service apt-daily-upgrade.service; echo "APT-$((6*7)) $(systemctl is-failed apt-daily.service apt-daily-upgrade.service)"; echo "FAILED-$((6*7))"; systemctl --failed --no-legend --plain; echo "END-$((6*7))"\n`);
+      await vm.waitForConsole(/^END-42/m, 600_000);
+      const text = vm.console().slice(banner.length);
       assert.match(text, /groups: carol .*\bsudo\b/);
       assert.match(text, /\bjupyter_admin\b/);
       assert.match(text, /cannot access '\/boot\/firmware\/userconf\.txt': No such file/);
+      assert.match(text, /^daemon L /m, 'the system account keeps its locked password');
+      assert.match(text, /^SECRET-42 0\r?$/m, 'the journal holds the refused line');
+      assert.match(text, /^STATE-42 running\r?$/m, `not running:\n${text.slice(-3000)}`);
+      assert.match(text, /^APT-42 inactive\r?\ninactive\r?$/m);
+      const failed = /^FAILED-42\r?\n([\s\S]*?)^END-42/m.exec(text)?.[1];
+      assert.equal(failed?.trim(), '', `failed units offline:\n${failed}`);
       const hub = `http://127.0.0.1:${vm.ports[8888]}`;
       await waitForHub(hub, 180_000);
       assert.equal((await new HubSession(hub, 'carol').login('carol-pass-3')).status, 302, 'carol logs in to the hub');

@@ -1,6 +1,6 @@
 // Boot an image with `pihub boot` and talk to it from outside: serial console, SSH, HTTP.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { readFileSync, existsSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -113,4 +113,22 @@ export async function waitForSsh(t: SshTarget, timeoutMs: number): Promise<void>
 export async function hostKeys(port: number): Promise<string[]> {
   const r = await execFileP('ssh-keyscan', ['-p', String(port), '-T', '10', '127.0.0.1'], { timeout: 60_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
   return r.stdout.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(' ').slice(1).join(' ')).sort();
+}
+
+/** Copy a local file into the guest over SSH. */
+export async function scpTo(t: SshTarget, file: string, dest: string): Promise<void> {
+  await execFileP('scp', [...SSH_OPTS, '-i', t.key, '-P', String(t.port), file, `${t.user}@127.0.0.1:${dest}`], { timeout: 300_000 });
+}
+
+/** What a TCP port says first (an SSH server greets with `SSH-2.0-…`); '' when nothing answers within the time. */
+export function greeting(port: number, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const sock = createConnection(port, '127.0.0.1');
+    const done = () => { sock.destroy(); resolve(got); };
+    sock.setTimeout(timeoutMs, done);
+    sock.on('data', (d: Buffer) => { got += d.toString('latin1'); if (got.includes('\n')) done(); });
+    sock.on('close', done);
+    sock.on('error', done);
+  });
 }
