@@ -87,9 +87,9 @@ export interface SshTarget {
 
 const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', '-o', 'LogLevel=ERROR'];
 
-export async function ssh(t: SshTarget, command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function ssh(t: SshTarget, command: string, timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await execFileP('ssh', [...SSH_OPTS, '-i', t.key, '-p', String(t.port), `${t.user}@127.0.0.1`, command], { timeout: 120_000 });
+    const r = await execFileP('ssh', [...SSH_OPTS, '-i', t.key, '-p', String(t.port), `${t.user}@127.0.0.1`, command], { timeout: timeoutMs });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
