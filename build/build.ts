@@ -17,6 +17,7 @@ import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
 import { digestTree, implementationDigest, keyValues, releaseDate, sha256, stageKey, canonicalJson } from './cache/keys.ts';
 import { verifyDiskSpace, verifyEmulation, verifyHostTools, verifyRoot, parseQemuVersion, qemuWarning } from './host.ts';
 import { readBinfmt } from './chroot/chroot.ts';
+import { verifyNoBuildLeftovers } from './chroot/leftovers.ts';
 import { ensureToolsRoot, isForeign, toolsKey, toolsRoot } from './chroot/tools.ts';
 import { describeExport, exportImage, exportNames } from './image/export.ts';
 import { BuildLog, chooseRenderer, formatDuration, type RendererName } from './progress.ts';
@@ -241,6 +242,7 @@ export function planLines(p: Prepared, exportCached: boolean | undefined, notes:
   });
   const names = exportNames(c, p.date);
   out.push(`export${exportCached ? ' [cached: the image is reused]' : ''}`);
+  out.push('    check: no build-only setting left in the image (force-unsafe-io, the apt proxy, policy-rc.d, pihub diversions)');
   for (const line of describeExport(c, { rootfs: p.paths.rootfs, dir: p.exportDir }, p.date)) out.push(`    $ ${line}`);
   out.push(`  → ${join(p.paths.deploy, names.compressed)} (+ .sha256, .info, .json, .log)`);
   for (const n of notes) out.push(`note: ${n}`);
@@ -408,6 +410,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
         outputs = placeInDeploy(cache.imageDir(imageKey!), meta.files ?? [], p.paths.deploy);
         return;
       }
+      verifyNoBuildLeftovers(p.paths.rootfs, p.config.apt_proxy);
       rmSync(markerPath, { force: true });
       const result = await exportImage({
         runner,

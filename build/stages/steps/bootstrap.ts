@@ -7,6 +7,9 @@ import { formatCommand, type Command } from '../../exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
 import type { PlanContext, Step, StepFactory } from '../step.ts';
 
+/** Files mmdebstrap leaves in the target with the options it was given. */
+export const BUILD_ONLY_FILES = ['/etc/dpkg/dpkg.cfg.d/99mmdebstrap', '/etc/apt/apt.conf.d/99mmdebstrap'];
+
 export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[]): Command {
   const { base, apt_proxy } = ctx.config;
   const args = [
@@ -26,6 +29,10 @@ export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[])
   args.push(
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${ctx.paths.debs} "$1/var/cache/apt/archives"`,
     '--customize-hook=umount "$1/var/cache/apt/archives"',
+    // mmdebstrap writes --dpkgopt and --aptopt into the target for good; they are build-time
+    // options (no fsync, the build machine's proxy), so they go before the first snapshot.
+    // Later steps pass them per command (DPKG_FORCE, apt's -o; stages/step.ts).
+    `--customize-hook=rm -f ${BUILD_ONLY_FILES.map((f) => `"$1${f}"`).join(' ')}`,
     base.suite,
     ctx.paths.rootfs,
     base.mirror,
