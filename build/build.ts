@@ -1,9 +1,11 @@
 // The build: verify everything, then run stages (restored from the cache where possible), then export.
-import { existsSync, linkSync, copyFileSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Listr, PRESET_TIMER, PRESET_TIMESTAMP, type ListrTask } from 'listr2';
 import { resolveConfig, loadConfigFile, setLayer, type ConfigLayer } from './config/load.ts';
+import { isSecretPath, Redactor, secretValues } from './config/secrets.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { createRunner, runQuick, type Runner } from './exec.ts';
 import { InputError, InterruptedError, UserError } from './errors.ts';
@@ -169,7 +171,7 @@ const SHARED_SOURCES = [
 ];
 
 /** Chain the stage keys: each covers its parent, its files, the values it reads, the base and pihub's code. */
-export function computeKeys(p: Prepared, release: string): string {
+export function computeKeys(p: Prepared, release: string, salt: string): string {
   p.release = release;
   const base = { ...p.config.base, release };
   let parent: string | null = null;
@@ -179,7 +181,7 @@ export function computeKeys(p: Prepared, release: string): string {
       parent,
       stage: s.def.id,
       files: digestTree(s.def.dir),
-      values: keyValues(p.config, s.def.reads),
+      values: keyValues(p.config, s.def.reads, salt),
       base,
       implementation: implementationDigest([...SHARED_SOURCES, ...kinds]),
     });
@@ -260,7 +262,19 @@ export interface BuildSummary {
   notes: string[];
 }
 
-function placeInDeploy(fromDir: string, files: readonly string[], deploy: string): string[] {
+/** Who ran `sudo pihub build`: private outputs are theirs, so they can flash them without root. */
+export function invokingUser(env: NodeJS.ProcessEnv): { uid: number; gid: number } | undefined {
+  const uid = Number(env.SUDO_UID);
+  const gid = Number(env.SUDO_GID);
+  if (!env.SUDO_UID || !Number.isInteger(uid) || !Number.isInteger(gid) || (process.getuid?.() ?? -1) !== 0) return undefined;
+  return { uid, gid };
+}
+
+/**
+ * Put files into deploy/ under their final names only when complete. `privateFiles` (the image:
+ * it may hold password hashes) are readable by their owner only: root, or whoever ran sudo.
+ */
+function placeInDeploy(fromDir: string, files: readonly string[], deploy: string, privateFiles: ReadonlySet<string>, owner?: { uid: number; gid: number }): string[] {
   mkdirSync(deploy, { recursive: true });
   const placed: string[] = [];
   for (const f of files) {
@@ -271,6 +285,12 @@ function placeInDeploy(fromDir: string, files: readonly string[], deploy: string
       linkSync(join(fromDir, f), tmp);
     } catch {
       copyFileSync(join(fromDir, f), tmp);
+    }
+    if (privateFiles.has(f)) {
+      chmodSync(tmp, 0o600);
+      if (owner) chownSync(tmp, owner.uid, owner.gid);
+    } else {
+      chmodSync(tmp, 0o644);
     }
     renameSync(tmp, final);
     // rename() does nothing when both names are links to one file (a reused image already in
@@ -285,16 +305,39 @@ const MARKER = 'rootfs.key';
 /** Restoring a snapshot of a full root filesystem takes about this long here. */
 const SNAPSHOT_MIN_MS = 20_000;
 
+/** `--set` arguments that put a secret's value (not a reference to it) on the command line. */
+export function secretsOnCommandLine(sets: readonly string[]): string[] {
+  return sets.map((a) => a.slice(0, Math.max(0, a.indexOf('=')))).filter((k) => isSecretPath(k));
+}
+
 export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: string[] }> {
-  const started = Date.now();
   const p = prepare(opts);
+  const redactor = new Redactor(secretValues(p.config, [p.config.apt_proxy, p.config.hub.npm_registry, p.config.base.mirror]));
+  try {
+    const result = await runBuild(opts, p, redactor);
+    if ('plan' in result) result.plan = result.plan.map((l) => redactor.redact(l));
+    return result;
+  } catch (err) {
+    // An error text may quote a command or its output.
+    if (err instanceof Error) err.message = redactor.redact(err.message);
+    throw err;
+  }
+}
+
+async function runBuild(opts: BuildOptions, p: Prepared, redactor: Redactor): Promise<BuildSummary | { plan: string[] }> {
+  const started = Date.now();
   const notes: string[] = [];
+  for (const key of secretsOnCommandLine(opts.sets)) {
+    notes.push(`\`--set ${key}=…\` puts a secret where \`ps\` and your shell history show it; next time use \`--set ${key}.env=VARIABLE\` or \`${key}.file\` (README: "Secrets")`);
+  }
   verifyMachine(p, opts, notes);
   const cache = new Cache(opts.cacheDir, opts.cacheLimit);
 
   let imageKey: string | undefined;
   try {
-    imageKey = computeKeys(p, await releaseDate(p.config.base.mirror, p.config.base.suite, p.config.apt_proxy));
+    // A dry run makes nothing: without a salt yet, no entry can match a secret-bearing key anyway.
+    const salt = opts.dryRun ? (cache.readSalt() ?? randomBytes(32).toString('hex')) : cache.salt();
+    imageKey = computeKeys(p, await releaseDate(p.config.base.mirror, p.config.base.suite, p.config.apt_proxy), salt);
   } catch (err) {
     if (!opts.dryRun) throw err;
     notes.push(`cache state unknown: ${(err as Error).message}`);
@@ -306,7 +349,8 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
 
   const names = exportNames(p.config, p.date);
   const logPath = join(p.paths.deploy, `${p.config.name}.log`);
-  const log = new BuildLog(logPath);
+  const log = new BuildLog(logPath, (t) => redactor.redact(t));
+  const owner = invokingUser(opts.env);
   const runner = opts.runner ?? createRunner(log, opts.signal);
   const cleanups: Array<() => void | Promise<void>> = [];
   const renderer: RendererName = chooseRenderer({ quiet: opts.quiet, isTTY: opts.isTTY, env: opts.env });
@@ -407,7 +451,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
         task.title = 'export: image unchanged, reused from cache';
         const meta = cache.readMeta('image', imageKey!)!;
         cache.touch('image', imageKey!);
-        outputs = placeInDeploy(cache.imageDir(imageKey!), meta.files ?? [], p.paths.deploy);
+        outputs = placeInDeploy(cache.imageDir(imageKey!), meta.files ?? [], p.paths.deploy, new Set([names.compressed]), owner);
         return;
       }
       verifyNoBuildLeftovers(p.paths.rootfs, p.config.apt_proxy);
@@ -439,7 +483,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
       });
       writeFileSync(markerPath, p.stages[p.stages.length - 1]!.key!);
       cache.saveImage(imageKey!, result.names.compressed, join(p.exportDir, 'out'), result.files);
-      outputs = placeInDeploy(cache.imageDir(imageKey!), result.files, p.paths.deploy);
+      outputs = placeInDeploy(cache.imageDir(imageKey!), result.files, p.paths.deploy, new Set([names.compressed]), owner);
       rmSync(p.exportDir, { recursive: true, force: true });
       task.title = `export: ${result.names.compressed}`;
     },
@@ -471,6 +515,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
     rmSync(p.exportDir, { recursive: true, force: true });
     log.note(`finished after ${formatDuration(Date.now() - started)}`);
     await log.close();
+    if (owner) chownSync(logPath, owner.uid, owner.gid);
   }
   if (!p.config.users.length) {
     notes.push(

@@ -15,6 +15,8 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Keep stdout in the result (otherwise it only goes to the log). */
   capture?: boolean;
+  /** stdout holds a secret (a password hash): kept in the result, never logged or shown. */
+  secretOutput?: boolean;
   /** Exit codes that count as success (default: 0 only). */
   okCodes?: readonly number[];
   /** Called with each line of output (stdout and stderr), for progress display. */
@@ -78,9 +80,10 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
       log.write(`$ ${formatCommand(command)}\n`);
       const tail: string[] = [];
       const stdoutChunks: string[] = [];
-      const onText = (text: string, keep: boolean) => {
-        log.write(text);
+      const onText = (text: string, keep: boolean, secret = false) => {
         if (keep) stdoutChunks.push(text);
+        if (secret) return;
+        log.write(text);
         for (const line of text.split('\n')) {
           if (line.trim() === '') continue;
           tail.push(line);
@@ -101,7 +104,7 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
         cancelSignal: signal,
         forceKillAfterDelay: 10_000,
       });
-      child.stdout?.on('data', (d: Buffer) => onText(d.toString(), options.capture === true));
+      child.stdout?.on('data', (d: Buffer) => onText(d.toString(), options.capture === true || options.secretOutput === true, options.secretOutput));
       child.stderr?.on('data', (d: Buffer) => onText(d.toString(), false));
       const result = await child;
       if (result.isCanceled || signal?.aborted) {

@@ -1,7 +1,8 @@
 // Content-addressed snapshots of the root filesystem after each stage, and of exported images.
 // An entry is written under a temporary name and renamed when complete, so an interrupted
 // build never leaves an entry that looks usable.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Runner } from '../exec.ts';
 
@@ -61,8 +62,39 @@ export class Cache {
 
   ensure(): void {
     for (const d of [this.dir, this.stagesDir, this.imagesDir]) mkdirSync(d, { recursive: true });
-    // Cache keys are digests of configs that may hold passwords: keep the cache private.
+    // The salt for secrets in cache keys, and snapshots of images with password hashes: private.
     chmodSync(this.dir, 0o700);
+  }
+
+  private get saltPath(): string {
+    return join(this.dir, 'salt');
+  }
+
+  /** This cache's salt for secrets in cache keys (cache/keys.ts), if it has one yet. */
+  readSalt(): string | undefined {
+    try {
+      return readFileSync(this.saltPath, 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The salt, made on first use: random, readable by root only, never copied out of the cache. */
+  salt(): string {
+    const existing = this.readSalt();
+    if (existing) return existing;
+    this.ensure();
+    const tmp = `${this.saltPath}.partial-${process.pid}`;
+    writeFileSync(tmp, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    try {
+      // link() fails if another build made the salt first: then both use that one.
+      linkSync(tmp, this.saltPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    return this.readSalt()!;
   }
 
   snapshotPath(key: string): string {

@@ -1,5 +1,5 @@
 // Cache keys: a digest of everything that decides a stage's result, and nothing else.
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
 import type { BuildConfig } from '../config/schema.ts';
 import { configValue } from '../stages/values.ts';
+import { isSecretPath } from '../config/secrets.ts';
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -137,24 +138,30 @@ function fileDigest(path: unknown): unknown {
   }
 }
 
-const secretDigest = (s: string) => sha256(`pihub:${s}`);
+/**
+ * A secret's stand-in in cache keys: keyed with this cache's own random salt, so the key
+ * changes when the secret does, while a published key (the .json beside an image) cannot be
+ * used to guess the secret without the salt, which never leaves the cache.
+ */
+export function secretDigest(salt: string, secret: string): string {
+  return createHmac('sha256', salt).update(secret).digest('hex');
+}
 
 /**
- * The values a stage reads, as they enter its cache key. Plain passwords and the Wi-Fi
- * passphrase enter only as a digest, so the key changes when they do but the cache never
- * stores them; files enter with their content.
+ * The values a stage reads, as they enter its cache key: secrets (at any depth) only as
+ * their salted digest, files with their content.
  */
-export function keyValues(config: BuildConfig, reads: readonly string[]): Record<string, unknown> {
+export function keyValues(config: BuildConfig, reads: readonly string[], salt: string): Record<string, unknown> {
+  const hide = (v: unknown, path: string[]): unknown => {
+    if (typeof v === 'string' && isSecretPath(path)) return { secret: secretDigest(salt, v) };
+    if (Array.isArray(v)) return v.map((x, i) => hide(x, [...path, String(i)]));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hide(x, [...path, k])]));
+    return v;
+  };
   const out: Record<string, unknown> = {};
   for (const key of reads) {
     const v = configValue(config, key);
-    if (key === 'users') {
-      out[key] = config.users.map((u) => ({ ...u, password: u.password === undefined ? undefined : secretDigest(u.password) }));
-    } else if (key === 'wifi.psk' && typeof v === 'string') {
-      out[key] = secretDigest(v);
-    } else {
-      out[key] = FILE_KEYS.has(key) ? fileDigest(v) : v;
-    }
+    out[key] = FILE_KEYS.has(key) ? fileDigest(v) : hide(v, key.split('.'));
   }
   return out;
 }

@@ -1,17 +1,20 @@
 // Config layers: DEFAULTS < config file < overlays (in order) < --set. Validated once, at the end.
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { dirname, relative } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { parse as parseYamlValue } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { ConfigSchema, DEFAULTS, type BuildConfig } from './schema.ts';
 import { formatIssues, formatPath, type Locator, type PathKey } from './format.ts';
+import { HIDDEN, isSecretPath, resolveSecretRefs } from './secrets.ts';
 
 export interface ConfigLayer {
   label: string;
   data: Record<string, unknown>;
   locator: Locator;
+  /** Where relative paths in this layer start (secret files): its file's folder, or the working directory. */
+  baseDir?: string;
 }
 
 /** Shorten a path for messages: relative to the working directory when that is shorter. */
@@ -86,7 +89,7 @@ export function loadConfigFile(path: string): ConfigLayer {
     }
     throw new InputError(`cannot read config file ${label}: ${(err as Error).message}`);
   }
-  return parseConfigText(text, label);
+  return { ...parseConfigText(text, label), baseDir: dirname(path) };
 }
 
 /** `--set hub.port=8000` → a layer. Values are YAML scalars, so numbers and booleans keep their type. */
@@ -95,11 +98,11 @@ export function setLayer(assignments: readonly string[]): ConfigLayer {
   const origins = new Map<string, string>();
   for (const arg of assignments) {
     const eq = arg.indexOf('=');
-    if (eq <= 0) throw new InputError(`--set ${arg}: expected KEY=VALUE, for example \`--set hub.port=8000\``);
+    if (eq <= 0) throw new InputError(`--set ${eq < 0 ? arg : '=…'}: expected KEY=VALUE, for example \`--set hub.port=8000\``);
     const key = arg.slice(0, eq);
     const raw = arg.slice(eq + 1);
     const path: PathKey[] = key.split('.').map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-    if (path.some((p) => p === '')) throw new InputError(`--set ${arg}: \`${key}\` is not a key path such as \`hub.port\``);
+    if (path.some((p) => p === '')) throw new InputError(`--set ${key}=…: \`${key}\` is not a key path such as \`hub.port\``);
     let value: unknown;
     try {
       value = raw === '' ? '' : parseYamlValue(raw);
@@ -117,12 +120,15 @@ export function setLayer(assignments: readonly string[]): ConfigLayer {
         cur = cur[p] as Record<PathKey, unknown>;
       }
     });
-    origins.set(formatPath(path), `--set ${arg}`);
+    // A secret's value is never shown (its path may also end in .env or .file: a reference).
+    const secret = isSecretPath(path) || isSecretPath(path.slice(0, -1));
+    origins.set(formatPath(path), secret ? `--set ${key}=${HIDDEN}` : `--set ${arg}`);
   }
   return {
     label: '--set',
     data,
     locator: { locate: (path) => (path.length ? origins.get(formatPath(path)) : undefined) },
+    baseDir: process.cwd(),
   };
 }
 
@@ -175,9 +181,12 @@ export function knownKeysAt(path: readonly PathKey[]): string[] {
 }
 
 /** Merge the layers over DEFAULTS and validate; every problem is reported at once. */
-export function resolveConfig(layers: readonly ConfigLayer[]): BuildConfig {
+export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.ProcessEnv = process.env): BuildConfig {
   let merged: unknown = structuredClone(DEFAULTS);
-  for (const layer of layers) merged = deepMerge(merged, layer.data);
+  for (const layer of layers) {
+    const where = (path: readonly PathKey[]) => layer.locator.locate(path) ?? layer.label;
+    merged = deepMerge(merged, resolveSecretRefs(layer.data, where, layer.baseDir ?? process.cwd(), env));
+  }
   const result = ConfigSchema.safeParse(merged);
   if (result.success) return result.data;
   const lines = formatIssues(result.error.issues, {
@@ -185,6 +194,7 @@ export function resolveConfig(layers: readonly ConfigLayer[]): BuildConfig {
     knownKeys: knownKeysAt,
     sources: [...layers].reverse().map((l) => l.locator),
     fallback: layers[0]?.label ?? 'config',
+    isSecret: isSecretPath,
   });
   throw new InputError(lines.join('\n'));
 }

@@ -114,6 +114,7 @@ export function loadOverlay(nameOrDir: string, shippedDir: string): Overlay {
     label: `${who} (${displayPath(yamlPath)})`,
     data: meta.config,
     locator: { locate: (path, preferKey) => (path.length ? file.locator.locate(['config', ...path], preferKey) : undefined) },
+    baseDir: dir,
   };
   return { name, dir, description: meta.description, requires: meta.requires, layer, stage };
 }

@@ -1,5 +1,4 @@
 // The config values a stage may read, as templates and scripts see them.
-import { createHash } from 'node:crypto';
 import type { BuildConfig } from '../config/schema.ts';
 import { knownKeysAt } from '../config/load.ts';
 import type { Runner } from '../exec.ts';
@@ -40,28 +39,11 @@ export interface StageUser {
   ssh_authorized_keys: string[];
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest('hex');
-
-/**
- * Values for the cache key. Plain passwords enter only as a digest, so the key
- * changes when a password does but the cache never stores one.
- */
-export function keyValues(config: BuildConfig, reads: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of reads) {
-    const v = configValue(config, key);
-    out[key] = key === 'users'
-      ? config.users.map((u) => ({ ...u, password: u.password === undefined ? undefined : digest(`pihub:${u.password}`) }))
-      : v;
-  }
-  return out;
-}
-
 /** Hash a plain password as Debian does by default (yescrypt); the password goes through stdin only. */
 export async function hashPassword(runner: Runner, password: string, step: string): Promise<string> {
   const { stdout } = await runner.run(['mkpasswd', ['--method=yescrypt', '--stdin']], {
     input: `${password}\n`,
-    capture: true,
+    secretOutput: true,
     step,
   });
   const hash = stdout.trim();
