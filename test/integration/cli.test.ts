@@ -61,6 +61,14 @@ test('invalid YAML names line and column', async () => {
   await fails(['build', '--config', config('hub:\n  port: 8000\n users: []\n'), '--dry-run'], 2, /config\.yaml:3:\d+: invalid YAML/);
 });
 
+test('an alias bomb and a __proto__ key are bad input (exit 2), not an internal error', async () => {
+  const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(',')}]`)].join('\n');
+  const stderr = await fails(['build', '--config', config(bomb), '--dry-run'], 2, /config\.yaml: invalid YAML: its aliases \(\*name\) expand to far too much data/);
+  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  await fails(['build', '--config', config('__proto__:\n  polluted: 1\n'), '--dry-run'], 2, /config\.yaml:1:1: `__proto__` cannot be a key/);
+  await fails(['build', '--set', 'constructor.prototype.polluted=1', '--dry-run'], 2, /--set constructor\.prototype\.polluted=…: `constructor` cannot be a key/);
+});
+
 test('unknown key, wrong type and bad values', async () => {
   await fails(['build', '--config', config('hub:\n  prot: 8000\n'), '--dry-run'], 2, /config\.yaml:2:3: unknown key `prot` in `hub` \(did you mean `port`\?\)/);
   await fails(['build', '--config', config('hub:\n  port: abc\n'), '--dry-run'], 2, /`hub\.port`: must be a number \(got "abc"\)/);

@@ -7,6 +7,8 @@ import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, kn
 import { DEFAULTS } from '../../build/config/schema.ts';
 import { InputError } from '../../build/errors.ts';
 import { suggest } from '../../build/config/format.ts';
+import { loadStage } from '../../build/stages/load.ts';
+import { loadOverlay } from '../../build/overlays/load.ts';
 
 /** Resolve a YAML text as config.yaml and return the error message (or fail). */
 function errorOf(yaml: string, sets: string[] = []): string {
@@ -157,4 +159,31 @@ test('wifi and keys validated', () => {
   assert.match(errorOf('wifi:\n  country: gb\n  ssid: home\n  psk: secretpass\n'), /`wifi\.country`: must be a two-letter country code/);
   assert.match(errorOf('wifi:\n  country: GB\n  ssid: home\n  psk: short\n'), /`wifi\.psk`: must be a WPA passphrase/);
   assert.match(errorOf('users:\n  - name: a\n    password: x\n    ssh_authorized_keys: ["not a key"]\n'), /ssh_authorized_keys\[0\]`: must be one public key line/);
+});
+
+const BOMB = ['a: &a ["x","x","x","x","x","x","x","x","x"]', ...'bcdefg'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefg'[i]}`).join(',')}]`)].join('\n');
+
+test('an alias bomb (billion laughs) is bad input with a clear message, in every YAML file pihub reads', () => {
+  assert.match(errorOf(BOMB), /^config\.yaml: invalid YAML: its aliases \(\*name\) expand to far too much data/);
+  const stage = scratch('pihub-bomb-');
+  writeFileSync(join(stage, 'stage.yaml'), BOMB);
+  assert.throws(() => loadStage(stage, '10-x'), (err: Error) => err instanceof InputError && /stage\.yaml: invalid YAML: its aliases/.test(err.message));
+  const overlay = scratch('pihub-bomb-');
+  writeFileSync(join(overlay, 'overlay.yaml'), `description: x\nconfig:\n  ${BOMB.replaceAll('\n', '\n  ')}\n`);
+  assert.throws(() => loadOverlay(overlay, '/nonexistent'), (err: Error) => err instanceof InputError && /overlay\.yaml: invalid YAML: its aliases/.test(err.message));
+  // Aliases themselves are fine.
+  assert.equal(resolveConfig([parseConfigText('hub:\n  admin_group: &g family\n  users_group: *g\n', 'c.yaml')]).hub.users_group, 'family');
+});
+
+test('__proto__, constructor and prototype keys are refused, never merged', () => {
+  for (const key of ['__proto__', 'constructor', 'prototype']) {
+    assert.match(errorOf(`hub:\n  ${key}:\n    port: 1\n`), new RegExp(`^config\\.yaml:2:3: \`${key}\` cannot be a key`));
+    assert.throws(() => setLayer([`${key}.polluted=1`]), new RegExp(`^InputError: --set ${key}\\.polluted=…: \`${key}\` cannot be a key`));
+  }
+  assert.throws(() => setLayer(['hub={"__proto__": {"polluted": 1}}']), /--set hub=…: `__proto__` cannot be a key/);
+  assert.throws(() => deepMerge({}, JSON.parse('{"__proto__": {"polluted": 1}}')), /`__proto__` cannot be a key/);
+  const stage = scratch('pihub-proto-');
+  writeFileSync(join(stage, 'stage.yaml'), 'description: x\nfiles:\n  __proto__: { mode: "0600" }\n');
+  assert.throws(() => loadStage(stage, '10-x'), /stage\.yaml:3:3: `__proto__` cannot be a key/);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is untouched');
 });
