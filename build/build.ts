@@ -1,6 +1,7 @@
 // The build: verify everything, then run stages (restored from the cache where possible), then export.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { placeFile } from './files.ts';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Listr, PRESET_TIMER, PRESET_TIMESTAMP, type ListrTask } from 'listr2';
@@ -279,23 +280,14 @@ function placeInDeploy(fromDir: string, files: readonly string[], deploy: string
   const placed: string[] = [];
   for (const f of files) {
     const final = join(deploy, f);
-    const tmp = join(deploy, `.${f}.partial-${process.pid}`);
-    rmSync(tmp, { force: true });
-    try {
-      linkSync(join(fromDir, f), tmp);
-    } catch {
-      copyFileSync(join(fromDir, f), tmp);
-    }
-    if (privateFiles.has(f)) {
-      chmodSync(tmp, 0o600);
-      if (owner) chownSync(tmp, owner.uid, owner.gid);
-    } else {
-      chmodSync(tmp, 0o644);
-    }
-    renameSync(tmp, final);
-    // rename() does nothing when both names are links to one file (a reused image already in
-    // deploy/): then the temporary name is still there.
-    rmSync(tmp, { force: true });
+    placeFile(join(fromDir, f), final, (tmp) => {
+      if (privateFiles.has(f)) {
+        chmodSync(tmp, 0o600);
+        if (owner) chownSync(tmp, owner.uid, owner.gid);
+      } else {
+        chmodSync(tmp, 0o644);
+      }
+    });
     placed.push(final);
   }
   return placed;

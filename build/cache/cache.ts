@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Runner } from '../exec.ts';
+import { moveFile } from '../files.ts';
 
 export interface EntryMeta {
   key: string;
@@ -171,7 +172,7 @@ export class Cache {
     mkdirSync(tmp, { recursive: true });
     let bytes = 0;
     for (const f of files) {
-      renameSync(join(fromDir, f), join(tmp, f));
+      moveFile(join(fromDir, f), join(tmp, f));
       bytes += statSync(join(tmp, f)).size;
     }
     rmSync(final, { recursive: true, force: true });
