@@ -10,6 +10,7 @@ import { isSecretPath, Redactor, secretValues } from './config/secrets.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { createRunner, runQuick, type Runner } from './exec.ts';
 import { InputError, InterruptedError, UserError } from './errors.ts';
+import { describeHolder, holderFor, isLock, readLockHolder, tryLock, waitLock, type Lock, type LockHolder } from './lock.ts';
 import { installPolicyRcD, removePolicyRcD } from './chroot/chroot.ts';
 import { loadStages, type StageDef } from './stages/load.ts';
 import { stepFor, KIND_SOURCES } from './stages/steps/index.ts';
@@ -324,7 +325,39 @@ async function runBuild(opts: BuildOptions, p: Prepared, redactor: Redactor): Pr
   }
   verifyMachine(p, opts, notes);
   const cache = new Cache(opts.cacheDir, opts.cacheLimit);
+  const workLockPath = join(opts.workDir, `${p.config.name}.lock`);
+  const holder = holderFor(`pihub build of ${p.config.name} (${p.configLabel})`);
+  let locks: Lock[] = [];
+  if (opts.dryRun) {
+    const other = readLockHolder(workLockPath) ?? cache.locks.exclusiveHolder();
+    if (other) notes.push(`a build now would stop: ${describeHolder(other)} is using the work tree or the cache`);
+  } else {
+    locks = takeBuildLocks(workLockPath, p.paths.work, cache, holder);
+  }
+  try {
+    return await runLocked(opts, p, redactor, cache, notes, started, holder, locks);
+  } finally {
+    for (const l of locks.reverse()) l.release();
+  }
+}
 
+/** The work tree alone, the cache shared with other builds; a clear message when another process has them. */
+function takeBuildLocks(workLockPath: string, work: string, cache: Cache, holder: LockHolder): Lock[] {
+  const workLock = tryLock(workLockPath, holder);
+  if (!isLock(workLock)) {
+    throw new UserError(`the work tree ${work} is in use by ${describeHolder(workLock)}; wait for it to finish, or give this build another --work-dir`);
+  }
+  const cacheLock = cache.locks.tryShared(holder);
+  if (!isLock(cacheLock)) {
+    workLock.release();
+    throw new UserError(`the cache ${cache.dir} is being changed by ${describeHolder(cacheLock)}; build again when it has finished`);
+  }
+  return [workLock, cacheLock];
+}
+
+async function runLocked(
+  opts: BuildOptions, p: Prepared, redactor: Redactor, cache: Cache, notes: string[], started: number, holder: LockHolder, locks: Lock[],
+): Promise<BuildSummary | { plan: string[] }> {
   let imageKey: string | undefined;
   try {
     // A dry run makes nothing: without a salt yet, no entry can match a secret-bearing key anyway.
@@ -334,6 +367,8 @@ async function runBuild(opts: BuildOptions, p: Prepared, redactor: Redactor): Pr
     if (!opts.dryRun) throw err;
     notes.push(`cache state unknown: ${(err as Error).message}`);
   }
+  // Other builds' prunes leave alone what this one will restore.
+  locks[1]?.update({ ...holder, keys: [...p.stages.map((s) => s.key!), imageKey!] });
   for (const s of p.stages) s.cached = !opts.noCache && s.key !== undefined && cache.hasStage(s.key);
   const imageCached = !opts.noCache && imageKey !== undefined && cache.hasImage(imageKey);
 
@@ -351,6 +386,14 @@ async function runBuild(opts: BuildOptions, p: Prepared, redactor: Redactor): Pr
   mkdirSync(p.paths.work, { recursive: true });
   cache.ensure();
   mkdirSync(p.paths.debs, { recursive: true });
+  const withWaitLock = async <T>(path: string, fn: () => Promise<T>): Promise<T> => {
+    const lock = await waitLock(path, holder, (other) => log.note(`waiting for ${describeHolder(other)}: it is using ${path.replace(/\.lock$/, '')}`), opts.signal);
+    try {
+      return await fn();
+    } finally {
+      lock.release();
+    }
+  };
   const markerPath = join(p.paths.work, MARKER);
   const rootfsKey = () => (existsSync(markerPath) && existsSync(p.paths.rootfs) ? readFileSync(markerPath, 'utf8').trim() : undefined);
 
@@ -394,7 +437,8 @@ async function runBuild(opts: BuildOptions, p: Prepared, redactor: Redactor): Pr
         stage: s.def,
         release: p.release,
         // Made once per base (natively, seconds) and kept in the cache.
-        tools: isForeign(p.config) ? await ensureToolsRoot(runner, p.config, p.paths.cache, p.release!, `${s.def.id}: native tools`) : undefined,
+        tools: isForeign(p.config) ? await withWaitLock(join(cache.dir, 'tools', `${toolsKey(p.config, p.release!)}.lock`), () =>
+          ensureToolsRoot(runner, p.config, p.paths.cache, p.release!, `${s.def.id}: native tools`)) : undefined,
         runner,
         values: {},
         note: (line) => log.note(line),
@@ -413,7 +457,9 @@ async function runBuild(opts: BuildOptions, p: Prepared, redactor: Redactor): Pr
           log.note(`stage ${s.def.id}: ${step.title}`);
           // Before every step that works in an existing target (mmdebstrap sets up its own).
           if (!policy && existsSync(join(p.paths.rootfs, 'usr/sbin'))) policy = installPolicyRcD(p.paths.rootfs);
-          await step.run(stepCtx);
+          // apt locks the package cache and fails at once when another build's apt has it: wait instead.
+          if (step.usesPackageCache) await withWaitLock(`${p.paths.debs}.lock`, () => step.run(stepCtx));
+          else await step.run(stepCtx);
         }
       } finally {
         for (const step of s.steps) await step.cleanup?.(stepCtx);

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { build, DEFAULT_OPTIONS, pihubVersion, PROJECT_DIR } from './build.ts';
 import { UserError, InputError } from './errors.ts';
 import { Cache } from './cache/cache.ts';
+import { describeHolder, holderFor, isLock } from './lock.ts';
 import { formatBytes } from './host.ts';
 import { formatDuration } from './progress.ts';
 import { listShipped, loadOverlay } from './overlays/load.ts';
@@ -147,14 +148,21 @@ function cacheCommand(args: string[]): number {
     process.stdout.write(`${entries.length} entries, ${formatBytes(total)} in ${cache.dir} (limit ${formatBytes(cache.limit)})\n`);
     return 0;
   }
-  if (action === 'prune') {
-    const removed = cache.prune();
-    process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
-    return 0;
-  }
-  if (action === 'clear') {
-    cache.clear();
-    process.stdout.write(`cleared ${cache.dir}\n`);
+  if (action === 'prune' || action === 'clear') {
+    // Alone: a running build may be about to restore what this would remove.
+    const lock = cache.locks.tryExclusive(holderFor(`pihub cache ${action}`));
+    if (!isLock(lock)) throw new UserError(`the cache ${cache.dir} is in use by ${describeHolder(lock)}; run \`pihub cache ${action}\` again when it has finished`);
+    try {
+      if (action === 'prune') {
+        const removed = cache.prune();
+        process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
+      } else {
+        cache.clear();
+        process.stdout.write(`cleared ${cache.dir}\n`);
+      }
+    } finally {
+      lock.release();
+    }
     return 0;
   }
   throw new InputError(`pihub cache: expected list, prune or clear${action ? ` (got \`${action}\`)` : ''}\n\n${CACHE_HELP}`);

@@ -6,6 +6,7 @@ import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync,
 import { join } from 'node:path';
 import type { Command, Runner } from '../exec.ts';
 import { moveFile } from '../files.ts';
+import { SharedLock } from '../lock.ts';
 
 export interface EntryMeta {
   key: string;
@@ -52,6 +53,16 @@ export class Cache {
   ) {
     this.stagesDir = join(dir, 'stages');
     this.imagesDir = join(dir, 'images');
+  }
+
+  /** Builds share the cache; `pihub cache clear|prune` have it alone. */
+  get locks(): SharedLock {
+    return new SharedLock(join(this.dir, 'locks'));
+  }
+
+  /** Entries that other running builds are about to restore: a build's prune leaves them. */
+  keysInUse(): Set<string> {
+    return new Set(this.locks.sharedHolders().flatMap((h) => h.keys ?? []));
   }
 
   /** Downloaded packages for one base, shared by every build of it. */
@@ -175,6 +186,11 @@ export class Cache {
       moveFile(join(fromDir, f), join(tmp, f));
       bytes += statSync(join(tmp, f)).size;
     }
+    // Another build of the same inputs may have stored it meanwhile, and be placing it in its deploy/.
+    if (this.hasImage(key)) {
+      rmSync(tmp, { recursive: true, force: true });
+      return;
+    }
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final);
     const now = new Date().toISOString();
@@ -203,15 +219,17 @@ export class Cache {
 
   /**
    * Evict least recently used entries until the cache fits its limit; the entry just
-   * written (`keep`) stays even if it alone is over the limit. Returns what was removed.
+   * written (`keep`) stays even if it alone is over the limit, and so do the entries other
+   * running builds will restore. Returns what was removed.
    */
   prune(limit = this.limit, keep?: string): EntryMeta[] {
     const entries = this.list();
     let total = entries.reduce((s, e) => s + e.bytes, 0);
     const removed: EntryMeta[] = [];
+    const inUse = this.keysInUse();
     for (const e of entries) {
       if (total <= limit) break;
-      if (e.key === keep) continue;
+      if (e.key === keep || inUse.has(e.key)) continue;
       this.remove(e);
       total -= e.bytes;
       removed.push(e);

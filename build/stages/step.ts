@@ -42,6 +42,8 @@ export interface Step {
   title: string;
   /** Host programs the step runs, checked before the build starts. */
   tools: readonly string[];
+  /** It may run apt on the shared package cache (one apt at a time there: apt's own lock). */
+  usesPackageCache?: boolean;
   /** What --dry-run prints: the exact commands, or a sentence for work done in-process. */
   describe(ctx: PlanContext): string[];
   run(ctx: StepContext): Promise<void>;

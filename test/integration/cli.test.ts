@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { runPihub } from '../helpers/build.ts';
 import { PROJECT_DIR } from '../../build/build.ts';
 import { sleep } from '../helpers/vm.ts';
+import { processStart } from '../../build/lock.ts';
 
 function tmp(): string {
   return scratch('pihub-cli-');
@@ -133,6 +134,25 @@ test('a missing host tool names the package (PATH without genimage)', async () =
   const r = await runPihub(['build', '--dry-run'], { env: { PATH: bin } });
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /missing host tool: `genimage`; install with `sudo apt-get install genimage`/);
+});
+
+test('a second build of one work tree, and a prune of a cache in use, stop at once naming the other process', async () => {
+  const root = tmp();
+  const other = (await import('node:child_process')).spawn('sleep', ['60'], { stdio: 'ignore' });
+  try {
+    const holder = { pid: other.pid, start: processStart(other.pid!), what: 'pihub build of pihub (config.yaml)', since: new Date().toISOString() };
+    mkdirSync(join(root, 'work'), { recursive: true });
+    writeFileSync(join(root, 'work', 'pihub.lock'), JSON.stringify(holder));
+    const r = await fails(['build', '--work-dir', join(root, 'work'), '--out', join(root, 'deploy'), '--cache-dir', join(root, 'cache')], 1, new RegExp(`the work tree \\S+/work/pihub is in use by pihub build of pihub \\(config\\.yaml\\), pid ${other.pid}`));
+    assert.doesNotMatch(r, /internal error/);
+    mkdirSync(join(root, 'cache', 'locks'), { recursive: true });
+    writeFileSync(join(root, 'cache', 'locks', `shared-${other.pid}-${holder.start}.json`), JSON.stringify(holder));
+    for (const action of ['prune', 'clear']) {
+      await fails(['cache', action, '--cache-dir', join(root, 'cache')], 1, new RegExp(`the cache \\S+/cache is in use by pihub build of pihub \\(config\\.yaml\\), pid ${other.pid}.*; run \`pihub cache ${action}\` again when it has finished`));
+    }
+  } finally {
+    other.kill('SIGKILL');
+  }
 });
 
 test('Ctrl-C in the middle of a step: exit 130, no mount left, nothing in deploy/', { timeout: 300_000 }, async () => {

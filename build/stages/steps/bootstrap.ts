@@ -46,6 +46,7 @@ export const bootstrapStep: StepFactory = (sub) => {
   const step: Step = {
     title: `${sub.name}: mmdebstrap ${packages.length} packages`,
     tools: ['mmdebstrap', 'unshare', 'arch-test'],
+    usesPackageCache: true,
     describe: (ctx) => [`rm -rf ${ctx.paths.rootfs}`, formatCommand(mmdebstrapCommand(ctx, packages))],
     async run(ctx) {
       rmSync(ctx.paths.rootfs, { recursive: true, force: true });

@@ -75,6 +75,7 @@ export const packagesStep: StepFactory = (sub) => {
   return {
     title: `${sub.name}: install ${packages.length} package${packages.length === 1 ? '' : 's'}`,
     tools: ['unshare', 'chroot', 'mount', 'apt-get', 'dpkg', 'mmdebstrap'],
+    usesPackageCache: true,
     describe: (ctx) => {
       if (!isForeign(ctx.config)) return [formatCommand(inChroot(ctx, ['apt-get', ...installArgs(ctx, packages, recommends)]))];
       return [

@@ -10,6 +10,7 @@ function args(sub: Substep): string[] {
 export const runChrootStep: StepFactory = (sub) => ({
   title: `${sub.name}: run in the target`,
   tools: ['unshare', 'chroot', 'mount'],
+  usesPackageCache: true,
   describe: (ctx) => {
     const run = formatCommand(inChroot(ctx, args(sub)));
     if (!ctx.tools) return [run];
