@@ -400,12 +400,37 @@ async function runLocked(
   log.note(`pihub build ${p.config.name}: config ${p.configLabel}, overlays ${p.config.overlays.join(', ') || 'none'}`);
   for (const n of notes) log.note(`note: ${n}`);
 
+  // A machine crash can leave an entry whose record says complete while its data is not:
+  // check the entry that will be used; a damaged one is discarded and made again.
+  const damaged = (what: string, key: string, problem: string) => {
+    const line = `warning: the cached ${what} (key ${key.slice(0, 12)}) is damaged: ${problem}; discarded, it is made again`;
+    log.note(line);
+    notes.push(line.replace(/^warning: /, ''));
+  };
+  let reuseImage = imageCached;
+  if (reuseImage) {
+    const problem = await cache.verify('image', imageKey!);
+    if (problem) {
+      damaged('image', imageKey!, problem);
+      cache.discard('image', imageKey!);
+      reuseImage = false;
+    }
+  }
   // The last stage whose result is cached (or already in the work tree); everything after it runs.
   let resumeAt = -1;
-  p.stages.forEach((s, i) => {
-    if (s.cached || (s.key && s.key === rootfsKey())) resumeAt = i;
-  });
-  const reuseImage = imageCached;
+  for (;;) {
+    resumeAt = -1;
+    p.stages.forEach((x, i) => {
+      if (x.cached || (x.key !== undefined && x.key === rootfsKey())) resumeAt = i;
+    });
+    const s = p.stages[resumeAt];
+    if (reuseImage || !s || s.key === rootfsKey()) break;
+    const problem = await cache.verify('stage', s.key!);
+    if (!problem) break;
+    damaged(`stage ${s.def.id}`, s.key!, problem);
+    cache.discard('stage', s.key!);
+    s.cached = false;
+  }
 
   const stageTask = (s: PlannedStage, index: number): ListrTask => ({
     title: `stage ${s.def.id}: ${s.def.description}`,
@@ -520,7 +545,7 @@ async function runLocked(
         },
       });
       writeFileSync(markerPath, p.stages[p.stages.length - 1]!.key!);
-      cache.saveImage(imageKey!, result.names.compressed, join(p.exportDir, 'out'), result.files);
+      await cache.saveImage(imageKey!, result.names.compressed, join(p.exportDir, 'out'), result.files);
       outputs = placeInDeploy(cache.imageDir(imageKey!), result.files, p.paths.deploy, new Set([names.compressed]), owner);
       rmSync(p.exportDir, { recursive: true, force: true });
       task.title = `export: ${result.names.compressed}`;

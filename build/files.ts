@@ -1,7 +1,8 @@
 // Moving and placing files so that a final name only ever holds a complete file, also when the
 // work directory, the cache and deploy/ are on different file systems (rename() then fails with
 // EXDEV: a separate /home, a container's bind mount, --cache-dir on another disk).
-import { copyFileSync, linkSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, createReadStream, fsyncSync, linkSync, openSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** A temporary name beside `final`, on its file system. */
@@ -46,5 +47,25 @@ export function placeFile(src: string, dest: string, prepare?: (tmp: string) => 
     // rename() does nothing when both names are links to one file (a reused image already in
     // deploy/): then the temporary name is still there.
     rmSync(tmp, { force: true });
+  }
+}
+
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path, { highWaterMark: 4 << 20 })
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
+  });
+}
+
+/** Make a file's data durable before a name or a record claims it is complete. */
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

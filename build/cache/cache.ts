@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Runner } from '../exec.ts';
-import { moveFile } from '../files.ts';
+import { fsyncPath, moveFile, sha256File } from '../files.ts';
 import { SharedLock } from '../lock.ts';
 
 export interface EntryMeta {
@@ -18,6 +18,13 @@ export interface EntryMeta {
   bytes: number;
   /** Files of an image entry, relative to the entry directory. */
   files?: string[];
+  /** Size and sha256 of each file of the entry (`snapshot` for a stage), checked before it is used. */
+  checksums?: Record<string, FileSum>;
+}
+
+export interface FileSum {
+  bytes: number;
+  sha256: string;
 }
 
 export const DEFAULT_CACHE_DIR = '/var/cache/pihub';
@@ -139,22 +146,55 @@ export class Cache {
 
   private writeMeta(meta: EntryMeta): void {
     const path = this.metaPath(meta.kind, meta.key);
-    writeFileSync(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-    renameSync(`${path}.tmp`, path);
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(meta, null, 2)}\n`);
+    fsyncPath(tmp);
+    renameSync(tmp, path);
+  }
+
+  /** Size and digest of a file, made durable first: a crash must not leave a complete-looking entry with lost data. */
+  private async seal(path: string): Promise<FileSum> {
+    fsyncPath(path);
+    return { bytes: statSync(path).size, sha256: await sha256File(path) };
+  }
+
+  /**
+   * What is wrong with an entry's files (a crash of the machine can leave them truncated or
+   * holey under a complete-looking record), or undefined when each has its recorded size and digest.
+   */
+  async verify(kind: 'stage' | 'image', key: string): Promise<string | undefined> {
+    const meta = this.readMeta(kind, key);
+    if (!meta) return 'it has no record';
+    const files = kind === 'stage' ? { snapshot: this.snapshotPath(key) } : Object.fromEntries((meta.files ?? []).map((f) => [f, join(this.imageDir(key), f)]));
+    for (const [name, path] of Object.entries(files)) {
+      const want = meta.checksums?.[name];
+      if (!want) return `${name} has no recorded checksum`;
+      let bytes: number;
+      try {
+        bytes = statSync(path).size;
+      } catch {
+        return `${name} is missing`;
+      }
+      if (bytes !== want.bytes) return `${name} has ${bytes} bytes instead of ${want.bytes}`;
+      if ((await sha256File(path)) !== want.sha256) return `${name} does not match its recorded sha256`;
+    }
+    return undefined;
   }
 
   async saveStage(runner: Runner, key: string, label: string, rootfs: string, step: string): Promise<void> {
     this.ensure();
     const final = this.snapshotPath(key);
     const tmp = `${final}.partial-${process.pid}`;
+    let sum: FileSum;
     try {
       await runner.run(snapshotCommand(rootfs, tmp), { step });
+      sum = await this.seal(tmp);
       renameSync(tmp, final);
     } finally {
       rmSync(tmp, { force: true });
     }
     const now = new Date().toISOString();
-    this.writeMeta({ key, kind: 'stage', label, created: now, lastUsed: now, bytes: statSync(final).size });
+    this.writeMeta({ key, kind: 'stage', label, created: now, lastUsed: now, bytes: sum.bytes, checksums: { snapshot: sum } });
     this.prune(this.limit, key);
   }
 
@@ -175,16 +215,18 @@ export class Cache {
   }
 
   /** Store export results: `files` are moved from `fromDir` into the cache. */
-  saveImage(key: string, label: string, fromDir: string, files: readonly string[]): void {
+  async saveImage(key: string, label: string, fromDir: string, files: readonly string[]): Promise<void> {
     this.ensure();
     const final = this.imageDir(key);
     const tmp = `${final}.partial-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     let bytes = 0;
+    const checksums: Record<string, FileSum> = {};
     for (const f of files) {
       moveFile(join(fromDir, f), join(tmp, f));
-      bytes += statSync(join(tmp, f)).size;
+      checksums[f] = await this.seal(join(tmp, f));
+      bytes += checksums[f].bytes;
     }
     // Another build of the same inputs may have stored it meanwhile, and be placing it in its deploy/.
     if (this.hasImage(key)) {
@@ -194,7 +236,7 @@ export class Cache {
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final);
     const now = new Date().toISOString();
-    this.writeMeta({ key, kind: 'image', label, created: now, lastUsed: now, bytes, files: [...files] });
+    this.writeMeta({ key, kind: 'image', label, created: now, lastUsed: now, bytes, files: [...files], checksums });
     this.prune(this.limit, key);
   }
 
@@ -209,6 +251,11 @@ export class Cache {
       }
     }
     return out.sort((a, b) => a.lastUsed.localeCompare(b.lastUsed));
+  }
+
+  /** Remove an entry that failed verification (its record first: it never looks usable again). */
+  discard(kind: 'stage' | 'image', key: string): void {
+    this.remove({ key, kind, label: '', created: '', lastUsed: '', bytes: 0 });
   }
 
   remove(meta: EntryMeta): void {

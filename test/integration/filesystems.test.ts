@@ -22,7 +22,7 @@ after(() => {
 
 const dev = (p: string) => statSync(p).dev;
 
-test('an exported image moves into a cache on another file system, and from there into deploy/ on a third', () => {
+test('an exported image moves into a cache on another file system, and from there into deploy/ on a third', async () => {
   const work = scratch('pihub-work-');
   const out = join(work, 'export', 'out');
   mkdirSync(out, { recursive: true });
@@ -33,7 +33,7 @@ test('an exported image moves into a cache on another file system, and from ther
   assert.notEqual(dev(work), dev(cacheDir), 'the test needs two file systems');
 
   const cache = new Cache(cacheDir);
-  cache.saveImage('k1', 'x.img', out, files);
+  await cache.saveImage('k1', 'x.img', out, files);
   assert.deepEqual(readdirSync(out), [], 'moved, not copied and left behind');
   assert.ok(cache.hasImage('k1'));
   assert.deepEqual(readdirSync(cache.imagesDir).sort(), ['k1', 'k1.json']);
