@@ -124,39 +124,6 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
   };
 }
 
-/** What a fake runner answers for one expected command. */
-export interface FakeResponse {
-  stdout?: string;
-  exitCode?: number;
-}
-
-/**
- * A runner for unit tests: it only knows the commands it was told to expect and
- * fails on any other, so a test notices every command the code would run.
- */
-export class FakeRunner implements Runner {
-  readonly calls: Command[] = [];
-  private readonly expected: Array<{ match: (c: Command) => boolean; response: FakeResponse }> = [];
-
-  /** Expect a command whose printed form starts with `prefix` (or matches the predicate). */
-  expect(prefix: string | ((c: Command) => boolean), response: FakeResponse = {}): this {
-    const match = typeof prefix === 'string' ? (c: Command) => formatCommand(c).startsWith(prefix) : prefix;
-    this.expected.push({ match, response });
-    return this;
-  }
-
-  async run(command: Command, options: RunOptions = {}): Promise<RunResult> {
-    const found = this.expected.find((e) => e.match(command));
-    if (!found) throw new Error(`FakeRunner: unexpected command: ${formatCommand(command)}`);
-    this.calls.push(command);
-    const exitCode = found.response.exitCode ?? 0;
-    if (!(options.okCodes ?? [0]).includes(exitCode)) {
-      throw new CommandError(command, exitCode, [], options.step);
-    }
-    return { exitCode, stdout: found.response.stdout ?? '' };
-  }
-}
-
 /** Output of a quick query such as `prog --version`; empty text if it cannot run. Never for build work. */
 export function runQuick([program, args]: Command): string {
   const r = execaSync(program, [...args], { reject: false, timeout: 10_000, stdin: 'ignore' });

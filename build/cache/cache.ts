@@ -181,21 +181,30 @@ export class Cache {
     return undefined;
   }
 
-  async saveStage(runner: Runner, key: string, label: string, rootfs: string, step: string): Promise<void> {
-    this.ensure();
-    const final = this.snapshotPath(key);
-    const tmp = `${final}.partial-${process.pid}`;
-    let sum: FileSum;
-    try {
-      await runner.run(snapshotCommand(rootfs, tmp), { step });
-      sum = await this.seal(tmp);
-      renameSync(tmp, final);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
+  /** Where a snapshot is written before it is complete. */
+  partialSnapshotPath(key: string): string {
+    return `${this.snapshotPath(key)}.partial-${process.pid}`;
+  }
+
+  /** Make a finished snapshot (written to partialSnapshotPath) an entry: durable, checksummed, then named. */
+  async commitStage(key: string, label: string): Promise<void> {
+    const tmp = this.partialSnapshotPath(key);
+    const sum = await this.seal(tmp);
+    renameSync(tmp, this.snapshotPath(key));
     const now = new Date().toISOString();
     this.writeMeta({ key, kind: 'stage', label, created: now, lastUsed: now, bytes: sum.bytes, checksums: { snapshot: sum } });
     this.prune(this.limit, key);
+  }
+
+  /** Snapshot a tree as the stage entry `key` (the build does the same through its plan). */
+  async saveStage(runner: Runner, key: string, label: string, rootfs: string, step: string): Promise<void> {
+    this.ensure();
+    try {
+      await runner.run(snapshotCommand(rootfs, this.partialSnapshotPath(key)), { step });
+      await this.commitStage(key, label);
+    } finally {
+      rmSync(this.partialSnapshotPath(key), { force: true });
+    }
   }
 
   async restoreStage(runner: Runner, key: string, rootfs: string, step: string): Promise<void> {

@@ -1,6 +1,6 @@
 // Config layers: DEFAULTS < config file < overlays (in order) < --set. Validated once, at the end.
-import { readFileSync } from 'node:fs';
-import { dirname, relative } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../errors.ts';
@@ -8,6 +8,7 @@ import { ConfigSchema, DEFAULTS, type BuildConfig } from './schema.ts';
 import { formatIssues, formatPath, type Locator, type PathKey } from './format.ts';
 import { HIDDEN, isSecretPath, resolveSecretRefs } from './secrets.ts';
 import { FORBIDDEN_KEYS, forbiddenKeyMessage, readYamlMapping } from './yaml.ts';
+import { declarationAt } from './settings.ts';
 
 export interface ConfigLayer {
   label: string;
@@ -161,7 +162,7 @@ export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.Proces
     merged = deepMerge(merged, resolveSecretRefs(layer.data, where, layer.baseDir ?? process.cwd(), env));
   }
   const result = ConfigSchema.safeParse(merged);
-  if (result.success) return result.data;
+  if (result.success) return resolveFileSettings(result.data);
   const lines = formatIssues(result.error.issues, {
     input: merged,
     knownKeys: knownKeysAt,
@@ -170,4 +171,19 @@ export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.Proces
     isSecret: isSecretPath,
   });
   throw new InputError(lines.join('\n'));
+}
+
+/** Settings declared `file`: each given path must exist on the build machine; kept absolute. */
+function resolveFileSettings(config: BuildConfig): BuildConfig {
+  const walk = (v: unknown, path: PathKey[]): unknown => {
+    if (typeof v === 'string' && declarationAt(path)?.file) {
+      const file = resolve(v);
+      if (!existsSync(file)) throw new InputError(`\`${formatPath(path)}\`: ${file} does not exist; give a file on the build machine`);
+      return file;
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, [...path, k])]));
+    return v;
+  };
+  return walk(config, []) as BuildConfig;
 }

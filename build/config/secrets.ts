@@ -4,17 +4,11 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InputError } from '../errors.ts';
 import { formatPath, type PathKey } from './format.ts';
-
-/** Config paths that hold a secret; `*` is any list index. */
-export const SECRET_PATHS: readonly string[] = ['users.*.password', 'users.*.password_hash', 'wifi.psk'];
+import { declarationAt } from './settings.ts';
 
 /** Does a config path (`['users', 0, 'password']` or `users.0.password`) hold a secret? */
 export function isSecretPath(path: readonly PathKey[] | string): boolean {
-  const parts = typeof path === 'string' ? path.split('.') : path.map(String);
-  return SECRET_PATHS.some((pattern) => {
-    const p = pattern.split('.');
-    return p.length === parts.length && p.every((seg, i) => (seg === '*' ? /^\d+$/.test(parts[i]!) : seg === parts[i]));
-  });
+  return declarationAt(path)?.secret === true;
 }
 
 export const HIDDEN = '<hidden>';
@@ -67,18 +61,22 @@ export function resolveSecretRefs(
   return walk(data, []) as Record<string, unknown>;
 }
 
-/** Values to hide wherever pihub prints or logs text: secret settings and passwords in URLs. */
-export function secretValues(config: { users: ReadonlyArray<{ password?: string; password_hash?: string }>; wifi: { psk: string } | null }, urls: ReadonlyArray<string | null>): string[] {
+/** Values to hide wherever pihub prints or logs text: secret settings, and credentials in URLs. */
+export function secretValues(config: unknown): string[] {
   const out = new Set<string>();
-  for (const u of config.users) {
-    if (u.password) out.add(u.password);
-    if (u.password_hash) out.add(u.password_hash);
-  }
-  if (config.wifi) out.add(config.wifi.psk);
-  for (const url of urls) {
-    const m = url ? /^[a-z]+:\/\/([^@/]+)@/.exec(url) : null;
-    if (m) out.add(m[1]!);
-  }
+  const walk = (v: unknown, path: PathKey[]) => {
+    if (typeof v === 'string') {
+      const node = declarationAt(path);
+      if (node?.secret) out.add(v);
+      const userinfo = node?.url ? /^[a-z]+:\/\/([^@/]+)@/.exec(v) : null;
+      if (userinfo) out.add(userinfo[1]!);
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, [...path, i]));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+    }
+  };
+  walk(config, []);
   return [...out];
 }
 

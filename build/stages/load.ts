@@ -6,7 +6,7 @@ import { InputError } from '../errors.ts';
 import { displayPath } from '../config/load.ts';
 import { readYamlMapping } from '../config/yaml.ts';
 import type { PathKey } from '../config/format.ts';
-import { isConfigKey } from './values.ts';
+import { isConfigKey } from '../config/settings.ts';
 import { templateKeys, unknownFilters } from './template.ts';
 
 export type SubstepKind = 'bootstrap' | 'debconf' | 'packages-nr' | 'packages' | 'files' | 'run' | 'run-chroot';

@@ -29,7 +29,6 @@ export function buildOptions(over: Partial<BuildOptions> = {}): BuildOptions {
     signal: new AbortController().signal,
     isTTY: false,
     env: {},
-    skipHostChecks: true,
     ...over,
   };
 }

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { runPihub } from '../helpers/build.ts';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { sleep } from '../helpers/vm.ts';
 import { processStart } from '../../build/lock.ts';
 

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, knownKeysAt } from '../../build/config/load.ts';
-import { DEFAULTS } from '../../build/config/schema.ts';
+import { ConfigSchema, DEFAULTS } from '../../build/config/schema.ts';
 import { InputError } from '../../build/errors.ts';
 import { suggest } from '../../build/config/format.ts';
 import { loadStage } from '../../build/stages/load.ts';
-import { loadOverlay } from '../../build/overlays/load.ts';
+import { loadOverlay } from '../../build/stages/overlays.ts';
 
 /** Resolve a YAML text as config.yaml and return the error message (or fail). */
 function errorOf(yaml: string, sets: string[] = []): string {
@@ -24,14 +24,17 @@ function errorOf(yaml: string, sets: string[] = []): string {
 
 const USER = 'users:\n  - name: alice\n    password: secret\n';
 
-test('the default config is valid and matches DEFAULTS', () => {
+test('the default config is valid and holds the documented defaults', () => {
   const c = resolveConfig([]);
   assert.equal(c.hub.port, 8888);
   assert.equal(c.hub.admin_group, 'jupyter_admin');
   assert.equal(c.base.suite, 'trixie');
   assert.equal(c.base.architecture, 'arm64');
   assert.deepEqual(c.users, []);
-  assert.equal(c.image.compression, DEFAULTS.image.compression);
+  assert.equal(c.wifi, null);
+  assert.equal(c.image.compression, 'xz');
+  assert.equal(c.ssh.password_auth, 'auto');
+  assert.deepEqual(ConfigSchema.parse(DEFAULTS), DEFAULTS, 'the defaults pass the schema unchanged');
 });
 
 test('a full example config is accepted and user defaults are filled in', () => {

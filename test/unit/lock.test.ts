@@ -9,7 +9,8 @@ import { holderFor, isLock, processStart, SharedLock, tryLock, waitLock, type Lo
 import { Cache } from '../../build/cache/cache.ts';
 import { build } from '../../build/build.ts';
 import { UserError } from '../../build/errors.ts';
-import { FakeRunner, formatCommand } from '../../build/exec.ts';
+import { formatCommand } from '../../build/exec.ts';
+import { FakeRunner, fakeDeps } from '../helpers/fakes.ts';
 import { buildOptions } from '../helpers/options.ts';
 import { scratch } from '../helpers/tmp.ts';
 
@@ -119,10 +120,11 @@ test('a build\'s LRU prune leaves the entries other running builds will restore'
 const toolsOnly = () => new FakeRunner().expect((c) => formatCommand(c).includes('--include=python3-minimal'));
 
 test('a build refuses a work tree another live build uses, naming it; takes over a gone one\'s lock; releases its own', async () => {
-  const o = buildOptions({ runner: toolsOnly() });
+  const o = buildOptions();
+  const deps = () => fakeDeps(toolsOnly());
   const { holder } = otherProcess('pihub build of pihub (config.yaml)');
   writeHolder(join(o.workDir, 'pihub.lock'), holder);
-  await assert.rejects(build(o), (err: Error) => {
+  await assert.rejects(build(o, deps()), (err: Error) => {
     assert.ok(err instanceof UserError);
     assert.match(err.message, new RegExp(`^the work tree \\S+/work/pihub is in use by pihub build of pihub \\(config\\.yaml\\), pid ${holder.pid}, since 2026-01-10 09:00:00 UTC; wait for it to finish, or give this build another --work-dir$`));
     return true;
@@ -131,17 +133,17 @@ test('a build refuses a work tree another live build uses, naming it; takes over
 
   writeHolder(join(o.workDir, 'pihub.lock'), goneProcess());
   // Past the locks, the fake runner refuses the first command: the build got that far.
-  await assert.rejects(build(o), /FakeRunner: unexpected command: unshare .* mmdebstrap --mode=chrootless/);
+  await assert.rejects(build(o, deps()), /FakeRunner: unexpected command: unshare .* mmdebstrap --mode=chrootless/);
   assert.equal(existsSync(join(o.workDir, 'pihub.lock')), false, 'the build released its lock');
   assert.deepEqual(new SharedLock(join(o.cacheDir, 'locks')).sharedHolders(), []);
   assert.equal(existsSync(join(o.cacheDir, 'locks', `shared-${process.pid}-${processStart(process.pid)}.json`)), false);
 });
 
 test('a build refuses a cache that `pihub cache clear` has alone', async () => {
-  const o = buildOptions({ runner: new FakeRunner() });
+  const o = buildOptions();
   const { holder } = otherProcess('pihub cache clear');
   writeHolder(join(o.cacheDir, 'locks', 'exclusive.json'), holder);
-  await assert.rejects(build(o), new RegExp(`the cache \\S+ is being changed by pihub cache clear, pid ${holder.pid}, .*build again when it has finished`));
+  await assert.rejects(build(o, fakeDeps()), new RegExp(`the cache \\S+ is being changed by pihub cache clear, pid ${holder.pid}, .*build again when it has finished`));
   assert.equal(existsSync(join(o.workDir, 'pihub.lock')), false, 'the work tree lock is given back');
 });
 
@@ -156,7 +158,7 @@ test('a step that runs apt waits while another build\'s apt has the package cach
   });
   const started = Date.now();
   setTimeout(() => child.kill('SIGKILL'), 1500);
-  await assert.rejects(build({ ...o, runner }), /unexpected command: unshare .* mmdebstrap --mode=chrootless/);
+  await assert.rejects(build(o, fakeDeps(runner)), /unexpected command: unshare .* mmdebstrap --mode=chrootless/);
   assert.ok(firstCommandAt - started >= 1400, `mmdebstrap started after ${firstCommandAt - started} ms, before the other build let go`);
   assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), new RegExp(`waiting for pihub build of other \\(other\\.yaml\\), pid ${holder.pid}.*: it is using \\S+/debs/trixie-arm64`));
 });

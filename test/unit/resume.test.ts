@@ -5,16 +5,19 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build, computeKeys, prepare, type BuildOptions } from '../../build/build.ts';
+import { build, type BuildOptions } from '../../build/build.ts';
+import { loadInputs } from '../../build/plan/inputs.ts';
+import { stageKeys } from '../../build/plan/plan.ts';
 import { Cache } from '../../build/cache/cache.ts';
-import { FakeRunner, formatCommand } from '../../build/exec.ts';
+import { formatCommand } from '../../build/exec.ts';
+import { FakeRunner, fakeDeps } from '../helpers/fakes.ts';
 import { buildOptions, RELEASE_DATE } from '../helpers/options.ts';
 
 /** The keys a build of these options will use (the cache's salt is made here, as the build would). */
 function plannedKeys(o: BuildOptions): { stages: Record<string, string>; image: string } {
-  const p = prepare(o);
-  const image = computeKeys(p, RELEASE_DATE, new Cache(o.cacheDir).salt());
-  return { stages: Object.fromEntries(p.stages.map((s) => [s.def.id, s.key!])), image };
+  const inputs = loadInputs(o);
+  const keys = stageKeys(inputs, RELEASE_DATE, new Cache(o.cacheDir).salt());
+  return { stages: Object.fromEntries(inputs.stages.map((s, i) => [s.id, keys.stages[i]!])), image: keys.image };
 }
 
 /** A stage entry as saveStage writes it; `damage` changes the data after its checksum was recorded. */
@@ -38,7 +41,7 @@ test('a damaged cached stage is discarded with a warning; the build restores the
   const restore00 = `tar --extract --file=${cache.snapshotPath(keys.stages['00-bootstrap']!)}`;
   const runner = new FakeRunner().expect(restore00).expect(isTools);
   // Past the restore, stage 10's first command is refused: the build got exactly that far.
-  await assert.rejects(build({ ...o, runner }), /unexpected command: .*native-tools\.sh on/);
+  await assert.rejects(build(o, fakeDeps(runner)), /unexpected command: .*native-tools\.sh on/);
   assert.deepEqual(runner.calls.map((c) => formatCommand(c).slice(0, restore00.length)).filter((c) => c.startsWith('tar')), [restore00]);
   assert.equal(cache.hasStage(keys.stages['10-system']!), false, 'the damaged entry is gone');
   assert.equal(existsSync(cache.snapshotPath(keys.stages['10-system']!)), false);
@@ -58,7 +61,7 @@ test('a damaged cached image is discarded; the build restores the last stage and
   writeFileSync(join(cache.imageDir(keys.image), 'x.img.xz'), 'imagf');
   const runner = new FakeRunner().expect(`tar --extract --file=${cache.snapshotPath(keys.stages['99-finalise']!)}`);
   // The fake restore leaves an empty tree: export starts and stops at its first check.
-  await assert.rejects(build({ ...o, runner }), /the root filesystem has no \/boot\/firmware\/config\.txt/);
+  await assert.rejects(build(o, fakeDeps(runner)), /the root filesystem has no \/boot\/firmware\/config\.txt/);
   assert.equal(runner.calls.length, 1);
   assert.equal(cache.hasImage(keys.image), false);
   assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /warning: the cached image \(key [0-9a-f]{12}\) is damaged: x\.img\.xz does not match its recorded sha256/);

@@ -5,10 +5,11 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { parseConfigText, resolveConfig, setLayer, loadConfigFile } from '../../build/config/load.ts';
 import { isSecretPath, Redactor, secretValues } from '../../build/config/secrets.ts';
-import { keyValues, secretDigest } from '../../build/cache/keys.ts';
+import { keyValues, secretDigest } from '../../build/plan/keys.ts';
 import { createRunner } from '../../build/exec.ts';
 import { InputError } from '../../build/errors.ts';
-import { invokingUser, secretsOnCommandLine } from '../../build/build.ts';
+import { secretsOnCommandLine } from '../../build/build.ts';
+import { invokingUser } from '../../build/deploy/deploy.ts';
 import { tmpTree } from '../helpers/tmp.ts';
 
 const PSK = 'correct-horse-battery';
@@ -88,8 +89,8 @@ test('cache keys hold a secret only as a digest keyed with the cache\'s salt', (
 });
 
 test('the redactor hides secrets and URL credentials; short ones are left alone', () => {
-  const config = resolveConfig([parseConfigText(`users:\n  - name: alice\n    password: ${PASSWORD}\n  - name: bob\n    password: abc\nwifi:\n  country: GB\n  ssid: Home\n  psk: ${PSK}\n`, 'c.yaml')]);
-  const r = new Redactor(secretValues(config, ['http://proxyuser:proxypass@10.0.0.1:3142', null]));
+  const config = resolveConfig([parseConfigText(`users:\n  - name: alice\n    password: ${PASSWORD}\n  - name: bob\n    password: abc\nwifi:\n  country: GB\n  ssid: Home\n  psk: ${PSK}\napt_proxy: http://proxyuser:proxypass@10.0.0.1:3142\n`, 'c.yaml')]);
+  const r = new Redactor(secretValues(config));
   assert.equal(
     r.redact(`-o Acquire::http::Proxy=http://proxyuser:proxypass@10.0.0.1:3142 ${PASSWORD} and ${PSK}; abc stays`),
     '-o Acquire::http::Proxy=http://<hidden>@10.0.0.1:3142 <hidden> and <hidden>; abc stays',

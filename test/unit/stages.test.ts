@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { loadStage, loadStages, parsePackageList, parseShebang, climbsOut } from '../../build/stages/load.ts';
 import { renderTemplate, templateKeys, pyLiteral } from '../../build/stages/template.ts';
 import { InputError } from '../../build/errors.ts';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { scratch, tmpTree } from '../helpers/tmp.ts';
 
 const stageDir = (files: Record<string, string>) => tmpTree('pihub-stage-', files);

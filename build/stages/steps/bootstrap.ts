@@ -3,9 +3,9 @@
 // maintainer scripts that support DPKG_ROOT, as every essential package does), plus any
 // packages listed (they must support DPKG_ROOT too). Everything else goes in NN-packages.
 import { rmSync } from 'node:fs';
-import { formatCommand, type Command } from '../../exec.ts';
+import type { Command } from '../../exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
-import type { PlanContext, Step, StepFactory } from '../step.ts';
+import { stepName, type PlanContext, type Step, type StepFactory } from '../step.ts';
 
 /** Files mmdebstrap leaves in the target with the options it was given. */
 export const BUILD_ONLY_FILES = ['/etc/dpkg/dpkg.cfg.d/99mmdebstrap', '/etc/apt/apt.conf.d/99mmdebstrap'];
@@ -47,11 +47,10 @@ export const bootstrapStep: StepFactory = (sub) => {
     title: `${sub.name}: mmdebstrap ${packages.length} packages`,
     tools: ['mmdebstrap', 'unshare', 'arch-test'],
     usesPackageCache: true,
-    describe: (ctx) => [`rm -rf ${ctx.paths.rootfs}`, formatCommand(mmdebstrapCommand(ctx, packages))],
-    async run(ctx) {
-      rmSync(ctx.paths.rootfs, { recursive: true, force: true });
-      await ctx.runner.run(mmdebstrapCommand(ctx, packages), { step: `${ctx.stage.id}/${sub.name}`, onLine: ctx.onLine });
-    },
+    ops: (ctx) => [
+      { kind: 'do', text: `rm -rf ${ctx.paths.rootfs}`, fn: () => rmSync(ctx.paths.rootfs, { recursive: true, force: true }) },
+      { kind: 'run', command: mmdebstrapCommand(ctx, packages), step: stepName(ctx, sub) },
+    ],
   };
   return step;
 };

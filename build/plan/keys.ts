@@ -1,4 +1,6 @@
 // Cache keys: a digest of everything that decides a stage's result, and nothing else.
+// Each stage's key covers its parent's key, its files, the values it reads, the base (with the
+// archive's Release date) and pihub's own code for the steps it uses.
 import { createHash, createHmac } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
@@ -7,8 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
 import type { BuildConfig } from '../config/schema.ts';
-import { configValue } from '../stages/values.ts';
-import { isSecretPath } from '../config/secrets.ts';
+import { configValue, declarationAt } from '../config/settings.ts';
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -126,9 +127,6 @@ export async function releaseDate(mirror: string, suite: string, proxy: string |
   return m[1]!.trim();
 }
 
-/** Keys whose value is a file on the build machine: its content is what a stage depends on. */
-export const FILE_KEYS = new Set(['hub.https.cert_file', 'hub.https.key_file']);
-
 function fileDigest(path: unknown): unknown {
   if (typeof path !== 'string') return path;
   try {
@@ -148,20 +146,17 @@ export function secretDigest(salt: string, secret: string): string {
 }
 
 /**
- * The values a stage reads, as they enter its cache key: secrets (at any depth) only as
- * their salted digest, files with their content.
+ * The values a stage reads, as they enter its cache key, as their declarations say (at any
+ * depth): a secret only as its salted digest, a file on the build machine with its content.
  */
 export function keyValues(config: BuildConfig, reads: readonly string[], salt: string): Record<string, unknown> {
-  const hide = (v: unknown, path: string[]): unknown => {
-    if (typeof v === 'string' && isSecretPath(path)) return { secret: secretDigest(salt, v) };
-    if (Array.isArray(v)) return v.map((x, i) => hide(x, [...path, String(i)]));
-    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hide(x, [...path, k])]));
+  const enter = (v: unknown, path: string[]): unknown => {
+    const node = declarationAt(path);
+    if (node?.file) return fileDigest(v);
+    if (typeof v === 'string' && node?.secret) return { secret: secretDigest(salt, v) };
+    if (Array.isArray(v)) return v.map((x, i) => enter(x, [...path, String(i)]));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, enter(x, [...path, k])]));
     return v;
   };
-  const out: Record<string, unknown> = {};
-  for (const key of reads) {
-    const v = configValue(config, key);
-    out[key] = FILE_KEYS.has(key) ? fileDigest(v) : hide(v, key.split('.'));
-  }
-  return out;
+  return Object.fromEntries(reads.map((key) => [key, enter(configValue(config, key), key.split('.'))]));
 }
