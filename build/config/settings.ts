@@ -19,6 +19,8 @@ interface Meaning {
   hashedAs?: string;
   /** The variable stage scripts get it in (default: PIHUB_ and the key in capitals). */
   env?: string;
+  /** What pihub itself reads it for, beside the stages that list it in `reads` (for the README). */
+  engine?: string;
 }
 
 export interface Leaf<T extends z.ZodType = z.ZodType> extends Meaning {
@@ -129,6 +131,7 @@ export const SETTINGS = section({
   name: leaf(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'must be a file-name-safe name: letters, digits, `.`, `_` or `-`' }), {
     default: 'pihub',
     doc: 'image file name prefix',
+    engine: 'file names',
   }),
   hostname: leaf(
     z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, {
@@ -137,10 +140,10 @@ export const SETTINGS = section({
     { default: 'pihub', doc: 'host name (also in `/etc/hosts`)' },
   ),
   base: section({
-    suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); other bases are not supported yet' }), { default: 'trixie', doc: 'Debian suite' }),
-    architecture: leaf(z.enum(['arm64'], { error: 'must be `arm64` (Pi 3, 3+, 4, 400, Zero 2 W)' }), { default: 'arm64', doc: 'Debian architecture' }),
-    mirror: leaf(url, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source)' }),
-    components: leaf(z.array(z.string().regex(/^[a-z-]+$/)).min(1), { default: ['main', 'non-free-firmware'], doc: 'archive components' }),
+    suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); other bases are not supported yet' }), { default: 'trixie', doc: 'Debian suite', engine: 'every stage (the base)' }),
+    architecture: leaf(z.enum(['arm64'], { error: 'must be `arm64` (Pi 3, 3+, 4, 400, Zero 2 W)' }), { default: 'arm64', doc: 'Debian architecture', engine: 'every stage (the base)' }),
+    mirror: leaf(url, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source)', engine: 'every stage (the base)' }),
+    components: leaf(z.array(z.string().regex(/^[a-z-]+$/)).min(1), { default: ['main', 'non-free-firmware'], doc: 'archive components', engine: 'every stage (the base)' }),
   }),
   users: list(USER, {
     doc: 'accounts: `name`, `password` or `password_hash`, `admin`, `ssh_authorized_keys`',
@@ -170,8 +173,8 @@ export const SETTINGS = section({
         default: 'off',
         doc: '`off`, `self-signed` or `files` (see the `https` overlay)',
       }),
-      cert_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'certificate for `files` mode (a path on the build machine)' }),
-      key_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'its private key (a path on the build machine)' }),
+      cert_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'certificate for `files` mode' }),
+      key_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'its private key' }),
     }),
   }),
   locale: leaf(z.string().regex(/^[a-zA-Z]{2,3}(_[A-Z]{2})?(\.UTF-8)?(@[a-z]+)?$|^C\.UTF-8$/, { error: 'must be a locale such as `en_GB.UTF-8`' }), {
@@ -208,13 +211,14 @@ export const SETTINGS = section({
   image: section({
     compression: leaf(z.enum(['xz', 'zstd', 'gzip', 'none'], { error: 'must be one of `xz`, `zstd`, `gzip`, `none`' }), {
       default: 'xz',
+      engine: 'export',
       doc: '`xz` (smallest: about 500 MB for the default image, about 5 minutes on 2 cores), `zstd` (level 3: about 670 MB, seconds), `gzip` or `none`',
     }),
-    headroom_percent: leaf(z.number().min(0).max(400), { default: 20, doc: 'free space in the root file system, in percent of its content (it grows at first boot anyway)' }),
-    headroom_mib: leaf(z.number().int().min(0), { default: 256, doc: 'and in MiB on top' }),
+    headroom_percent: leaf(z.number().min(0).max(400), { default: 20, engine: 'export', doc: 'free space in the root file system, in percent of its content (it grows at first boot anyway)' }),
+    headroom_mib: leaf(z.number().int().min(0), { default: 256, engine: 'export', doc: 'and in MiB on top' }),
   }),
-  apt_proxy: leaf(url.nullable(), { default: null, url: true, doc: 'HTTP proxy for apt during the build (e.g. apt-cacher-ng); never kept in the image' }),
-  overlays: leaf(z.array(z.string().min(1)), { default: [], doc: 'overlays to apply (see below)' }),
+  apt_proxy: leaf(url.nullable(), { default: null, url: true, engine: 'apt during the build', doc: 'HTTP proxy for apt during the build (e.g. apt-cacher-ng); never kept in the image' }),
+  overlays: leaf(z.array(z.string().min(1)), { default: [], engine: 'the build (one stage each)', doc: 'overlays to apply (see below)' }),
 }, {
   // Rules between keys.
   refine: (c: { hub: { admin_group: string; users_group: string; https: { mode: string; cert_file: string | null; key_file: string | null } }; users: Array<{ name: string }> }, ctx) => {

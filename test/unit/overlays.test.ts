@@ -82,6 +82,10 @@ test('a rootfs/ path escaping the root through .. or a symlink is refused', () =
   assert.throws(() => resolveOverlays([dotdot], SHIPPED), /rootfs\/etc\/shadow-link: symlink to `\.\.\/.*` climbs out of the image root/);
 });
 
+test('`owns` must name config keys, with the line', () => {
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\nowns:\n  - hub.htps\n' })], SHIPPED), /overlay\.yaml:3:5: `owns` names `hub\.htps`, which is not a config key/);
+});
+
 test('a requires cycle is refused', () => {
   const dir = scratch('pihub-cycle-');
   mkdirSync(join(dir, 'a'));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type BuildOptions } from '../../build/build.ts';
 import { loadInputs } from '../../build/plan/inputs.ts';
@@ -55,7 +55,7 @@ test('a damaged cached image is discarded; the build restores the last stage and
   const cache = new Cache(o.cacheDir);
   stageEntry(cache, keys.stages['99-finalise']!, '99-finalise');
   const out = join(o.cacheDir, 'export-out');
-  (await import('node:fs')).mkdirSync(out, { recursive: true });
+  mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'x.img.xz'), 'image');
   await cache.saveImage(keys.image, 'x.img.xz', out, ['x.img.xz']);
   writeFileSync(join(cache.imageDir(keys.image), 'x.img.xz'), 'imagf');
@@ -65,4 +65,52 @@ test('a damaged cached image is discarded; the build restores the last stage and
   assert.equal(runner.calls.length, 1);
   assert.equal(cache.hasImage(keys.image), false);
   assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /warning: the cached image \(key [0-9a-f]{12}\) is damaged: x\.img\.xz does not match its recorded sha256/);
+});
+
+/** The tools root's mmdebstrap (made by the first stage that runs) succeeds; anything else is refused. */
+const toolsOnly = () => new FakeRunner().expect(isTools);
+const firstStepOf30 = /unexpected command: .*--ro-bind=\S+\/stages\/30-settings:\/run\/pihub\/stage .* -- tar --extract --file=- /;
+
+test('the work tree holds stage 20 already: nothing is restored, the build goes on with stage 30', async () => {
+  const o = buildOptions();
+  const keys = plannedKeys(o);
+  const work = join(o.workDir, 'pihub');
+  mkdirSync(join(work, 'rootfs'), { recursive: true });
+  writeFileSync(join(work, 'rootfs.key'), keys.stages['20-jupyterhub']!);
+  const runner = toolsOnly();
+  await assert.rejects(build(o, fakeDeps(runner)), firstStepOf30);
+  assert.equal(runner.calls.length, 1, 'only the tools root was made: no restore, no earlier stage');
+  const log = readFileSync(join(o.outDir, 'pihub.log'), 'utf8');
+  assert.doesNotMatch(log, /restore from cache/);
+  assert.match(log, /stage 30-settings: 00-files: copy 6 files/);
+});
+
+test('the last cached stage is restored (not an earlier one), then the build goes on after it', async () => {
+  const o = buildOptions();
+  const keys = plannedKeys(o);
+  const cache = new Cache(o.cacheDir);
+  stageEntry(cache, keys.stages['10-system']!, '10-system');
+  stageEntry(cache, keys.stages['20-jupyterhub']!, '20-jupyterhub');
+  const restore20 = `tar --extract --file=${cache.snapshotPath(keys.stages['20-jupyterhub']!)} --directory=${join(o.workDir, 'pihub', 'rootfs')} `;
+  const runner = toolsOnly().expect(restore20);
+  await assert.rejects(build(o, fakeDeps(runner)), firstStepOf30);
+  assert.deepEqual(runner.calls.map((c) => formatCommand(c)).filter((c) => c.startsWith('tar')).map((c) => c.slice(0, restore20.length)), [restore20]);
+  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /stage 20-jupyterhub: restore from cache\n(.|\n)*stage 30-settings: 00-files/);
+});
+
+test('an image of the very same inputs is reused: no command runs, the files land in deploy/ (the image private)', async () => {
+  const o = buildOptions();
+  const keys = plannedKeys(o);
+  const cache = new Cache(o.cacheDir);
+  const out = join(o.cacheDir, 'export-out');
+  mkdirSync(out, { recursive: true });
+  const files = ['pihub-x.img.xz', 'pihub-x.sha256', 'pihub-x.json'];
+  for (const f of files) writeFileSync(join(out, f), f);
+  await cache.saveImage(keys.image, files[0]!, out, files);
+  const result = await build({ ...o, env: { SOURCE_DATE_EPOCH: '0' } }, fakeDeps(new FakeRunner()));
+  assert.ok(!('plan' in result));
+  assert.equal(result.reusedImage, true);
+  assert.deepEqual(result.ranStages, []);
+  assert.deepEqual(readdirSync(o.outDir).sort(), ['pihub-x.img.xz', 'pihub-x.json', 'pihub-x.sha256', 'pihub.log']);
+  assert.equal((statSync(join(o.outDir, 'pihub-x.json')).mode & 0o777).toString(8), '644');
 });
