@@ -89,6 +89,18 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   const cache = new Cache(opts.cacheDir, opts.cacheLimit);
   const holder = holderFor(`pihub build of ${inputs.config.name} (${inputs.configLabel})`);
   const workLock = join(opts.workDir, `${inputs.config.name}.lock`);
+  // The machine must be able to run whatever a build of these inputs may run (as if nothing
+  // were cached); checked before anything is created.
+  const everything = await makePlan(inputs, { ...opts, cache, salt: '', verify: false });
+  notes.push(...(deps.machine ?? thisMachine).verify({
+    tools: everything.hostTools,
+    architecture: inputs.config.base.architecture,
+    dryRun: opts.dryRun,
+    workDir: opts.workDir,
+    outDir: opts.outDir,
+    cacheDir: opts.noCache ? undefined : opts.cacheDir,
+  }));
+
   // A dry run changes nothing: it takes no lock, makes no salt and only looks at the cache.
   if (opts.dryRun) {
     const other = readLockHolder(workLock) ?? cache.locks.exclusiveHolder();
@@ -100,7 +112,6 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
       notes.push(`cache state unknown: ${(err as Error).message}`);
     }
     const plan = await makePlan(inputs, { ...opts, cache, release, salt: cache.readSalt() ?? randomBytes(32).toString('hex'), verify: false });
-    notes.push(...verifyMachine(plan, opts, deps));
     return { plan: planLines(plan, notes) };
   }
 
@@ -108,24 +119,12 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   try {
     const release = await releaseDate(inputs.config.base.mirror, inputs.config.base.suite, inputs.config.apt_proxy);
     const plan = await makePlan(inputs, { ...opts, cache, release, salt: cache.salt(), verify: true });
-    notes.push(...verifyMachine(plan, opts, deps));
     // Other builds' prunes leave alone what this one will restore.
     locks[1]!.update({ ...holder, keys: [...plan.stages.map((s) => s.key!), plan.image.key!] });
     return await run(plan, opts, deps, { notes, redactor, holder, cache, started });
   } finally {
     for (const l of locks.reverse()) l.release();
   }
-}
-
-function verifyMachine(plan: Plan, opts: BuildOptions, deps: BuildDeps): string[] {
-  return (deps.machine ?? thisMachine).verify({
-    tools: plan.hostTools,
-    architecture: plan.config.base.architecture,
-    dryRun: opts.dryRun,
-    workDir: opts.workDir,
-    outDir: opts.outDir,
-    cacheDir: opts.noCache ? undefined : opts.cacheDir,
-  });
 }
 
 /** The work tree alone, the cache shared with other builds; a clear message when another process has them. */

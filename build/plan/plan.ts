@@ -81,7 +81,7 @@ export interface PlanOptions {
   workDir: string;
   outDir: string;
   cache: Cache;
-  /** The archive's Release date; undefined when unknown (a dry run without network). */
+  /** The archive's Release date; undefined when unknown (a dry run without network): then nothing counts as cached. */
   release?: string;
   /** This cache's salt for secrets in keys. */
   salt: string;
@@ -157,15 +157,15 @@ function saveOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): 
       kind: 'step',
       title: 'save to cache',
       body: [
-      hidden('the cache directory exists', () => cache.ensure()),
-      {
-        kind: 'try',
-        body: [
-          { kind: 'run', command: snapshotCommand(paths.rootfs, cache.partialSnapshotPath(key)), step: `save ${stage.id} to cache` },
-          { kind: 'do', text: 'record it in the cache (size and sha256, made durable), then prune the cache to its limit', fn: () => cache.commitStage(key, stage.id) },
-        ],
-        finally: [hidden('remove a partial snapshot', () => rmSync(cache.partialSnapshotPath(key), { force: true }))],
-      },
+        hidden('the cache directory exists', () => cache.ensure()),
+        {
+          kind: 'try',
+          body: [
+            { kind: 'run', command: snapshotCommand(paths.rootfs, cache.partialSnapshotPath(key)), step: `save ${stage.id} to cache` },
+            { kind: 'do', text: 'record it in the cache (size and sha256, made durable), then prune the cache to its limit', fn: () => cache.commitStage(key, stage.id) },
+          ],
+          finally: [hidden('remove a partial snapshot', () => rmSync(cache.partialSnapshotPath(key), { force: true }))],
+        },
       ],
     }],
     else: [{
@@ -177,7 +177,7 @@ function saveOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): 
   }];
 }
 
-function runOps(ctx: PlanContext, steps: readonly Step[], key: string | undefined, cache: Cache, withTools: boolean): Op[] {
+function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | undefined, cache: Cache, withTools: boolean): Op[] {
   const { stage, paths } = ctx;
   const rootfs = paths.rootfs;
   const p = paths as PlanPaths;
@@ -262,7 +262,7 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
     const key = keys?.stages[i];
     const start: StageStart = reuse || i < resumeAt ? 'skip' : i === resumeAt ? (key === inTree ? 'work-tree' : 'restore') : 'run';
     const ctx: PlanContext = { config, paths, stage: def, release: o.release, tools };
-    const ops = start === 'restore' ? restoreOps(def, key!, paths, o.cache) : start === 'run' ? runOps(ctx, stageSteps[i]!, key, o.cache, tools !== undefined && i === firstRun) : [];
+    const ops = start === 'restore' ? restoreOps(def, key!, paths, o.cache) : start === 'run' ? stageRunOps(ctx, stageSteps[i]!, key, o.cache, tools !== undefined && i === firstRun) : [];
     return { def, key, cached: cached[i]!, start, ops };
   });
   // What a build of these inputs may run on the build machine, whatever the cache holds today:
