@@ -1,12 +1,15 @@
 // argv → command. The only place that prints fatal errors and sets the exit code.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
-import { build, DEFAULT_OPTIONS, pihubVersion, PROJECT_DIR } from './build.ts';
+import { build, DEFAULT_OPTIONS } from './build.ts';
+import { pihubVersion } from './deploy/deploy.ts';
+import { PROJECT_DIR } from './plan/inputs.ts';
 import { UserError, InputError } from './errors.ts';
+import { parse } from './args.ts';
 import { Cache } from './cache/cache.ts';
+import { describeHolder, holderFor, isLock } from './lock.ts';
 import { formatBytes } from './host.ts';
 import { formatDuration } from './progress.ts';
-import { listShipped, loadOverlay } from './overlays/load.ts';
+import { listShipped, loadOverlay } from './stages/overlays.ts';
 import { join } from 'node:path';
 
 export const MAIN_HELP = `pihub — build a Raspberry Pi SD-card image that boots into a home JupyterHub
@@ -51,14 +54,6 @@ export const CACHE_HELP = `Usage: pihub cache list|prune|clear [--cache-dir DIR]
   prune   remove least recently used entries until the cache fits --cache-limit
   clear   remove everything, including downloaded packages
 `;
-
-export function parse<const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, help: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
-  } catch (err) {
-    throw new InputError(`${(err as Error).message.replace(/\. To specify.*$/, '')}\n\n${help}`);
-  }
-}
 
 async function buildCommand(args: string[], signal: AbortSignal): Promise<number> {
   const { values, positionals } = parse(
@@ -147,14 +142,21 @@ function cacheCommand(args: string[]): number {
     process.stdout.write(`${entries.length} entries, ${formatBytes(total)} in ${cache.dir} (limit ${formatBytes(cache.limit)})\n`);
     return 0;
   }
-  if (action === 'prune') {
-    const removed = cache.prune();
-    process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
-    return 0;
-  }
-  if (action === 'clear') {
-    cache.clear();
-    process.stdout.write(`cleared ${cache.dir}\n`);
+  if (action === 'prune' || action === 'clear') {
+    // Alone: a running build may be about to restore what this would remove.
+    const lock = cache.locks.tryExclusive(holderFor(`pihub cache ${action}`));
+    if (!isLock(lock)) throw new UserError(`the cache ${cache.dir} is in use by ${describeHolder(lock)}; run \`pihub cache ${action}\` again when it has finished`);
+    try {
+      if (action === 'prune') {
+        const removed = cache.prune();
+        process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
+      } else {
+        cache.clear();
+        process.stdout.write(`cleared ${cache.dir}\n`);
+      }
+    } finally {
+      lock.release();
+    }
     return 0;
   }
   throw new InputError(`pihub cache: expected list, prune or clear${action ? ` (got \`${action}\`)` : ''}\n\n${CACHE_HELP}`);

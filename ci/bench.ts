@@ -12,7 +12,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_DIR } from '../build/build.ts';
+import { PROJECT_DIR } from '../build/plan/inputs.ts';
 import { loadStages } from '../build/stages/load.ts';
 import { readBinfmt } from '../build/chroot/chroot.ts';
 import { formatDuration } from '../build/progress.ts';

@@ -35,7 +35,10 @@ apt-get install -y -q \
 mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 for name in aarch64 arm; do
   entry=/proc/sys/fs/binfmt_misc/qemu-$name
-  conf=$(ls /usr/lib/binfmt.d/qemu-"$name".conf /usr/lib/binfmt.d/qemu-"$name"-static.conf 2>/dev/null | head -n 1 || true)
+  conf=
+  for candidate in /usr/lib/binfmt.d/qemu-"$name".conf /usr/lib/binfmt.d/qemu-"$name"-static.conf; do
+    if [ -z "$conf" ] && [ -e "$candidate" ]; then conf=$candidate; fi
+  done
   if [ -n "$conf" ]; then
     [ -e "$entry" ] && echo -1 > "$entry"
     grep -v '^#' "$conf" > /proc/sys/fs/binfmt_misc/register

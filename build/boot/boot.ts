@@ -7,6 +7,7 @@ import { UserError } from '../errors.ts';
 import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
 import { FAT_TYPES, parseMbr, qemuCommand, type Forward } from './qemu.ts';
+import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
 
 export interface BootOptions {
   image: string;
@@ -33,17 +34,10 @@ export interface BootOptions {
   note: (line: string) => void;
 }
 
-const DECOMPRESS: Record<string, (file: string) => [string, string[]]> = {
-  '.xz': (f) => ['xz', ['--decompress', '--stdout', '--threads=0', f]],
-  '.zst': (f) => ['zstd', ['--decompress', '--stdout', '-q', f]],
-  '.gz': (f) => ['gzip', ['--decompress', '--stdout', f]],
-};
-
 /** The hub port an image was built with, from the manifest written beside it. */
 export function manifestFor(image: string): { hub?: { port?: number } } | undefined {
-  const base = image.replace(/\.img(\.(xz|zst|gz))?$/, '');
   try {
-    return JSON.parse(readFileSync(`${base}.json`, 'utf8')) as { hub?: { port?: number } };
+    return JSON.parse(readFileSync(`${imageBase(image)}.json`, 'utf8')) as { hub?: { port?: number } };
   } catch {
     return undefined;
   }
@@ -51,17 +45,17 @@ export function manifestFor(image: string): { hub?: { port?: number } } | undefi
 
 /** A raw image to boot from: the image itself, or a decompressed copy kept in the work dir. */
 async function rawImage(o: BootOptions): Promise<string> {
-  const ext = Object.keys(DECOMPRESS).find((e) => o.image.endsWith(e));
-  if (!ext) return o.image;
+  const decompress = COMPRESSORS[compressionOf(o.image) ?? 'none'].decompress;
+  if (!decompress) return o.image;
   const st = statSync(o.image);
-  const out = join(o.workDir, basename(o.image, ext));
+  const out = join(o.workDir, `${basename(imageBase(o.image))}.img`);
   const stamp = `${out}.source`;
   const want = `${o.image} ${st.size} ${st.mtimeMs}`;
   if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return out;
   o.note(`decompressing ${basename(o.image)} into ${o.workDir}`);
   rmSync(stamp, { force: true });
   const tmp = `${out}.partial`;
-  await o.runner.run(DECOMPRESS[ext]!(o.image), { stdoutFile: tmp, step: 'decompress the image' });
+  await o.runner.run(decompress(o.image), { stdoutFile: tmp, step: 'decompress the image' });
   rmSync(out, { force: true });
   linkOrCopy(tmp, out);
   rmSync(tmp, { force: true });
@@ -136,7 +130,8 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 }
 
 export async function boot(o: BootOptions): Promise<number> {
-  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', ...(o.image.match(/\.(xz|zst|gz)$/) ? [{ xz: 'xz', zst: 'zstd', gz: 'gzip' }[o.image.split('.').pop()!]!] : [])]);
+  const tool = COMPRESSORS[compressionOf(o.image) ?? 'none'].tool;
+  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', ...(tool ? [tool] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
   if (o.userconf && !existsSync(o.userconf)) throw new UserError(`--userconf ${o.userconf} does not exist`);
   mkdirSync(o.workDir, { recursive: true });

@@ -1,6 +1,6 @@
 // `pihub boot IMAGE [options]`
 import { resolve } from 'node:path';
-import { parse } from '../cli.ts';
+import { parse } from '../args.ts';
 import { InputError } from '../errors.ts';
 import { createRunner } from '../exec.ts';
 import { BuildLog } from '../progress.ts';

@@ -1,27 +1,15 @@
 // Export: root filesystem directory → boot.vfat + root.ext4 → genimage → compressed image,
 // checksums, package list and manifest. No loop devices and no mounts.
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { formatCommand, type Command, type Runner } from '../exec.ts';
 import { UserError } from '../errors.ts';
+import { sha256File } from '../files.ts';
+import { compressCommand, imageNames, type ImageNames } from './naming.ts';
 import {
   BOOT_LABEL, ROOT_LABEL, genimageConfig, idFromHex, layout, rootSize, uuidFromHex, MiB, type Layout,
 } from './layout.ts';
-
-export type Compression = BuildConfig['image']['compression'];
-
-export const COMPRESSED_SUFFIX: Record<Compression, string> = { xz: '.xz', zstd: '.zst', gzip: '.gz', none: '' };
-
-export function compressCommand(compression: Compression, file: string): Command | undefined {
-  switch (compression) {
-    case 'xz': return ['xz', ['--threads=0', '-6', '--keep', '--force', file]];
-    case 'zstd': return ['zstd', ['-T0', '-3', '--keep', '--force', '-q', file]];
-    case 'gzip': return ['gzip', ['--keep', '--force', '-6', file]];
-    case 'none': return undefined;
-  }
-}
 
 export interface ExportPaths {
   rootfs: string;
@@ -29,17 +17,8 @@ export interface ExportPaths {
   dir: string;
 }
 
-export function exportNames(config: BuildConfig, date: string) {
-  const base = `${config.name}-${date}-${config.base.suite}-${config.base.architecture}`;
-  const image = `${base}.img`;
-  return {
-    base,
-    image,
-    compressed: `${image}${COMPRESSED_SUFFIX[config.image.compression]}`,
-    sha256: `${base}.sha256`,
-    info: `${base}.info`,
-    manifest: `${base}.json`,
-  };
+export function exportNames(config: BuildConfig, date: string): ImageNames {
+  return imageNames({ name: config.name, ...config.base, compression: config.image.compression }, date);
 }
 
 export const BOOTFS = 'boot/firmware';
@@ -63,18 +42,8 @@ export function genimageCommand(dir: string): Command {
   ];
 }
 
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
-}
-
 export interface ExportResult {
-  names: ReturnType<typeof exportNames>;
+  names: ImageNames;
   /** Files written to the export directory's out/ (names from `names`). */
   files: string[];
   layout: Layout;

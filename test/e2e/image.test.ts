@@ -175,6 +175,8 @@ image:
     // Everywhere a build could have written it (packages cannot contain it).
     const grep = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' grep -rIl -e 'alice-secret-1' -e 'bob-secret-2' /etc /home /root /var /boot /opt /srv /tmp /usr/local; echo end");
     assert.equal(grep.stdout.trim(), 'end', `found the plain password in: ${grep.stdout}`);
+    const buildOnly = await ssh(alice, "grep -rIl -e force-unsafe-io -e 'Acquire::http::Proxy' /etc/dpkg /etc/apt 2>/dev/null; echo end");
+    assert.equal(buildOnly.stdout.trim(), 'end', `build-only dpkg/apt options on the card: ${buildOnly.stdout}`);
   });
 
   it('serves JupyterHub on port 8888 from an enabled, active jupyterhub.service', async () => {

@@ -4,7 +4,7 @@ import { createConnection, createServer } from 'node:net';
 import { readFileSync, existsSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 
 export const execFileP = promisify(execFile);
 export const PIHUB = join(PROJECT_DIR, 'build/bin/pihub.js');

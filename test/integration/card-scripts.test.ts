@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { scratch } from '../helpers/tmp.ts';
 
 const SYSTEM_FILES = join(PROJECT_DIR, 'stages/10-system/01-files/usr/local/lib/pihub');

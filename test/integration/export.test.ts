@@ -3,12 +3,13 @@ import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportImage } from '../../build/image/export.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
 import { createRunner } from '../../build/exec.ts';
 import { BOOT_OFFSET, MiB } from '../../build/image/layout.ts';
+import { COMPRESSORS, compressionOf, imageNames } from '../../build/image/naming.ts';
 
 function smallRootfs(): string {
   const root = scratch('pihub-rootfs-');
@@ -96,4 +97,21 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
   const info = execFileSync('cat', [join(out, result.names.info)]).toString();
   assert.match(info, /^base-files\t13\.8\tarm64$/m);
   assert.ok(log.join('').includes('$ genimage --config'), 'genimage assembled the image');
+});
+
+test('every compression: the file name the build gives it, and back to the raw image with the decompressor boot uses', { timeout: 60_000 }, () => {
+  const dir = scratch('pihub-compress-');
+  const raw = Buffer.alloc(3 * MiB, 'pihub');
+  for (const c of ['xz', 'zstd', 'gzip'] as const) {
+    const names = imageNames({ name: 'x', suite: 'trixie', architecture: 'arm64', compression: c }, '2026-01-02');
+    const img = join(dir, names.image);
+    writeFileSync(img, raw);
+    const [prog, args] = COMPRESSORS[c].compress!(img);
+    execFileSync(prog, [...args]);
+    const packed = join(dir, names.compressed);
+    assert.equal(compressionOf(packed), c);
+    assert.ok(readFileSync(img).equals(raw), `${c} kept the raw image`);
+    const [dprog, dargs] = COMPRESSORS[c].decompress!(packed);
+    assert.ok(execFileSync(dprog, [...dargs], { maxBuffer: 8 * MiB }).equals(raw), `${c} round trip`);
+  }
 });

@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alignUp, genimageConfig, layout, rootSize, uuidFromHex, idFromHex, MiB, ALIGN } from '../../build/image/layout.ts';
 import { parseMbr, parseForward, qemuCommand, kernelCommandLine } from '../../build/boot/qemu.ts';
-import { exportNames, compressCommand } from '../../build/image/export.ts';
-import { resolveConfig } from '../../build/config/load.ts';
+import { exportNames } from '../../build/image/export.ts';
+import { compressCommand, compressionOf, imageBase } from '../../build/image/naming.ts';
+import { resolveConfig, setLayer } from '../../build/config/load.ts';
 
 test('root size: content plus headroom and metadata, aligned to 4 MiB', () => {
   const s = rootSize({ usedBytes: 2000 * MiB, inodes: 190_000, headroomPercent: 20, headroomMiB: 256 });
@@ -25,10 +26,12 @@ test('layout: FAT at 4 MiB, root after it, both aligned', () => {
   assert.match(cfg, /disk-signature = 0xdeadbeef/);
 });
 
-test('ids from a digest are stable and well formed', () => {
-  const hex = 'a'.repeat(64);
-  assert.match(uuidFromHex(hex), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/);
-  assert.equal(idFromHex(hex, 1), idFromHex(hex, 1));
+test('ids from a digest: the n-th 32-bit word, odd (never zero); a UUID of version 4 and variant a from the first 128 bits', () => {
+  assert.equal(idFromHex(`aaaaaaaa${'bbbbbbb0'}cccccccc`, 1), 'bbbbbbb1');
+  assert.equal(idFromHex(`aaaaaaaa${'bbbbbbb0'}cccccccc`, 2), 'cccccccd');
+  assert.equal(idFromHex('00000000', 0), '00000001');
+  assert.equal(uuidFromHex('00112233445566778899aabbccddeeff0011'), '00112233-4455-4677-a899-aabbccddeeff');
+  assert.notEqual(uuidFromHex('f'.repeat(64)), uuidFromHex('e'.repeat(64)), 'other inputs, another file system id');
 });
 
 test('MBR parsing finds the partitions', () => {
@@ -72,11 +75,24 @@ test('the QEMU command boots the image kernel with root by label, networking and
   assert.match(offline, /-netdev user,id=net0,restrict=on,hostfwd=tcp:127\.0\.0\.1:8888-:8888 /);
 });
 
-test('output names and compression commands', () => {
-  const c = resolveConfig([]);
-  const n = exportNames(c, '2026-01-02');
-  assert.equal(n.compressed, 'pihub-2026-01-02-trixie-arm64.img.xz');
-  assert.equal(n.sha256, 'pihub-2026-01-02-trixie-arm64.sha256');
-  assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-3', '--keep', '--force', '-q', 'f.img']]);
+test('output names and compression, from one table', () => {
+  const n = exportNames(resolveConfig([]), '2026-01-02');
+  assert.deepEqual(n, {
+    base: 'pihub-2026-01-02-trixie-arm64',
+    image: 'pihub-2026-01-02-trixie-arm64.img',
+    compressed: 'pihub-2026-01-02-trixie-arm64.img.xz',
+    sha256: 'pihub-2026-01-02-trixie-arm64.sha256',
+    info: 'pihub-2026-01-02-trixie-arm64.info',
+    manifest: 'pihub-2026-01-02-trixie-arm64.json',
+  });
+  // Every compression's file name leads back to it and to the base name where .json and .sha256 are.
+  for (const c of ['xz', 'zstd', 'gzip', 'none'] as const) {
+    const file = exportNames(resolveConfig([setLayer([`image.compression=${c}`])]), '2026-01-02').compressed;
+    assert.equal(compressionOf(`deploy/${file}`), c);
+    assert.equal(imageBase(`deploy/${file}`), 'deploy/pihub-2026-01-02-trixie-arm64');
+  }
+  assert.equal(compressionOf('notes.txt'), undefined);
   assert.equal(compressCommand('none', 'f.img'), undefined);
+  // Compressors keep the raw image: its checksum is read at the same time.
+  for (const c of ['xz', 'zstd', 'gzip'] as const) assert.ok(compressCommand(c, 'f.img')![1].includes('--keep'), c);
 });
