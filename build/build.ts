@@ -141,7 +141,7 @@ export function prepare(opts: BuildOptions): Prepared {
     debs: join(cache.dir, 'debs', `${config.base.suite}-${config.base.architecture}`),
     deploy: opts.outDir,
   };
-  const tools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'dpkg-query', 'du']);
+  const tools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'bmaptool', 'dpkg-query', 'du']);
   if (config.image.compression !== 'none') tools.add(config.image.compression === 'gzip' ? 'gzip' : config.image.compression);
   const stages = stageDefs.map((def) => {
     const steps = def.substeps.map(stepFor);

@@ -20,6 +20,7 @@ export const HOST_TOOLS: Record<string, string> = {
   mcopy: 'mtools',
   mdir: 'mtools',
   genimage: 'genimage',
+  bmaptool: 'bmap-tools',
   mkpasswd: 'whois',
   'dpkg-query': 'dpkg',
   dpkg: 'dpkg',

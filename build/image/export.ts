@@ -1,7 +1,7 @@
 // Export: root filesystem directory → boot.vfat + root.ext4 → genimage → compressed image,
 // checksums, package list and manifest. No loop devices and no mounts.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { formatCommand, type Command, type Runner } from '../exec.ts';
@@ -36,6 +36,8 @@ export function exportNames(config: BuildConfig, date: string) {
     base,
     image,
     compressed: `${image}${COMPRESSED_SUFFIX[config.image.compression]}`,
+    // bmaptool finds X.img.bmap for X.img and X.img.xz alike.
+    bmap: `${image}.bmap`,
     sha256: `${base}.sha256`,
     info: `${base}.info`,
     manifest: `${base}.json`,
@@ -63,6 +65,19 @@ export function genimageCommand(dir: string): Command {
   ];
 }
 
+/** The block map of the raw image: which blocks hold data (from the sparse file's holes), with checksums. */
+export function bmapCommand(image: string, bmap: string): Command {
+  return ['bmaptool', ['create', '--output', bmap, image]];
+}
+
+/** Bytes of data a block map says must be written (the rest of the image is holes). */
+export function bmapDataBytes(bmapXml: string): number {
+  const field = (name: string) => Number(new RegExp(`<${name}>\\s*(\\d+)\\s*</${name}>`).exec(bmapXml)?.[1]);
+  const bytes = field('MappedBlocksCount') * field('BlockSize');
+  if (!Number.isFinite(bytes)) throw new Error('the block map has no MappedBlocksCount or BlockSize');
+  return bytes;
+}
+
 export function sha256File(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
@@ -80,6 +95,8 @@ export interface ExportResult {
   layout: Layout;
   rawSha256: string;
   compressedSha256: string;
+  /** Bytes of the raw image that hold data (what `bmaptool copy` writes). */
+  dataBytes: number;
 }
 
 export interface ExportOptions {
@@ -156,13 +173,18 @@ export async function exportImage(o: ExportOptions): Promise<ExportResult> {
   rmSync(join(paths.dir, 'root.ext4'));
   rmSync(join(paths.dir, 'boot.vfat'));
 
-  const compress = compressCommand(config.image.compression, join(out, names.image));
-  if (compress) o.progress(`compress with ${config.image.compression}`);
-  // The raw image's checksum is read while the compressor reads it too (from the page cache).
-  const [rawSha256] = await Promise.all([sha256File(join(out, names.image)), compress ? run(compress) : undefined]);
+  const raw = join(out, names.image);
+  const compress = compressCommand(config.image.compression, raw);
+  o.progress(compress ? `block map and ${config.image.compression} compression` : 'block map');
+  // The checksum, the block map and the compressor read the raw image at the same time (from
+  // the page cache). The block map comes from the image's holes: genimage and mke2fs leave
+  // every block they did not write as a hole.
+  const [rawSha256] = await Promise.all([sha256File(raw), run(bmapCommand(raw, join(out, names.bmap))), compress ? run(compress) : undefined]);
+  const dataBytes = bmapDataBytes(readFileSync(join(out, names.bmap), 'utf8'));
   const compressedSha256 = compress ? await sha256File(join(out, names.compressed)) : rawSha256;
   const sums = [`${rawSha256}  ${names.image}`];
   if (compress) sums.push(`${compressedSha256}  ${names.compressed}`);
+  sums.push(`${await sha256File(join(out, names.bmap))}  ${names.bmap}`);
   writeFileSync(join(out, names.sha256), `${sums.join('\n')}\n`);
 
   const pkgs = await runner.run(
@@ -173,10 +195,10 @@ export async function exportImage(o: ExportOptions): Promise<ExportResult> {
   writeFileSync(join(out, names.info), `# Packages in ${names.image}: name, version, architecture\n${lines.join('\n')}\n`);
   writeFileSync(
     join(out, names.manifest),
-    `${JSON.stringify({ ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256, size: l.total, layout: l, packages: lines.length }, null, 2)}\n`,
+    `${JSON.stringify({ ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256, bmap: names.bmap, size: l.total, data_bytes: dataBytes, layout: l, packages: lines.length }, null, 2)}\n`,
   );
-  if (compress) rmSync(join(out, names.image));
-  return { names, files: [names.compressed, names.sha256, names.info, names.manifest], layout: l, rawSha256, compressedSha256 };
+  if (compress) rmSync(raw);
+  return { names, files: [names.compressed, names.bmap, names.sha256, names.info, names.manifest], layout: l, rawSha256, compressedSha256, dataBytes };
 }
 
 /** What --dry-run prints for the export. */
@@ -190,6 +212,7 @@ export function describeExport(config: BuildConfig, paths: ExportPaths, date: st
     formatCommand(mkfsVfatCommand(dir, 'VOLID', 508 * MiB)),
     `${formatCommand(mcopyCommand(dir, [`${join(paths.rootfs, BOOTFS)}/*`]))}`,
     formatCommand(genimageCommand(dir)),
+    formatCommand(bmapCommand(join(dir, 'out', names.image), join(dir, 'out', names.bmap))),
     ...(compress ? [formatCommand(compress)] : []),
     `sha256 → ${names.sha256}; dpkg-query --show → ${names.info}; manifest → ${names.manifest}`,
   ];
