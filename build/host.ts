@@ -19,6 +19,7 @@ export const HOST_TOOLS: Record<string, string> = {
   'mkfs.vfat': 'dosfstools',
   mcopy: 'mtools',
   mdir: 'mtools',
+  mtype: 'mtools',
   genimage: 'genimage',
   bmaptool: 'bmap-tools',
   mkpasswd: 'whois',

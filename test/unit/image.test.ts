@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alignUp, genimageConfig, layout, rootSize, uuidFromHex, idFromHex, MiB, ALIGN } from '../../build/image/layout.ts';
-import { parseMbr, parseForward, qemuCommand, kernelCommandLine } from '../../build/boot/qemu.ts';
-import { exportNames, compressCommand } from '../../build/image/export.ts';
+import { parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, pi3DeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
+import { exportNames, compressCommand, bmapDataBytes } from '../../build/image/export.ts';
 import { resolveConfig } from '../../build/config/load.ts';
 
 test('root size: content plus headroom and metadata, aligned to 4 MiB', () => {
@@ -66,11 +66,56 @@ test('the QEMU command boots the image kernel with root by label, networking and
   assert.match(kernelCommandLine({ machine: 'virt', extraAppend: 'quiet' }), /^root=LABEL=RASPIROOT rw console=ttyAMA0 .* quiet$/);
 });
 
+// Debian's raspi-firmware writes this config.txt (trixie), with sections added to check the filters.
+const CONFIG_TXT = `# Do not modify this file!
+arm_64bit=1
+
+enable_uart=1
+upstream_kernel=1
+
+kernel=vmlinuz-6.12.117+deb13-arm64
+initramfs initrd.img-6.12.117+deb13-arm64
+[pi4]
+dtoverlay=vc4-kms-v3d-pi4
+kernel=other
+[pi3]
+dtparam=audio=on # on the GPIO header
+[all]
+`;
+
+test('config.txt as a Pi 3 B reads it: [all] and [pi3] apply, [pi4] does not', () => {
+  const c = parseConfigTxt(CONFIG_TXT);
+  assert.deepEqual(c, {
+    cmdlineFile: 'cmdline.txt', arm64: true, enableUart: true, upstreamKernel: true,
+    kernel: 'vmlinuz-6.12.117+deb13-arm64', initramfs: 'initrd.img-6.12.117+deb13-arm64', unapplied: ['dtparam=audio=on'],
+  });
+  assert.equal(pi3DeviceTree(c), 'bcm2837-rpi-3-b.dtb', 'the 3 B, not the 3 B+, under its upstream name');
+  assert.equal(pi3DeviceTree(parseConfigTxt('arm_64bit=1\n')), 'bcm2710-rpi-3-b.dtb');
+  assert.equal(pi3DeviceTree(parseConfigTxt('device_tree=my.dtb\n')), 'my.dtb');
+});
+
+test('the Pi 3 B board model: 1 GiB, four cores, its device tree, cmdline.txt, console on the mini UART, USB network', () => {
+  const [, args] = qemuCommand({
+    machine: 'raspi3b', kernel: 'k', initrd: 'i', dtb: 'bcm2837-rpi-3-b.dtb', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 2048, cpus: 2,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: 'quiet', cmdline: ' console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw rootwait \n',
+  });
+  const text = args.join(' ');
+  assert.match(text, /-M raspi3b -m 1024 -smp 4 -dtb bcm2837-rpi-3-b\.dtb -drive if=sd,file=d\.qcow2,format=qcow2/);
+  assert.match(text, /-device usb-net,netdev=net0 -netdev user,id=net0,hostfwd=tcp:127\.0\.0\.1:8888-:8888/);
+  // The PL011 is Bluetooth's on a Pi 3; the console (ttyS1) is QEMU's second serial port.
+  assert.match(text, /-serial null -serial stdio/);
+  assert.equal(args[args.indexOf('-append') + 1], 'console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw rootwait quiet');
+  assert.equal(powerOfTwoAtLeast(3_000_000_000), 4 * 1024 ** 3);
+  assert.equal(powerOfTwoAtLeast(8 * 1024 ** 3), 8 * 1024 ** 3);
+});
+
 test('output names and compression commands', () => {
   const c = resolveConfig([]);
   const n = exportNames(c, '2026-01-02');
   assert.equal(n.compressed, 'pihub-2026-01-02-trixie-arm64.img.xz');
   assert.equal(n.sha256, 'pihub-2026-01-02-trixie-arm64.sha256');
+  assert.equal(n.bmap, 'pihub-2026-01-02-trixie-arm64.img.bmap', 'bmaptool finds it beside .img and .img.xz');
+  assert.equal(bmapDataBytes('<bmap version="2.0">\n<BlockSize> 4096 </BlockSize>\n<MappedBlocksCount> 3 </MappedBlocksCount>\n</bmap>'), 12288);
   assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-3', '--keep', '--force', '-q', 'f.img']]);
   assert.equal(compressCommand('none', 'f.img'), undefined);
 });
