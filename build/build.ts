@@ -342,7 +342,7 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
         task.title = `stage ${s.def.id}: restore from cache`;
         log.note(`stage ${s.def.id}: restore from cache`);
         rmSync(markerPath, { force: true });
-        await cache.restoreStage(runner, s.key!, p.paths.rootfs, `restore ${s.def.id}`);
+        await cache.restoreStage(runner, s.key!, p.paths.rootfs, `restore ${s.def.id}`, (line) => log.note(`stage ${s.def.id}: ${line}`));
         writeFileSync(markerPath, s.key!);
         task.title = `stage ${s.def.id}: restored from cache`;
         return;

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Runner } from '../exec.ts';
+import { clearRecords, recordTree, restoreChanges } from './restore.ts';
 
 export interface EntryMeta {
   key: string;
@@ -109,15 +110,22 @@ export class Cache {
     } finally {
       rmSync(tmp, { force: true });
     }
+    await recordTree(runner, rootfs, key, step);
     const now = new Date().toISOString();
     this.writeMeta({ key, kind: 'stage', label, created: now, lastUsed: now, bytes: statSync(final).size });
     this.prune(this.limit, key);
   }
 
-  async restoreStage(runner: Runner, key: string, rootfs: string, step: string): Promise<void> {
-    rmSync(rootfs, { recursive: true, force: true });
-    mkdirSync(rootfs, { recursive: true });
-    await runner.run(restoreCommand(rootfs, this.snapshotPath(key)), { step });
+  async restoreStage(runner: Runner, key: string, rootfs: string, step: string, note?: (line: string) => void): Promise<void> {
+    const restore = restoreCommand(rootfs, this.snapshotPath(key));
+    // A tree that was this snapshot earlier gets back only what changed since (restore.ts).
+    if (!(await restoreChanges(runner, rootfs, key, restore, step, note))) {
+      clearRecords(rootfs);
+      rmSync(rootfs, { recursive: true, force: true });
+      mkdirSync(rootfs, { recursive: true });
+      await runner.run(restore, { step });
+      await recordTree(runner, rootfs, key, step);
+    }
     this.touch('stage', key);
   }
 
