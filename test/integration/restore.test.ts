@@ -1,7 +1,7 @@
 // Restoring only what changed since a tree was a snapshot must give exactly what a full
 // restore gives: contents, types, owners, modes, times, hard links, device numbers, extended
 // attributes, ACLs and file capabilities. Real tar, find, getfattr and setfattr on a small tree.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
@@ -104,6 +104,7 @@ function mutate(root: string): void {
 
 test('restoring only the changes gives exactly what a full restore gives', { timeout: 120_000 }, async () => {
   const root = tree();
+  after(() => rmSync(recordsDir(root), { recursive: true, force: true }));
   const cache = new Cache(scratch('pihub-restore-cache-'));
   const notes: string[] = [];
   const runner = createRunner({ write: () => {} });
