@@ -77,6 +77,11 @@ describe('booting a 1 GiB card: time to the hub, and memory for two people', { t
     const analysis = await analyzeBoot(alice);
     writeFileSync(join(dir, 'boot-first.txt'), `first boot to /hub/health 200: ${(ms / 1000).toFixed(1)} s\n\n${analysis}`);
     assert.match(analysis, /jupyterhub\.service/);
+    // Nothing on the hub's way waits for the network to be online, and nothing pulled it in.
+    const chain = analysis.slice(analysis.indexOf('## systemd-analyze critical-chain'), analysis.indexOf('## systemd-analyze blame'));
+    assert.doesNotMatch(chain, /network-online|wait-online/);
+    const online = await ssh(alice, 'systemctl show -p ActiveState --value systemd-networkd-wait-online.service network-online.target');
+    assert.equal(online.stdout, 'inactive\ninactive\n');
   });
 
   it('runs a JupyterLab server and a numpy kernel for each of two people in 1 GiB', async () => {
