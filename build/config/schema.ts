@@ -41,8 +41,8 @@ export const DEFAULTS = {
     password_auth: 'auto',
   },
   image: {
-    headroom_percent: 20,
-    headroom_mib: 256,
+    headroom_percent: 0,
+    headroom_mib: 128,
     compression: 'xz',
   },
   apt_proxy: null,

@@ -47,7 +47,8 @@ export function exportNames(config: BuildConfig, date: string) {
 export const BOOTFS = 'boot/firmware';
 
 export function mke2fsCommand(dir: string, rootfs: string, bytes: number, inodes: number, uuid: string): Command {
-  return ['mke2fs', ['-q', '-F', '-t', 'ext4', '-L', ROOT_LABEL, '-U', uuid, '-N', String(inodes), '-d', rootfs, join(dir, 'root.ext4'), `${bytes / 1024}k`]];
+  // -m 0: until the first boot grows it, the free room is everybody's (the grow sets 5 % aside for root).
+  return ['mke2fs', ['-q', '-F', '-t', 'ext4', '-L', ROOT_LABEL, '-U', uuid, '-N', String(inodes), '-m', '0', '-d', rootfs, join(dir, 'root.ext4'), `${bytes / 1024}k`]];
 }
 
 export function mkfsVfatCommand(dir: string, volumeId: string, size: number): Command {

@@ -121,7 +121,10 @@ describe('booting a 1 GiB card: time to the hub, and memory for two people', { t
     await waitForSsh(alice, BOOT_TIMEOUT);
     const analysis = await analyzeBoot(alice);
     writeFileSync(join(dir, 'boot-second.txt'), `second boot to /hub/health 200: ${(ms / 1000).toFixed(1)} s\n\n${analysis}`);
-    const grown = await ssh(alice, 'cat /var/lib/pihub/rootfs-grown >/dev/null && echo grown');
+    const grown = await ssh(alice, `cat /var/lib/pihub/rootfs-grown >/dev/null && echo grown; echo '${PEOPLE[0]!.password}' | sudo -S -p '' tune2fs -l "$(findmnt -no SOURCE /)"`);
     assert.match(grown.stdout, /grown/, 'the first boot grew the root file system once');
+    const count = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(grown.stdout)?.[1]);
+    const reserved = count('Reserved block count') / count('Block count');
+    assert.ok(reserved > 0.049 && reserved < 0.051, `after the grow, ext4 keeps 5 % for root (${(100 * reserved).toFixed(2)} %)`);
   });
 });
