@@ -19,8 +19,9 @@ test('layout: FAT at 4 MiB, root after it, both aligned', () => {
   assert.equal(l.root.offset % ALIGN, 0);
   assert.ok(l.root.offset >= l.boot.offset + l.boot.size);
   assert.equal(l.total, l.root.offset + 1024 * MiB);
-  const cfg = genimageConfig('x.img', l, 'deadbeef');
+  const cfg = genimageConfig('x.img', l, 'deadbeef', 'empty.img');
   assert.match(cfg, /partition-type = 0xC/);
+  assert.equal(cfg.match(/image = "empty\.img"/g)?.length, 2, 'genimage lays out the partitions; they are filled in place');
   assert.match(cfg, /partition-type = 0x83/);
   assert.match(cfg, /disk-signature = 0xdeadbeef/);
 });
