@@ -43,7 +43,7 @@ export const DEFAULTS = {
   image: {
     headroom_percent: 0,
     headroom_mib: 128,
-    compression: 'xz',
+    compression: 'zstd',
   },
   apt_proxy: null,
   overlays: [],

@@ -14,10 +14,15 @@ export type Compression = BuildConfig['image']['compression'];
 
 export const COMPRESSED_SUFFIX: Record<Compression, string> = { xz: '.xz', zstd: '.zst', gzip: '.gz', none: '' };
 
+/**
+ * Levels chosen by measurement (`npm run bench -- compression`): zstd for local builds, fast
+ * enough to pay on every rebuild; xz for releases, where only the download size counts. Both use
+ * every core (xz compresses independent blocks in parallel).
+ */
 export function compressCommand(compression: Compression, file: string): Command | undefined {
   switch (compression) {
-    case 'xz': return ['xz', ['--threads=0', '-6', '--keep', '--force', file]];
-    case 'zstd': return ['zstd', ['-T0', '-3', '--keep', '--force', '-q', file]];
+    case 'xz': return ['xz', ['--threads=0', '-9', '--keep', '--force', file]];
+    case 'zstd': return ['zstd', ['-T0', '-1', '--keep', '--force', '-q', file]];
     case 'gzip': return ['gzip', ['--keep', '--force', '-6', file]];
     case 'none': return undefined;
   }

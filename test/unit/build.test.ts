@@ -53,7 +53,7 @@ test('--dry-run prints every stage and step with its commands, and touches nothi
   assert.match(text, /--ro-bind=\S+:\/run\/pihub\/tools .*--no-chroot -- apt-get/);
   assert.match(text, /\/root\/jupyterhub_config\.py \(root:root 0600, from template\)/);
   assert.match(text, /\$ genimage --config/);
-  assert.match(text, /→ \S+\/deploy\/pihub-\d{4}-\d\d-\d\d-trixie-arm64\.img\.xz/);
+  assert.match(text, /→ \S+\/deploy\/pihub-\d{4}-\d\d-\d\d-trixie-arm64\.img\.zst/);
   assert.ok(Date.now() - started < 5000, 'the plan is ready in under 5 seconds');
   for (const dir of [o.outDir, o.workDir, o.cacheDir]) assert.equal(existsSync(dir), false, `${dir} was created`);
 });

@@ -113,10 +113,11 @@ test('the Pi 3 B board model: 1 GiB, four cores, its device tree, cmdline.txt, c
 test('output names and compression commands', () => {
   const c = resolveConfig([]);
   const n = exportNames(c, '2026-01-02');
-  assert.equal(n.compressed, 'pihub-2026-01-02-trixie-arm64.img.xz');
+  assert.equal(n.compressed, 'pihub-2026-01-02-trixie-arm64.img.zst', 'zstd by default: a local build is flashed right away');
   assert.equal(n.sha256, 'pihub-2026-01-02-trixie-arm64.sha256');
   assert.equal(n.bmap, 'pihub-2026-01-02-trixie-arm64.img.bmap', 'bmaptool finds it beside .img and .img.xz');
   assert.equal(bmapDataBytes('<bmap version="2.0">\n<BlockSize> 4096 </BlockSize>\n<MappedBlocksCount> 3 </MappedBlocksCount>\n</bmap>'), 12288);
-  assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-3', '--keep', '--force', '-q', 'f.img']]);
+  assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-1', '--keep', '--force', '-q', 'f.img']]);
+  assert.deepEqual(compressCommand('xz', 'f.img'), ['xz', ['--threads=0', '-9', '--keep', '--force', 'f.img']]);
   assert.equal(compressCommand('none', 'f.img'), undefined);
 });
