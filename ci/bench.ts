@@ -19,10 +19,11 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync,
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_DIR } from '../build/build.ts';
+import { DEFAULTS } from '../build/config/schema.ts';
 import { loadStages } from '../build/stages/load.ts';
 import { readBinfmt } from '../build/chroot/chroot.ts';
 import { formatDuration } from '../build/progress.ts';
-import { bootVm, waitForSsh } from '../test/helpers/vm.ts';
+import { bootVm, ssh, waitForSsh } from '../test/helpers/vm.ts';
 import { HubSession } from '../test/helpers/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memorySnapshot, secondBootToHub } from '../test/helpers/measure.ts';
 
@@ -254,9 +255,33 @@ async function bootSection(): Promise<void> {
     report(`\n${PEOPLE.length} people logged in, each with JupyterLab and a numpy kernel:`);
     report(memoryLines(busy).join('\n'));
     report(`\none more person: ${cap.perPersonMiB} MiB; people served at once (a tenth of RAM kept free): ${Object.entries(cap.people).map(([r, n]) => `${r}: ${n}`).join(', ')}`);
-    report();
   } finally {
     await vm.stop();
+  }
+  // What the first boot writes before the root file system is grown: the same card with the
+  // grow masked, after the hub started and both people ran a kernel.
+  const still = await bootVm(join(deploy, out.manifest.file), [22, 8888], {
+    serialLog: join(dir, 'console-nogrow.log'), workDir: join(ROOT, 'boot-work'),
+    extraArgs: ['--memory', '1024', '--cpus', '2', '--append', 'systemd.mask=pihub-grow-rootfs.service'],
+  });
+  try {
+    const alice = { port: still.ports[22]!, key, user: 'alice' };
+    const hub = `http://127.0.0.1:${still.ports[8888]}`;
+    await hubAnswers(hub, 10 * 60_000);
+    await waitForSsh(alice, 5 * 60_000);
+    for (const p of PEOPLE) {
+      const s = new HubSession(hub, p.name);
+      await s.login(p.password);
+      await s.createToken(p.password);
+      await s.startServer(300_000);
+      await s.startKernel('import numpy\nprint(numpy.ones(3).sum())');
+    }
+    const df = await ssh(alice, 'sync; df -B1 --output=size,avail / | tail -n 1');
+    const [size, avail] = df.stdout.trim().split(/\s+/).map(Number);
+    report(`\nfirst boot without the grow, hub up and both people with a kernel: ${Math.round(avail! / 2 ** 20)} MiB of the root file system still free (${Math.round(size! / 2 ** 20)} MiB; the image keeps ${DEFAULTS.image.headroom_mib} MiB free)`);
+    report();
+  } finally {
+    await still.stop();
   }
 }
 
