@@ -27,7 +27,8 @@ Builds need root (sudo). Host set-up: sudo ci/setup-host.sh
 
 export const BUILD_HELP = `Usage: pihub build [options]
 
-Builds deploy/<name>-<date>-trixie-arm64.img.xz (plus .sha256, .info, .json and .log).
+Builds deploy/<name>-<date>-trixie-arm64.img.zst (plus its block map .img.bmap, .sha256,
+.info, .json and .log); --set image.compression=xz makes the smaller .img.xz of a release.
 With no --config the default config is used: no user accounts in the image (create them
 at first boot with userconf.txt), hub on port 8888, admins = group jupyter_admin.
 

@@ -27,7 +27,7 @@ apt-get install -y -q \
   arch-test genimage dosfstools mtools e2fsprogs fdisk util-linux mount tar \
   xz-utils zstd gzip whois openssl debian-archive-keyring ca-certificates \
   openssh-client libcap2-bin acl attr python3 curl \
-  shellcheck shfmt
+  shellcheck shfmt bmap-tools
 
 # binfmt_misc: mounted, and the arm64/armhf entries registered afresh. An entry with the
 # F flag keeps the qemu binary that was open when it was registered, so after an upgrade

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
-import { FAT_TYPES, parseMbr, qemuCommand, type Forward } from './qemu.ts';
+import { FAT_TYPES, RASPI3B, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
 
 export interface BootOptions {
@@ -83,7 +83,7 @@ function readSector(path: string): Buffer {
 }
 
 /** Copy the kernel and initrd out of the FAT partition with mtools: no mount, no loop device. */
-async function extractBootFiles(o: BootOptions, raw: string, dest: string): Promise<{ kernel: string; initrd: string; dtb?: string }> {
+async function extractBootFiles(o: BootOptions, raw: string, dest: string): Promise<{ kernel: string; initrd: string; dtb?: string; cmdline?: string }> {
   const parts = parseMbr(readSector(raw));
   const fat = parts.find((p) => FAT_TYPES.has(p.type));
   if (!fat) throw new UserError(`${o.image}: no FAT boot partition found in its partition table`);
@@ -91,6 +91,7 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   const env = { MTOOLS_SKIP_CHECK: '1' };
   const listing = await o.runner.run(['mdir', ['-b', '-i', img, '::']], { capture: true, env, step: 'read the boot partition' });
   const files = listing.stdout.split('\n').map((l) => l.trim().replace(/^::\/?/, '')).filter(Boolean);
+  if (o.machine === 'raspi3b') return piBootFiles(o, img, files, dest);
   const pick = (prefix: string) => files.filter((f) => f.startsWith(prefix)).sort().pop();
   const kernelName = pick('vmlinuz-');
   const initrdName = pick('initrd.img-');
@@ -100,15 +101,37 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   const kernel = join(dest, kernelName);
   const initrd = join(dest, initrdName);
   await o.runner.run(['mcopy', ['-n', '-i', img, `::${kernelName}`, `::${initrdName}`, dest]], { env, step: 'copy the kernel and initrd' });
-  let dtb: string | undefined;
-  if (o.machine === 'raspi3b') {
-    const name = files.find((f) => f === 'bcm2710-rpi-3-b.dtb') ?? files.find((f) => f.startsWith('bcm2837-rpi-3-b'));
-    if (name) {
-      dtb = join(dest, name);
-      await o.runner.run(['mcopy', ['-n', '-i', img, `::${name}`, dest]], { env, step: 'copy the device tree' });
-    }
+  return { kernel, initrd };
+}
+
+/** What a Pi 3 B's firmware would load: config.txt's kernel and initramfs, the board's device tree, cmdline.txt. */
+async function piBootFiles(o: BootOptions, img: string, files: string[], dest: string): Promise<{ kernel: string; initrd: string; dtb: string; cmdline: string }> {
+  const env = { MTOOLS_SKIP_CHECK: '1' };
+  const read = async (name: string) => (await o.runner.run(['mtype', ['-i', img, `::${name}`]], { capture: true, env, step: `read ${name}` })).stdout;
+  if (!files.includes('config.txt')) throw new UserError(`${o.image}: the boot partition has no config.txt, so a Pi would not boot it`);
+  const config = parseConfigTxt(await read('config.txt'));
+  const dtbName = pi3DeviceTree(config);
+  const missing = [
+    ...(config.arm64 ? [] : ['`arm_64bit=1` (a Pi 3 starts in 32-bit mode without it)']),
+    ...(config.kernel ? [] : ['a `kernel=` line']),
+    ...(config.initramfs ? [] : ['an `initramfs` line']),
+  ];
+  if (missing.length) throw new UserError(`${o.image}: config.txt lacks ${missing.join(', ')}`);
+  for (const f of [config.kernel!, config.initramfs!, dtbName, config.cmdlineFile]) {
+    if (!files.includes(f)) throw new UserError(`${o.image}: config.txt names ${f}, which is not on the boot partition`);
   }
-  return { kernel, initrd, dtb };
+  if (!config.enableUart) o.note('config.txt has no enable_uart=1: a real Pi 3 would print nothing on its serial console');
+  for (const line of config.unapplied) o.note(`config.txt: \`${line}\` is applied by the Pi's firmware, not by QEMU`);
+  await o.runner.run(['mcopy', ['-n', '-i', img, `::${config.kernel}`, `::${config.initramfs}`, `::${dtbName}`, dest]], { env, step: 'copy the kernel, initramfs and device tree' });
+  o.note(`Pi 3 B: ${config.kernel}, ${config.initramfs}, ${dtbName} and ${config.cmdlineFile}, as config.txt says`);
+  return { kernel: join(dest, config.kernel!), initrd: join(dest, config.initramfs!), dtb: join(dest, dtbName), cmdline: await read(config.cmdlineFile) };
+}
+
+/** `8G`, `512M`, `1T` or bytes. */
+export function parseSize(size: string): number {
+  const m = /^(\d+)([KMGT]?)$/.exec(size);
+  if (!m) throw new UserError(`disk size ${size}: expected a size such as 8G`);
+  return Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ');
 }
 
 function qmp(socket: string, commands: string[]): Promise<void> {
@@ -131,7 +154,7 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 
 export async function boot(o: BootOptions): Promise<number> {
   const tool = COMPRESSORS[compressionOf(o.image) ?? 'none'].tool;
-  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', ...(tool ? [tool] : [])]);
+  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(tool ? [tool] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
   if (o.userconf && !existsSync(o.userconf)) throw new UserError(`--userconf ${o.userconf} does not exist`);
   mkdirSync(o.workDir, { recursive: true });
@@ -156,20 +179,10 @@ export async function boot(o: BootOptions): Promise<number> {
       });
       o.note(`userconf.txt from ${o.userconf} is on this boot's card (the image is unchanged)`);
     }
-    let disk = join(runDir, 'disk.qcow2');
-    let format: 'qcow2' | 'raw' = 'qcow2';
-    if (o.machine === 'raspi3b') {
-      // The SD card model needs a raw power-of-two size: boot a resized raw copy.
-      disk = join(runDir, 'disk.img');
-      await o.runner.run(['qemu-img', ['convert', '-O', 'raw', base, disk]], { step: 'copy the image' });
-      const size = statSync(disk).size;
-      let pow = 1;
-      while (pow < size) pow *= 2;
-      await o.runner.run(['qemu-img', ['resize', '-f', 'raw', disk, String(pow)]], { step: 'resize the SD card' });
-      format = 'raw';
-    } else {
-      await o.runner.run(['qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, disk, o.diskSize]], { step: 'create the copy-on-write disk' });
-    }
+    const disk = join(runDir, 'disk.qcow2');
+    // The SD card model of raspi3b takes only power-of-two sizes; a copy-on-write disk can have any.
+    const diskSize = o.machine === 'raspi3b' ? String(powerOfTwoAtLeast(Math.max(parseSize(o.diskSize), statSync(base).size))) : o.diskSize;
+    await o.runner.run(['qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, disk, diskSize]], { step: 'create the copy-on-write disk' });
     const qmpSocket = join(runDir, 'qmp.sock');
     const command = qemuCommand({
       machine: o.machine,
@@ -177,7 +190,8 @@ export async function boot(o: BootOptions): Promise<number> {
       initrd: files.initrd,
       dtb: files.dtb,
       disk,
-      diskFormat: format,
+      diskFormat: 'qcow2',
+      cmdline: files.cmdline,
       memoryMiB: o.memoryMiB,
       cpus: o.cpus,
       forwards: o.forwards,
@@ -186,7 +200,8 @@ export async function boot(o: BootOptions): Promise<number> {
       offline: o.offline,
     });
     for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
-    o.note(`booting ${basename(o.image)} (${o.machine}, ${o.memoryMiB} MiB); Ctrl-C shuts the guest down cleanly`);
+    const size = o.machine === 'raspi3b' ? RASPI3B : { memoryMiB: o.memoryMiB, cpus: o.cpus };
+    o.note(`booting ${basename(o.image)} (${o.machine}, ${size.memoryMiB} MiB, ${size.cpus} CPUs); Ctrl-C shuts the guest down cleanly`);
     const child = spawnProcess(command, o.log);
     const serial = o.serialLog ? (mkdirSync(dirname(o.serialLog), { recursive: true }), createWriteStream(o.serialLog)) : undefined;
     child.stdout?.on('data', (d: Buffer) => {

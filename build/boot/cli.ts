@@ -22,7 +22,10 @@ Options:
       --cpus N                     guest CPUs (default 2)
       --disk-size SIZE             size of the guest's disk, which the first boot grows
                                    the root file system to fill (default 8G)
-      --machine virt|raspi3b       QEMU machine: virt (default) or the Pi 3 board model
+      --machine virt|raspi3b       QEMU machine: virt (default), or raspi3b: the Pi 3 B board
+                                   model (1024 MiB, 4 CPUs, the card's config.txt, device
+                                   tree and cmdline.txt, console on the GPIO UART, USB
+                                   networking; several times slower than virt)
       --userconf FILE              boot as if FILE had been put on the card as userconf.txt
                                    (lines NAME:HASH; the accounts are made at first boot)
       --serial-log FILE            also write the console to FILE
@@ -76,6 +79,9 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   }
   const machine = values.machine ?? 'virt';
   if (machine !== 'virt' && machine !== 'raspi3b') throw new InputError(`--machine ${machine}: expected virt or raspi3b`);
+  if (machine === 'raspi3b' && (values.memory !== undefined || values.cpus !== undefined)) {
+    throw new InputError('--memory and --cpus do not apply to --machine raspi3b: the Pi 3 B board has 1024 MiB and 4 cores');
+  }
   const diskSize = values['disk-size'] ?? '8G';
   if (!/^\d+[KMGT]?$/.test(diskSize)) throw new InputError(`--disk-size ${diskSize}: expected a size such as 8G`);
   const log = new BuildLog(undefined);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Command, Runner } from '../exec.ts';
 import { fsyncPath, moveFile, sha256File } from '../files.ts';
 import { SharedLock } from '../lock.ts';
+import { clearRecords, recordTree, restoreChanges } from './restore.ts';
 
 export interface EntryMeta {
   key: string;
@@ -205,12 +206,19 @@ export class Cache {
     } finally {
       rmSync(this.partialSnapshotPath(key), { force: true });
     }
+    await recordTree(runner, rootfs, key, step);
   }
 
-  async restoreStage(runner: Runner, key: string, rootfs: string, step: string): Promise<void> {
-    rmSync(rootfs, { recursive: true, force: true });
-    mkdirSync(rootfs, { recursive: true });
-    await runner.run(restoreCommand(rootfs, this.snapshotPath(key)), { step });
+  async restoreStage(runner: Runner, key: string, rootfs: string, step: string, note?: (line: string) => void): Promise<void> {
+    const restore = restoreCommand(rootfs, this.snapshotPath(key));
+    // A tree that was this snapshot earlier gets back only what changed since (restore.ts).
+    if (!(await restoreChanges(runner, rootfs, key, restore, step, note))) {
+      clearRecords(rootfs);
+      rmSync(rootfs, { recursive: true, force: true });
+      mkdirSync(rootfs, { recursive: true });
+      await runner.run(restore, { step });
+      await recordTree(runner, rootfs, key, step);
+    }
     this.touch('stage', key);
   }
 

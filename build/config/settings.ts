@@ -224,12 +224,12 @@ export const SETTINGS = section({
   }),
   image: section({
     compression: leaf(z.enum(['xz', 'zstd', 'gzip', 'none'], { error: 'must be one of `xz`, `zstd`, `gzip`, `none`' }), {
-      default: 'xz',
+      default: 'zstd',
       engine: 'export',
-      doc: '`xz` (smallest: about 500 MB for the default image, about 5 minutes on 2 cores), `zstd` (level 3: about 670 MB, seconds), `gzip` or `none`',
+      doc: '`zstd` (level 1, seconds: for a card flashed right away), `xz` (smallest, minutes: releases use it), `gzip` or `none`; a `.bmap` block map is written beside the image either way',
     }),
-    headroom_percent: leaf(z.number().min(0).max(400), { default: 20, engine: 'export', doc: 'free space in the root file system, in percent of its content (it grows at first boot anyway)' }),
-    headroom_mib: leaf(z.number().int().min(0), { default: 256, engine: 'export', doc: 'and in MiB on top' }),
+    headroom_percent: leaf(z.number().min(0).max(400), { default: 0, engine: 'export', doc: 'extra free space in the root file system, in percent of its content (the first boot grows it to the card anyway)' }),
+    headroom_mib: leaf(z.number().int().min(0), { default: 128, engine: 'export', doc: 'and in MiB on top: room for the first boot before the grow' }),
   }),
   apt_proxy: leaf(url.nullable(), { default: null, url: true, engine: 'apt during the build', doc: 'HTTP proxy for apt during the build (e.g. apt-cacher-ng); never kept in the image' }),
   overlays: leaf(z.array(z.string().min(1)), { default: [], engine: 'the build (one stage each)', doc: 'overlays to apply (see below)' }),

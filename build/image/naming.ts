@@ -14,17 +14,22 @@ interface Compressor {
   decompress?: (file: string) => Command;
 }
 
+/**
+ * Levels chosen by measurement (`npm run bench -- compression`): zstd -1 for local builds, fast
+ * enough to pay on every rebuild; xz -9 for releases, where only the download size counts. Both
+ * use every core (xz compresses independent blocks in parallel).
+ */
 export const COMPRESSORS: Record<Compression, Compressor> = {
   xz: {
     suffix: '.xz',
     tool: 'xz',
-    compress: (f) => ['xz', ['--threads=0', '-6', '--keep', '--force', f]],
+    compress: (f) => ['xz', ['--threads=0', '-9', '--keep', '--force', f]],
     decompress: (f) => ['xz', ['--decompress', '--stdout', '--threads=0', f]],
   },
   zstd: {
     suffix: '.zst',
     tool: 'zstd',
-    compress: (f) => ['zstd', ['-T0', '-3', '--keep', '--force', '-q', f]],
+    compress: (f) => ['zstd', ['-T0', '-1', '--keep', '--force', '-q', f]],
     decompress: (f) => ['zstd', ['--decompress', '--stdout', '-q', f]],
   },
   gzip: {
@@ -56,12 +61,14 @@ export interface ImageNames {
   base: string;
   image: string;
   compressed: string;
+  /** bmaptool's block map: bmaptool finds X.img.bmap for X.img and X.img.xz alike. */
+  bmap: string;
   sha256: string;
   info: string;
   manifest: string;
 }
 
-/** What a build writes: `<name>-<date>-<suite>-<arch>` plus .img[.xz], .sha256, .info and .json. */
+/** What a build writes: `<name>-<date>-<suite>-<arch>` plus .img[.zst], .img.bmap, .sha256, .info and .json. */
 export function imageNames(o: { name: string; suite: string; architecture: string; compression: Compression }, date: string): ImageNames {
   const base = `${o.name}-${date}-${o.suite}-${o.architecture}`;
   const image = `${base}.img`;
@@ -69,6 +76,7 @@ export function imageNames(o: { name: string; suite: string; architecture: strin
     base,
     image,
     compressed: `${image}${COMPRESSORS[o.compression].suffix}`,
+    bmap: `${image}.bmap`,
     sha256: `${base}.sha256`,
     info: `${base}.info`,
     manifest: `${base}.json`,

@@ -2,12 +2,13 @@
 // its cache key, where the build starts (work tree, cache, or the image reused), and the exact
 // operations of every step. `--dry-run` prints it (plan/print.ts); one executor runs it
 // (plan/execute.ts).
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { installPolicyRcD, removePolicyRcD } from '../chroot/chroot.ts';
 import { isForeign, toolsKey, toolsRoot, toolsRootOps } from '../chroot/tools.ts';
 import { restoreCommand, snapshotCommand, type Cache } from '../cache/cache.ts';
+import { recordsDir, recordTree } from '../cache/restore.ts';
 import { describeExport, exportNames } from '../image/export.ts';
 import { COMPRESSORS, type ImageNames } from '../image/naming.ts';
 import type { Overlay } from '../stages/overlays.ts';
@@ -134,13 +135,9 @@ function restoreOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache
     hidden('the work tree holds no finished stage', () => rmSync(paths.marker, { force: true })),
     {
       kind: 'do',
-      text: `empty ${paths.rootfs}`,
-      fn: () => {
-        rmSync(paths.rootfs, { recursive: true, force: true });
-        mkdirSync(paths.rootfs, { recursive: true });
-      },
+      text: `put ${paths.rootfs} back to the snapshot: when it was that snapshot earlier in this boot, only the entries changed since then are removed and extracted again (${restoreCommand(paths.rootfs, cache.snapshotPath(key)).flat().join(' ')} with a member list); otherwise it is emptied and restored in full`,
+      fn: (st) => cache.restoreStage(st.runner, key, paths.rootfs, `restore ${stage.id}`, (line) => st.note(`stage ${stage.id}: ${line}`)),
     },
-    { kind: 'run', command: restoreCommand(paths.rootfs, cache.snapshotPath(key)), step: `restore ${stage.id}` },
     hidden('mark the entry used and the work tree as this stage', () => {
       cache.touch('stage', key);
       writeFileSync(paths.marker, key);
@@ -163,6 +160,7 @@ function saveOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): 
           body: [
             { kind: 'run', command: snapshotCommand(paths.rootfs, cache.partialSnapshotPath(key)), step: `save ${stage.id} to cache` },
             { kind: 'do', text: 'record it in the cache (size and sha256, made durable), then prune the cache to its limit', fn: () => cache.commitStage(key, stage.id) },
+            { kind: 'do', text: `record each entry's inode and change time beside the work tree (${recordsDir(paths.rootfs)}), so a later restore of this stage puts back only what changed`, fn: (st) => recordTree(st.runner, paths.rootfs, key, `save ${stage.id} to cache`) },
           ],
           finally: [hidden('remove a partial snapshot', () => rmSync(cache.partialSnapshotPath(key), { force: true }))],
         },
@@ -267,7 +265,7 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
   });
   // What a build of these inputs may run on the build machine, whatever the cache holds today:
   // every step's tools, the programs of the planned commands, and the export's.
-  const hostTools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'dpkg-query', 'du']);
+  const hostTools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'bmaptool', 'dpkg-query', 'du']);
   const compressor = COMPRESSORS[config.image.compression].tool;
   if (compressor) hostTools.add(compressor);
   for (const steps of stageSteps) for (const step of steps) for (const t of step.tools) hostTools.add(t);

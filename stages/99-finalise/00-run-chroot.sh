@@ -80,3 +80,8 @@ fi
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old
 rm -rf /root/.cache /root/.npm /tmp/* /var/tmp/*
 find /var/log -type f -exec truncate --size=0 {} +
+# What systemd would otherwise redo on the card's first boot because /etc and /var look older
+# than /usr (ldconfig, the journal's message catalog, sysusers): done here, then marked done.
+ldconfig
+journalctl --update-catalog
+/usr/lib/systemd/systemd-update-done

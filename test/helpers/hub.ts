@@ -165,6 +165,13 @@ export class HubSession {
     }
   }
 
+  /** Run code in a new kernel and leave that kernel running (as a person's open notebook does). */
+  async startKernel(code: string, timeoutMs = 180_000): Promise<{ id: string; output: string }> {
+    const k = await this.json<{ id: string }>(this.userPath('/api/kernels'), { method: 'POST', json: { name: 'python3' } });
+    if (k.status !== 201) throw new Error(`start kernel: HTTP ${k.status}: ${JSON.stringify(k.body)}`);
+    return { id: k.body.id, output: await this.execute(k.body.id, code, timeoutMs) };
+  }
+
   private execute(kernelId: string, code: string, timeoutMs: number): Promise<string> {
     const url = `${this.base.replace(/^http/, 'ws')}${this.userPath(`/api/kernels/${kernelId}/channels`)}?token=${this.token}`;
     const msgId = randomUUID();

@@ -32,6 +32,8 @@ export interface Vm {
   type(text: string): void;
   stop(): Promise<number>;
   process: ChildProcess;
+  /** When QEMU was started (epoch ms), once `pihub boot` has said so. */
+  qemuStarted(): Promise<number>;
 }
 
 /** `pihub boot IMAGE` with the given guest ports forwarded to free host ports. */
@@ -45,7 +47,13 @@ export async function bootVm(image: string, guestPorts: number[], opts: { serial
   args.push(...(opts.extraArgs ?? []));
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let markStarted: (t: number) => void = () => {};
+  const started = new Promise<number>((resolve) => { markStarted = resolve; });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    // pihub boot prints this line just before it starts QEMU.
+    if (/pihub: booting /.test(stderr)) markStarted(Date.now());
+  });
   child.stdout!.resume();
   let exited: number | null = null;
   const exit = new Promise<number>((resolve) => child.on('exit', (code) => { exited = code ?? -1; resolve(exited); }));
@@ -55,6 +63,7 @@ export async function bootVm(image: string, guestPorts: number[], opts: { serial
     ports,
     process: child,
     console: read,
+    qemuStarted: () => started,
     async waitForConsole(pattern, timeoutMs) {
       const end = Date.now() + timeoutMs;
       for (;;) {

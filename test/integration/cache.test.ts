@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync, truncateSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cache } from '../../build/cache/cache.ts';
 import { createRunner } from '../../build/exec.ts';
@@ -66,6 +66,8 @@ test('a restored snapshot is identical to the tree that was stored', { timeout: 
   assert.ok(cache.hasStage('k1'));
   const restored = scratch('pihub-restored-');
   await cache.restoreStage(runner, 'k1', restored, 'restore');
+  // Saves and restores remember the tree beside it (restore.ts).
+  for (const t of [tree, restored]) rmSync(`${t}.records`, { recursive: true, force: true });
   assert.equal(describe(restored).replaceAll(restored, ''), before.replaceAll(tree, ''));
   const list = cache.list();
   assert.equal(list.length, 1);
@@ -90,6 +92,7 @@ test('an interrupted snapshot never becomes an entry, and LRU pruning keeps the 
   await cache.saveStage(r2, 'old', 'a', small, 'save');
   await new Promise((r) => setTimeout(r, 20));
   await cache.saveStage(r2, 'new', 'b', small, 'save');
+  rmSync(`${small}.records`, { recursive: true, force: true });
   // The limit is 1 byte: each save evicts least recently used entries, but never the one it wrote.
   assert.equal(cache.hasStage('old'), false);
   assert.equal(existsSync(cache.snapshotPath('old')), false);

@@ -29,11 +29,11 @@ test('--dry-run prints every stage and step with its commands, and touches nothi
   assert.match(text, /\/root\/jupyterhub_config\.py \(root:root 0600, from template\)/);
   assert.match(text, /if the stage took 20 s or more .*:\n\s+save to cache\n\s+\$ tar --create --file=\S+\/cache\/stages\/[0-9a-f]{32}\.tar\.zst\.partial-\d+ /);
   assert.match(text, /\$ genimage --config/);
-  assert.match(text, /→ \S+\/deploy\/pihub-\d{4}-\d\d-\d\d-trixie-arm64\.img\.xz/);
+  assert.match(text, /→ \S+\/deploy\/pihub-\d{4}-\d\d-\d\d-trixie-arm64\.img\.zst/);
   for (const dir of [o.outDir, o.workDir, o.cacheDir]) assert.equal(existsSync(dir), false, `${dir} was created`);
   // The machine is checked for what the plan runs.
   const tools = [...machine.checks[0]!.tools];
-  for (const t of ['mmdebstrap', 'genimage', 'xz', 'tar', 'apt-get', 'unshare']) assert.ok(tools.includes(t), `${t} is not checked`);
+  for (const t of ['mmdebstrap', 'genimage', 'bmaptool', 'zstd', 'tar', 'apt-get', 'unshare']) assert.ok(tools.includes(t), `${t} is not checked`);
 });
 
 test('the plan changes with the config: a --set that changes hub.port changes only the stages from 30-settings on', async () => {

@@ -32,7 +32,7 @@ test('the default config is valid and holds the documented defaults', () => {
   assert.equal(c.base.architecture, 'arm64');
   assert.deepEqual(c.users, []);
   assert.equal(c.wifi, null);
-  assert.equal(c.image.compression, 'xz');
+  assert.equal(c.image.compression, 'zstd');
   assert.equal(c.ssh.password_auth, 'auto');
   assert.deepEqual(ConfigSchema.parse(DEFAULTS), DEFAULTS, 'the defaults pass the schema unchanged');
 });

@@ -5,6 +5,7 @@
 import { rmSync } from 'node:fs';
 import type { Command } from '../../exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
+import { clearRecords, recordsDir } from '../../cache/restore.ts';
 import { stepName, type PlanContext, type Step, type StepFactory } from '../step.ts';
 
 /** Files mmdebstrap leaves in the target with the options it was given. */
@@ -48,7 +49,14 @@ export const bootstrapStep: StepFactory = (sub) => {
     tools: ['mmdebstrap', 'unshare', 'arch-test'],
     usesPackageCache: true,
     ops: (ctx) => [
-      { kind: 'do', text: `rm -rf ${ctx.paths.rootfs}`, fn: () => rmSync(ctx.paths.rootfs, { recursive: true, force: true }) },
+      {
+        kind: 'do',
+        text: `rm -rf ${ctx.paths.rootfs} ${recordsDir(ctx.paths.rootfs)}`,
+        fn: () => {
+          clearRecords(ctx.paths.rootfs);
+          rmSync(ctx.paths.rootfs, { recursive: true, force: true });
+        },
+      },
       { kind: 'run', command: mmdebstrapCommand(ctx, packages), step: stepName(ctx, sub) },
     ],
   };
