@@ -20,6 +20,8 @@ import { readBinfmt } from './chroot/chroot.ts';
 import { ensureToolsRoot, isForeign, toolsKey, toolsRoot } from './chroot/tools.ts';
 import { describeExport, exportImage, exportNames } from './image/export.ts';
 import { BuildLog, chooseRenderer, formatDuration, type RendererName } from './progress.ts';
+import { sbomCreated, writeSbom } from './release/sbom.ts';
+import { REPOSITORY_FILE, writeRepository } from './release/imager.ts';
 
 export const PROJECT_DIR = fileURLToPath(new URL('..', import.meta.url));
 
@@ -43,6 +45,8 @@ export interface BuildOptions {
   runner?: Runner;
   /** For tests: skip host checks that look at this machine. */
   skipHostChecks?: boolean;
+  /** Where the images will be downloaded from, for the Raspberry Pi Imager repository (default: deploy/ as file://). */
+  baseUrl?: string;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -189,7 +193,7 @@ export function computeKeys(p: Prepared, release: string): string {
       last: parent,
       name: p.config.name,
       image: p.config.image,
-      implementation: implementationDigest(['image/export.ts', 'image/layout.ts']),
+      implementation: implementationDigest(['image/export.ts', 'image/layout.ts', 'release/sbom.ts']),
     }),
   ).slice(0, 32);
 }
@@ -242,7 +246,8 @@ export function planLines(p: Prepared, exportCached: boolean | undefined, notes:
   const names = exportNames(c, p.date);
   out.push(`export${exportCached ? ' [cached: the image is reused]' : ''}`);
   for (const line of describeExport(c, { rootfs: p.paths.rootfs, dir: p.exportDir }, p.date)) out.push(`    $ ${line}`);
-  out.push(`  → ${join(p.paths.deploy, names.compressed)} (+ .sha256, .info, .json, .log)`);
+  out.push(`  → ${join(p.paths.deploy, names.compressed)} (+ .sha256, .info, .json, .spdx.json, .log)`);
+  out.push(`  → ${join(p.paths.deploy, REPOSITORY_FILE)}: Raspberry Pi Imager repository of the images in ${p.paths.deploy}`);
   for (const n of notes) out.push(`note: ${n}`);
   return out;
 }
@@ -434,6 +439,15 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
           pihub: pihubVersion(),
         },
       });
+      // The SBOM is read from this root filesystem's dpkg database and kept with the image.
+      result.files.push(writeSbom(p.paths.rootfs, join(p.exportDir, 'out'), {
+        name: result.names.base,
+        file: result.names.image,
+        rawSha256: result.rawSha256,
+        suite: p.config.base.suite,
+        created: sbomCreated(opts.env),
+        tool: `pihub-${pihubVersion()}`,
+      }));
       writeFileSync(markerPath, p.stages[p.stages.length - 1]!.key!);
       cache.saveImage(imageKey!, result.names.compressed, join(p.exportDir, 'out'), result.files);
       outputs = placeInDeploy(cache.imageDir(imageKey!), result.files, p.paths.deploy);
@@ -469,6 +483,8 @@ export async function build(opts: BuildOptions): Promise<BuildSummary | { plan: 
     log.note(`finished after ${formatDuration(Date.now() - started)}`);
     await log.close();
   }
+  // Raspberry Pi Imager's repository for every image in deploy/ (Imager customises only those).
+  outputs.push((await writeRepository(p.paths.deploy, { baseUrl: opts.baseUrl })).file);
   if (!p.config.users.length) {
     notes.push(
       'this image has no user accounts: put a userconf.txt (lines of name:password-hash) on its boot partition before the first boot, or log in on the console to see how (README: "Users at first boot")',

@@ -15,8 +15,10 @@ export interface BootOptions {
   cpus: number;
   diskSize: string;
   machine: 'virt' | 'raspi3b';
-  /** A userconf.txt to put on the boot partition of this boot's disk (never on the image). */
-  userconf?: string;
+  /** Files to put on the boot partition of this boot's copy of the card (never on the image). */
+  bootFiles: BootFile[];
+  /** A host tap device for a second network card. */
+  tap?: string;
   serialLog?: string;
   /** Print the console on stdout (default when no --serial-log). */
   console: boolean;
@@ -29,6 +31,24 @@ export interface BootOptions {
   stdin: NodeJS.ReadStream;
   stdout: NodeJS.WriteStream;
   note: (line: string) => void;
+}
+
+export interface BootFile {
+  /** The file on this machine. */
+  source: string;
+  /** Its name on the FAT partition. */
+  name: string;
+}
+
+/** `FILE` or `FILE:NAME` (NAME on the boot partition; default: FILE's own name). */
+export function parseBootFile(spec: string): BootFile {
+  const m = /^(.+?)(?::([^:/\\]+))?$/.exec(spec);
+  const source = m?.[1] ?? spec;
+  const name = m?.[2] ?? basename(source);
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || /^\.+$/.test(name)) {
+    throw new Error(`--boot-file ${spec}: \`${name}\` is not a plain file name for the boot partition (letters, digits, . _ -)`);
+  }
+  return { source, name };
 }
 
 const DECOMPRESS: Record<string, (file: string) => [string, string[]]> = {
@@ -87,7 +107,7 @@ function readSector(path: string): Buffer {
 }
 
 /** Copy the kernel and initrd out of the FAT partition with mtools: no mount, no loop device. */
-async function extractBootFiles(o: BootOptions, raw: string, dest: string): Promise<{ kernel: string; initrd: string; dtb?: string }> {
+async function extractBootFiles(o: BootOptions, raw: string, dest: string): Promise<{ kernel: string; initrd: string; dtb?: string; cmdline?: string }> {
   const parts = parseMbr(readSector(raw));
   const fat = parts.find((p) => FAT_TYPES.has(p.type));
   if (!fat) throw new UserError(`${o.image}: no FAT boot partition found in its partition table`);
@@ -104,6 +124,10 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   const kernel = join(dest, kernelName);
   const initrd = join(dest, initrdName);
   await o.runner.run(['mcopy', ['-n', '-i', img, `::${kernelName}`, `::${initrdName}`, dest]], { env, step: 'copy the kernel and initrd' });
+  let cmdline: string | undefined;
+  if (files.includes('cmdline.txt')) {
+    cmdline = (await o.runner.run(['mtype', ['-i', img, '::cmdline.txt']], { capture: true, env, step: 'read cmdline.txt' })).stdout.trim();
+  }
   let dtb: string | undefined;
   if (o.machine === 'raspi3b') {
     const name = files.find((f) => f === 'bcm2710-rpi-3-b.dtb') ?? files.find((f) => f.startsWith('bcm2837-rpi-3-b'));
@@ -112,7 +136,7 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
       await o.runner.run(['mcopy', ['-n', '-i', img, `::${name}`, dest]], { env, step: 'copy the device tree' });
     }
   }
-  return { kernel, initrd, dtb };
+  return { kernel, initrd, dtb, cmdline };
 }
 
 function qmp(socket: string, commands: string[]): Promise<void> {
@@ -134,9 +158,11 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 }
 
 export async function boot(o: BootOptions): Promise<number> {
-  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', ...(o.image.match(/\.(xz|zst|gz)$/) ? [{ xz: 'xz', zst: 'zstd', gz: 'gzip' }[o.image.split('.').pop()!]!] : [])]);
+  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(o.image.match(/\.(xz|zst|gz)$/) ? [{ xz: 'xz', zst: 'zstd', gz: 'gzip' }[o.image.split('.').pop()!]!] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
-  if (o.userconf && !existsSync(o.userconf)) throw new UserError(`--userconf ${o.userconf} does not exist`);
+  for (const f of o.bootFiles) {
+    if (!existsSync(f.source) || !statSync(f.source).isFile()) throw new UserError(`${f.source} (for ${f.name} on the boot partition) is not a file`);
+  }
   mkdirSync(o.workDir, { recursive: true });
   const raw = await rawImage(o);
   const runDir = join(o.workDir, `run-${process.pid}`);
@@ -146,19 +172,22 @@ export async function boot(o: BootOptions): Promise<number> {
     if (!o.keep) rmSync(runDir, { recursive: true, force: true });
   };
   try {
-    const files = await extractBootFiles(o, raw, runDir);
     let base = raw;
-    if (o.userconf) {
-      // As if written onto a freshly flashed card: a sparse copy of the image gets the file.
+    if (o.bootFiles.length) {
+      // As if written onto a freshly flashed card: a sparse copy of the image gets the files.
       base = join(runDir, 'card.img');
-      await o.runner.run(['cp', ['--sparse=always', raw, base]], { step: 'copy the image for userconf.txt' });
-      const fat = parseMbr(readSector(base)).find((p) => FAT_TYPES.has(p.type))!;
-      await o.runner.run(['mcopy', ['-o', '-i', `${base}@@${fat.offset}`, o.userconf, '::userconf.txt']], {
-        env: { MTOOLS_SKIP_CHECK: '1' },
-        step: 'write userconf.txt onto the boot partition',
-      });
-      o.note(`userconf.txt from ${o.userconf} is on this boot's card (the image is unchanged)`);
+      await o.runner.run(['cp', ['--sparse=always', raw, base]], { step: 'copy the image for the boot files' });
+      const fat = parseMbr(readSector(base)).find((p) => FAT_TYPES.has(p.type));
+      if (!fat) throw new UserError(`${o.image}: no FAT boot partition found in its partition table`);
+      for (const f of o.bootFiles) {
+        await o.runner.run(['mcopy', ['-o', '-i', `${base}@@${fat.offset}`, f.source, `::${f.name}`]], {
+          env: { MTOOLS_SKIP_CHECK: '1' },
+          step: `write ${f.name} onto the boot partition`,
+        });
+        o.note(`${f.name} from ${f.source} is on this boot's card (the image is unchanged)`);
+      }
     }
+    const files = await extractBootFiles(o, base, runDir);
     let disk = join(runDir, 'disk.qcow2');
     let format: 'qcow2' | 'raw' = 'qcow2';
     if (o.machine === 'raspi3b') {
@@ -186,6 +215,8 @@ export async function boot(o: BootOptions): Promise<number> {
       forwards: o.forwards,
       qmpSocket,
       extraAppend: o.extraAppend,
+      cardCmdline: files.cmdline,
+      tap: o.tap,
     });
     for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
     o.note(`booting ${basename(o.image)} (${o.machine}, ${o.memoryMiB} MiB); Ctrl-C shuts the guest down cleanly`);

@@ -62,13 +62,28 @@ export interface QemuOptions {
   forwards: readonly Forward[];
   qmpSocket: string;
   extraAppend: string;
+  /** The card's cmdline.txt, as a Pi's firmware would pass it to the kernel. */
+  cardCmdline?: string;
+  /** A host tap device for a second network card (a LAN segment the host can see). */
+  tap?: string;
   dtb?: string;
 }
 
-export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend'>): string {
+/** Used when the card has no cmdline.txt. */
+const DEFAULT_CARD_ARGS = 'rw fsck.repair=yes net.ifnames=1';
+
+/**
+ * The kernel command line: root and console for this QEMU machine, then the card's own
+ * cmdline.txt (what a Pi boots with, including anything Raspberry Pi Imager appended) without
+ * its console= and root= parameters, which name the Pi's UART and SD card.
+ */
+export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend' | 'cardCmdline'>): string {
   const console = o.machine === 'virt' ? 'console=ttyAMA0' : 'console=ttyAMA1,115200 console=ttyAMA0';
-  const disk = o.machine === 'virt' ? '' : ' rootwait';
-  return `root=LABEL=${ROOT_LABEL} rw ${console} fsck.repair=yes net.ifnames=1${disk}${o.extraAppend ? ` ${o.extraAppend}` : ''}`;
+  const card = o.cardCmdline === undefined
+    ? DEFAULT_CARD_ARGS
+    : o.cardCmdline.split(/\s+/).filter((a) => a && !/^(console|root)=/.test(a)).join(' ');
+  const disk = o.machine === 'virt' || /(^| )rootwait( |$)/.test(card) ? '' : ' rootwait';
+  return `root=LABEL=${ROOT_LABEL} ${console}${card ? ` ${card}` : ''}${disk}${o.extraAppend ? ` ${o.extraAppend}` : ''}`;
 }
 
 export function qemuCommand(o: QemuOptions): Command {
@@ -98,6 +113,7 @@ export function qemuCommand(o: QemuOptions): Command {
     '-device', 'virtio-blk-pci,drive=hd0',
     '-netdev', net,
     '-device', 'virtio-net-pci,netdev=net0',
+    ...(o.tap ? ['-netdev', `tap,id=net1,ifname=${o.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=net1'] : []),
     '-device', 'virtio-rng-pci',
     ...common,
   ]];
