@@ -97,7 +97,7 @@ export async function entryFor(dir: string, m: ImageManifest, baseUrl: string, o
   }
   const port = m.hub?.port ?? 8888;
   return {
-    name: `pihub ${m.date} (${m.name}, 64-bit)`,
+    name: `${m.name}: JupyterHub for the home (Debian ${m.suite}, 64-bit)`,
     description: `A home JupyterHub on Debian ${m.suite}: everyone with an account on the Pi logs in at http://${m.hostname ?? 'pihub'}.local:${port}/ and gets JupyterLab with numpy.`,
     icon: `${baseUrl}${ICON_FILE}`,
     url: `${baseUrl}${encodeURIComponent(m.file)}`,
