@@ -17,6 +17,8 @@ import { releaseDate } from './plan/keys.ts';
 import { makePlan, type Plan } from './plan/plan.ts';
 import { planLines } from './plan/print.ts';
 import { BuildLog, chooseRenderer, formatDuration } from './progress.ts';
+import { writeRepository } from './release/imager.ts';
+import { sbomCreated } from './release/sbom.ts';
 
 export interface BuildOptions {
   configPath?: string;
@@ -34,6 +36,8 @@ export interface BuildOptions {
   signal: AbortSignal;
   isTTY: boolean;
   env: NodeJS.ProcessEnv;
+  /** Where the images will be downloaded from, for the Raspberry Pi Imager repository (default: deploy/ as file://). */
+  baseUrl?: string;
 }
 
 /** What the build works with: this machine and real commands, unless told otherwise. */
@@ -167,15 +171,26 @@ async function run(
       holder: o.holder,
       cache: o.cache,
       owner,
+      sbomCreated: sbomCreated(opts.env),
     });
   } finally {
     log.note(`finished after ${formatDuration(Date.now() - o.started)}`);
     await log.close();
     if (owner) chownSync(logPath, owner.uid, owner.gid);
   }
+  // Raspberry Pi Imager's repository for every image in deploy/ (Imager customises only those).
+  // The image is complete without it: a failure here is a warning, and `pihub manifest` retries.
+  const outputs = [...outcome.outputs];
+  try {
+    const repository = await writeRepository(plan.paths.deploy, { baseUrl: opts.baseUrl });
+    if (owner) for (const f of [repository.file, repository.icon]) chownSync(f, owner.uid, owner.gid);
+    outputs.push(repository.file);
+  } catch (err) {
+    notes.push(`the Raspberry Pi Imager repository was not written (${(err as Error).message}); write it with \`pihub manifest --deploy ${plan.paths.deploy}\``);
+  }
   if (!plan.config.users.length) notes.push(NO_USERS_NOTE);
   return {
-    outputs: outcome.outputs,
+    outputs,
     image: join(plan.paths.deploy, plan.image.names.compressed),
     config: plan.config,
     durationMs: Date.now() - o.started,

@@ -16,8 +16,10 @@ export interface BootOptions {
   cpus: number;
   diskSize: string;
   machine: 'virt' | 'raspi3b';
-  /** A userconf.txt to put on the boot partition of this boot's disk (never on the image). */
-  userconf?: string;
+  /** Files to put on the boot partition of this boot's copy of the card (never on the image). */
+  bootFiles: BootFile[];
+  /** A host tap device for a second network card. */
+  tap?: string;
   serialLog?: string;
   /** Print the console on stdout (default when no --serial-log). */
   console: boolean;
@@ -32,6 +34,24 @@ export interface BootOptions {
   stdin: NodeJS.ReadStream;
   stdout: NodeJS.WriteStream;
   note: (line: string) => void;
+}
+
+export interface BootFile {
+  /** The file on this machine. */
+  source: string;
+  /** Its name on the FAT partition. */
+  name: string;
+}
+
+/** `FILE` or `FILE:NAME` (NAME on the boot partition; default: FILE's own name). */
+export function parseBootFile(spec: string): BootFile {
+  const m = /^(.+?)(?::([^:/\\]+))?$/.exec(spec);
+  const source = m?.[1] ?? spec;
+  const name = m?.[2] ?? basename(source);
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || /^\.+$/.test(name)) {
+    throw new Error(`--boot-file ${spec}: \`${name}\` is not a plain file name for the boot partition (letters, digits, . _ -)`);
+  }
+  return { source, name };
 }
 
 /** The hub port an image was built with, from the manifest written beside it. */
@@ -101,7 +121,11 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   const kernel = join(dest, kernelName);
   const initrd = join(dest, initrdName);
   await o.runner.run(['mcopy', ['-n', '-i', img, `::${kernelName}`, `::${initrdName}`, dest]], { env, step: 'copy the kernel and initrd' });
-  return { kernel, initrd };
+  let cmdline: string | undefined;
+  if (files.includes('cmdline.txt')) {
+    cmdline = (await o.runner.run(['mtype', ['-i', img, '::cmdline.txt']], { capture: true, env, step: 'read cmdline.txt' })).stdout.trim();
+  }
+  return { kernel, initrd, cmdline };
 }
 
 /** What a Pi 3 B's firmware would load: config.txt's kernel and initramfs, the board's device tree, cmdline.txt. */
@@ -156,7 +180,9 @@ export async function boot(o: BootOptions): Promise<number> {
   const tool = COMPRESSORS[compressionOf(o.image) ?? 'none'].tool;
   verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(tool ? [tool] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
-  if (o.userconf && !existsSync(o.userconf)) throw new UserError(`--userconf ${o.userconf} does not exist`);
+  for (const f of o.bootFiles) {
+    if (!existsSync(f.source) || !statSync(f.source).isFile()) throw new UserError(`${f.source} (for ${f.name} on the boot partition) is not a file`);
+  }
   mkdirSync(o.workDir, { recursive: true });
   const raw = await rawImage(o);
   const runDir = join(o.workDir, `run-${process.pid}`);
@@ -166,19 +192,22 @@ export async function boot(o: BootOptions): Promise<number> {
     if (!o.keep) rmSync(runDir, { recursive: true, force: true });
   };
   try {
-    const files = await extractBootFiles(o, raw, runDir);
     let base = raw;
-    if (o.userconf) {
-      // As if written onto a freshly flashed card: a sparse copy of the image gets the file.
+    if (o.bootFiles.length) {
+      // As if written onto a freshly flashed card: a sparse copy of the image gets the files.
       base = join(runDir, 'card.img');
-      await o.runner.run(['cp', ['--sparse=always', raw, base]], { step: 'copy the image for userconf.txt' });
-      const fat = parseMbr(readSector(base)).find((p) => FAT_TYPES.has(p.type))!;
-      await o.runner.run(['mcopy', ['-o', '-i', `${base}@@${fat.offset}`, o.userconf, '::userconf.txt']], {
-        env: { MTOOLS_SKIP_CHECK: '1' },
-        step: 'write userconf.txt onto the boot partition',
-      });
-      o.note(`userconf.txt from ${o.userconf} is on this boot's card (the image is unchanged)`);
+      await o.runner.run(['cp', ['--sparse=always', raw, base]], { step: 'copy the image for the boot files' });
+      const fat = parseMbr(readSector(base)).find((p) => FAT_TYPES.has(p.type));
+      if (!fat) throw new UserError(`${o.image}: no FAT boot partition found in its partition table`);
+      for (const f of o.bootFiles) {
+        await o.runner.run(['mcopy', ['-o', '-i', `${base}@@${fat.offset}`, f.source, `::${f.name}`]], {
+          env: { MTOOLS_SKIP_CHECK: '1' },
+          step: `write ${f.name} onto the boot partition`,
+        });
+        o.note(`${f.name} from ${f.source} is on this boot's card (the image is unchanged)`);
+      }
     }
+    const files = await extractBootFiles(o, base, runDir);
     const disk = join(runDir, 'disk.qcow2');
     // The SD card model of raspi3b takes only power-of-two sizes; a copy-on-write disk can have any.
     const diskSize = o.machine === 'raspi3b' ? String(powerOfTwoAtLeast(Math.max(parseSize(o.diskSize), statSync(base).size))) : o.diskSize;
@@ -198,6 +227,7 @@ export async function boot(o: BootOptions): Promise<number> {
       qmpSocket,
       extraAppend: o.extraAppend,
       offline: o.offline,
+      tap: o.tap,
     });
     for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
     const size = o.machine === 'raspi3b' ? RASPI3B : { memoryMiB: o.memoryMiB, cpus: o.cpus };

@@ -62,10 +62,12 @@ export interface QemuOptions {
   forwards: readonly Forward[];
   qmpSocket: string;
   extraAppend: string;
+  /** A host tap device for a second network card (a LAN segment the host can see). */
+  tap?: string;
   dtb?: string;
   /** No route to the internet or this machine (QEMU's restrict=on); forwarded ports still work. */
   offline?: boolean;
-  /** raspi3b: the card's cmdline.txt, which the Pi's firmware hands to the kernel. */
+  /** The card's cmdline.txt, which a Pi's firmware hands to the kernel. */
   cmdline?: string;
 }
 
@@ -126,11 +128,22 @@ export function pi3DeviceTree(c: PiBootConfig): string {
   return c.deviceTree ?? (c.upstreamKernel ? 'bcm2837-rpi-3-b.dtb' : 'bcm2710-rpi-3-b.dtb');
 }
 
+/** Used when the card has no cmdline.txt. */
+const DEFAULT_CARD_ARGS = 'rw fsck.repair=yes net.ifnames=1';
+
+/**
+ * The kernel command line. raspi3b boots with the card's cmdline.txt as it is, as a Pi does
+ * (console on the GPIO UART). virt gets root and console for its own disk and UART, then the
+ * card's cmdline.txt (including anything Raspberry Pi Imager appended) without its console=
+ * and root= parameters, which name the Pi's UART and SD card.
+ */
 export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend' | 'cmdline'>): string {
   const extra = o.extraAppend ? ` ${o.extraAppend}` : '';
-  // The Pi boots with its card's cmdline.txt, console on the GPIO UART as on the board.
   if (o.machine === 'raspi3b') return `${(o.cmdline ?? '').replace(/\s+/g, ' ').trim()}${extra}`;
-  return `root=LABEL=${ROOT_LABEL} rw console=ttyAMA0 fsck.repair=yes net.ifnames=1${extra}`;
+  const card = o.cmdline === undefined
+    ? DEFAULT_CARD_ARGS
+    : o.cmdline.split(/\s+/).filter((x) => x && !/^(console|root)=/.test(x)).join(' ');
+  return `root=LABEL=${ROOT_LABEL} console=ttyAMA0${card ? ` ${card}` : ''}${extra}`;
 }
 
 /** The SD card model takes only sizes that are a power of two. */
@@ -168,6 +181,7 @@ export function qemuCommand(o: QemuOptions): Command {
     '-device', 'virtio-blk-pci,drive=hd0',
     '-netdev', net,
     '-device', 'virtio-net-pci,netdev=net0',
+    ...(o.tap ? ['-netdev', `tap,id=net1,ifname=${o.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=net1'] : []),
     '-device', 'virtio-rng-pci',
     '-serial', 'stdio',
     ...common,

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { Listr, PRESET_TIMER, PRESET_TIMESTAMP, type ListrTask } from 'listr2';
 import type { Cache } from '../cache/cache.ts';
 import { verifyNoBuildLeftovers } from '../chroot/leftovers.ts';
-import { manifestOf, placeInDeploy, type Owner } from '../deploy/deploy.ts';
+import { manifestOf, pihubVersion, placeInDeploy, type Owner } from '../deploy/deploy.ts';
 import { InterruptedError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 import { exportImage } from '../image/export.ts';
+import { writeSbom } from '../release/sbom.ts';
 import { describeHolder, waitLock, type LockHolder } from '../lock.ts';
 import type { BuildLog, RendererName } from '../progress.ts';
 import { valuesEnv } from '../stages/values.ts';
@@ -75,6 +76,8 @@ export interface ExecuteEnv {
   holder: LockHolder;
   cache: Cache;
   owner?: Owner;
+  /** When the SBOM says it was made (SOURCE_DATE_EPOCH or now). */
+  sbomCreated: string;
 }
 
 export interface Outcome {
@@ -152,6 +155,16 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
         },
         manifest: manifestOf(plan),
       });
+      // The SBOM is read from this root file system's dpkg database and kept with the image.
+      task.title = 'export: SBOM (SPDX) from the dpkg database';
+      result.files.push(writeSbom(paths.rootfs, join(paths.export, 'out'), {
+        name: result.names.base,
+        file: result.names.image,
+        rawSha256: result.rawSha256,
+        suite: plan.config.base.suite,
+        created: env.sbomCreated,
+        tool: `pihub-${pihubVersion()}`,
+      }));
       writeFileSync(paths.marker, plan.stages.at(-1)!.key!);
       await cache.saveImage(image.key!, result.names.compressed, join(paths.export, 'out'), result.files);
       outputs = placeInDeploy(cache.imageDir(image.key!), result.files, paths.deploy, privateFiles, env.owner);

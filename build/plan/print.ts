@@ -1,5 +1,6 @@
 // What --dry-run prints: the plan, stage by stage, with the exact operations the executor runs.
 import { join } from 'node:path';
+import { REPOSITORY_FILE } from '../release/imager.ts';
 import { overlaySettings } from './inputs.ts';
 import { formatOps } from './ops.ts';
 import type { Plan, PlannedStage } from './plan.ts';
@@ -39,7 +40,8 @@ export function planLines(plan: Plan, notes: readonly string[] = []): string[] {
     out.push('  check: no build-only setting left in the image (force-unsafe-io, the apt proxy, policy-rc.d, pihub diversions)');
     for (const line of plan.image.describe) out.push(`  $ ${line}`);
   }
-  out.push(`  → ${join(plan.paths.deploy, plan.image.names.compressed)} (+ .sha256, .info, .json, .log)`);
+  out.push(`  → ${join(plan.paths.deploy, plan.image.names.compressed)} (+ .img.bmap, .sha256, .info, .json, .spdx.json, .log)`);
+  out.push(`  → ${join(plan.paths.deploy, REPOSITORY_FILE)}: the Raspberry Pi Imager repository of the images in ${plan.paths.deploy}`);
   for (const n of [...plan.notes, ...notes]) out.push(`note: ${n}`);
   return out;
 }

@@ -6,16 +6,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { bootVm, greeting, hostKeys, scpTo, sleep, ssh, waitForSsh, type Vm, type SshTarget } from '../helpers/vm.ts';
-import { buildImage, manifest, CACHE_DIR, E2E_ROOT, type Manifest } from '../helpers/build.ts';
+import { buildImage, imageBase, manifest, CACHE_DIR, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { makeWheel } from '../helpers/wheel.ts';
 
 const BOOT_TIMEOUT = 6 * 60_000;
 
 function imageFiles(outDir: string): { base: string; image: string; manifest: Manifest } {
-  const json = readdirSync(outDir).find((f) => f.endsWith('.json'));
-  assert.ok(json, `no manifest in ${outDir}`);
-  const base = json.slice(0, -5);
+  const base = imageBase(outDir);
   const m = manifest(outDir, base);
   return { base, image: join(outDir, m.file), manifest: m };
 }

@@ -1,6 +1,6 @@
 // Run real `pihub build`s for the integration and end-to-end tests.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PIHUB } from './vm.ts';
 
@@ -68,4 +68,12 @@ export interface Manifest {
 
 export function manifest(outDir: string, base: string): Manifest {
   return JSON.parse(readFileSync(join(outDir, `${base}.json`), 'utf8')) as Manifest;
+}
+
+/** The base name of the image in a deploy folder: its manifest <base>.json sits beside <base>.sha256 (other .json files do not). */
+export function imageBase(outDir: string): string {
+  const files = readdirSync(outDir);
+  const bases = files.filter((f) => f.endsWith('.json') && files.includes(`${f.slice(0, -5)}.sha256`)).map((f) => f.slice(0, -5));
+  if (bases.length !== 1) throw new Error(`${outDir}: expected one image manifest, found ${bases.length} (${files.join(', ')})`);
+  return bases[0]!;
 }

@@ -67,7 +67,7 @@ test('the QEMU command boots the image kernel with root by label, networking and
   const text = args.join(' ');
   assert.match(text, /-M virt -cpu cortex-a72/);
   assert.match(text, /hostfwd=tcp:127\.0\.0\.1:8888-:8888,hostfwd=tcp:127\.0\.0\.1:2222-:22/);
-  assert.match(kernelCommandLine({ machine: 'virt', extraAppend: 'quiet' }), /^root=LABEL=RASPIROOT rw console=ttyAMA0 .* quiet$/);
+  assert.match(kernelCommandLine({ machine: 'virt', extraAppend: 'quiet' }), /^root=LABEL=RASPIROOT console=ttyAMA0 rw .* quiet$/);
   assert.doesNotMatch(text, /restrict/);
   const offline = qemuCommand({
     machine: 'virt', kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 2048, cpus: 2,
