@@ -33,6 +33,9 @@ export const HOST_TOOLS: Record<string, string> = {
   'qemu-system-aarch64': 'qemu-system-arm',
   openssl: 'openssl',
   du: 'coreutils',
+  find: 'findutils',
+  getfattr: 'attr',
+  setfattr: 'attr',
 };
 
 export const SETUP_HINT = 'run `sudo ci/setup-host.sh` (installs every host package pihub needs and registers qemu-user)';

@@ -118,7 +118,7 @@ export async function release(o: ReleaseOptions): Promise<string[]> {
 
   const files = [REPOSITORY_FILE, ICON_FILE, NOTES_FILE];
   if (o.dryRun) {
-    say(`collect each image, .sha256, .info, .json and .spdx.json into ${o.out}; write ${files.join(', ')}`);
+    say(`collect each image, its .img.bmap, .sha256, .info, .json and .spdx.json into ${o.out}; write ${files.join(', ')}`);
     say(`${o.publish ? '' : 'with --publish: '}$ gh release create ${o.tag} --verify-tag --title "pihub ${o.tag}" --notes-file ${join(o.out, NOTES_FILE)} ${join(o.out, '*')}`);
     return [];
   }

@@ -10,8 +10,8 @@ import { parseForward, type Forward } from './qemu.ts';
 export const BOOT_HELP = `Usage: pihub boot IMAGE [options]
 
 Boots an image (.img, .img.xz, .img.zst or .img.gz) in qemu-system-aarch64 with the image's
-own kernel and initrd, and the kernel command line from the card's cmdline.txt (its console=
-and root= replaced by QEMU's). The image file is never modified: the guest writes to a copy-on-write
+own kernel and initrd, and the kernel command line from the card's cmdline.txt (on virt its
+console= and root= replaced by QEMU's; raspi3b uses it as it is). The image file is never modified: the guest writes to a copy-on-write
 disk that is thrown away afterwards. The serial console is on this terminal; Ctrl-C shuts the
 guest down cleanly (twice: at once).
 

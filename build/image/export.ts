@@ -190,5 +190,6 @@ export function describeExport(config: BuildConfig, paths: ExportPaths, date: st
     formatCommand(bmapCommand(raw, join(dir, 'out', names.bmap))),
     ...(compress ? [formatCommand(compress)] : []),
     `sha256 → ${names.sha256}; dpkg-query --show → ${names.info}; manifest → ${names.manifest}`,
+    `SBOM (SPDX 2.3) from the root file system's dpkg database → ${names.base}.spdx.json`,
   ];
 }

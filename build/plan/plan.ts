@@ -265,7 +265,7 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
   });
   // What a build of these inputs may run on the build machine, whatever the cache holds today:
   // every step's tools, the programs of the planned commands, and the export's.
-  const hostTools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'bmaptool', 'dpkg-query', 'du']);
+  const hostTools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'bmaptool', 'dpkg-query', 'du', 'find', 'getfattr', 'setfattr']);
   const compressor = COMPRESSORS[config.image.compression].tool;
   if (compressor) hostTools.add(compressor);
   for (const steps of stageSteps) for (const step of steps) for (const t of step.tools) hostTools.add(t);

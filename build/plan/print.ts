@@ -21,7 +21,7 @@ export function planLines(plan: Plan, notes: readonly string[] = []): string[] {
   const out = [
     `pihub build plan: ${c.name} (${c.base.suite} ${c.base.architecture}, from ${c.base.mirror})`,
     `config: ${plan.configLabel}; overlays: ${plan.overlays.map((o) => o.name).join(', ') || 'none'}`,
-    `users: ${c.users.length ? c.users.map((u) => `${u.name}${u.admin ? ' (admin)' : ''}`).join(', ') : 'none in the image; create them at first boot with userconf.txt'}`,
+    `users: ${c.users.length ? c.users.map((u) => `${u.name}${u.admin ? ' (admin)' : ''}`).join(', ') : 'none in the image; made at first boot from Raspberry Pi Imager\'s customisation or userconf.txt'}`,
     `hub: port ${c.hub.port}, admins = group ${c.hub.admin_group}, users = group ${c.hub.users_group}`,
   ];
   for (const o of plan.overlays) {
