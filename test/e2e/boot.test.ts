@@ -6,11 +6,10 @@
 // The figures are printed and saved, not asserted: `npm run bench` reports them.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootVm, ssh, waitForSsh, type Vm, type SshTarget } from '../helpers/vm.ts';
-import { buildImage, manifest, E2E_ROOT } from '../helpers/build.ts';
+import { buildImage, manifest, usersImage, E2E_ROOT } from '../helpers/build.ts';
 import { HubSession } from '../helpers/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, secondBootToHub, type MemorySnapshot } from '../helpers/measure.ts';
 
@@ -19,28 +18,6 @@ const PEOPLE = [
   { name: 'alice', password: 'alice-secret-1' },
   { name: 'bob', password: 'bob-secret-2' },
 ];
-
-/** The config of image.test.ts's e2e-users image, word for word (its key lives in the same folder). */
-function usersConfig(dir: string): string {
-  const key = join(dir, 'id_ed25519');
-  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-e2e', '-f', key]);
-  const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
-  return `name: e2e-users
-hostname: kitchen-pi
-users:
-  - name: alice
-    password: "alice-secret-1"
-    admin: true
-    ssh_authorized_keys:
-      - ${pub}
-  - name: bob
-    password: "bob-secret-2"
-ssh:
-  enabled: true
-image:
-  compression: zstd
-`;
-}
 
 describe('booting a 1 GiB card: time to the hub, and memory for two people', { timeout: 45 * 60_000 }, () => {
   const usersDir = join(E2E_ROOT, 'e2e-users');
@@ -51,9 +28,9 @@ describe('booting a 1 GiB card: time to the hub, and memory for two people', { t
   let idle: MemorySnapshot;
 
   before(async () => {
-    mkdirSync(usersDir, { recursive: true });
     mkdirSync(dir, { recursive: true });
-    const build = await buildImage('e2e-users', usersConfig(usersDir));
+    const users = usersImage(usersDir);
+    const build = await buildImage('e2e-users', users.config);
     const json = readdirSync(build.outDir).find((f) => f.endsWith('.json'))!;
     const image = join(build.outDir, manifest(build.outDir, json.slice(0, -5)).file);
     vm = await bootVm(image, [22, 8888], {
@@ -61,7 +38,7 @@ describe('booting a 1 GiB card: time to the hub, and memory for two people', { t
       workDir: join(E2E_ROOT, 'boot'),
       extraArgs: ['--memory', '1024', '--cpus', '2'],
     });
-    alice = { port: vm.ports[22]!, key: join(usersDir, 'id_ed25519'), user: 'alice' };
+    alice = { port: vm.ports[22]!, key: users.key, user: 'alice' };
     hub = `http://127.0.0.1:${vm.ports[8888]}`;
   });
 

@@ -3,10 +3,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { bootVm, greeting, hostKeys, scpTo, sleep, ssh, waitForSsh, type Vm, type SshTarget } from '../helpers/vm.ts';
-import { buildImage, imageBase, manifest, CACHE_DIR, E2E_ROOT, type Manifest } from '../helpers/build.ts';
+import { buildImage, imageBase, manifest, usersImage, CACHE_DIR, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { makeWheel } from '../helpers/wheel.ts';
 
@@ -51,12 +51,6 @@ async function cardUnitLinks(t: SshTarget): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
-function sshKey(dir: string): string {
-  const key = join(dir, 'id_ed25519');
-  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-e2e', '-f', key]);
-  return key;
-}
-
 describe('an image with two users (one admin) and SSH', { timeout: 60 * 60_000 }, () => {
   const dir = join(E2E_ROOT, 'e2e-users');
   let key = '';
@@ -67,27 +61,9 @@ describe('an image with two users (one admin) and SSH', { timeout: 60 * 60_000 }
   let firstKeys: string[] = [];
 
   before(async () => {
-    mkdirSync(dir, { recursive: true });
-    key = sshKey(dir);
-    const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
-    const build = await buildImage(
-      'e2e-users',
-      `name: e2e-users
-hostname: kitchen-pi
-users:
-  - name: alice
-    password: "alice-secret-1"
-    admin: true
-    ssh_authorized_keys:
-      - ${pub}
-  - name: bob
-    password: "bob-secret-2"
-ssh:
-  enabled: true
-image:
-  compression: zstd
-`,
-    );
+    const users = usersImage(dir);
+    key = users.key;
+    const build = await buildImage('e2e-users', users.config);
     console.log(`# build e2e-users: ${Math.round(build.durationMs / 1000)} s`);
     out = imageFiles(build.outDir);
     const started = Date.now();

@@ -1,12 +1,40 @@
 // Run real `pihub build`s for the integration and end-to-end tests.
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PIHUB } from './vm.ts';
 
 /** Where the suite keeps its builds: outside the repo, stable across runs, so the stage cache and work trees are reused. */
 export const E2E_ROOT = process.env.PIHUB_E2E_DIR ?? '/var/tmp/pihub-e2e';
 export const CACHE_DIR = process.env.PIHUB_CACHE_DIR ?? '/var/cache/pihub';
+
+/**
+ * The e2e-users image: two people (alice an admin with an SSH key, bob), SSH on. image.test.ts
+ * and boot.test.ts build it from this same text, so the second build reuses the first's image.
+ * The key pair lives in `dir` and is made once.
+ */
+export function usersImage(dir: string): { config: string; key: string } {
+  mkdirSync(dir, { recursive: true });
+  const key = join(dir, 'id_ed25519');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-e2e', '-f', key]);
+  const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
+  const config = `name: e2e-users
+hostname: kitchen-pi
+users:
+  - name: alice
+    password: "alice-secret-1"
+    admin: true
+    ssh_authorized_keys:
+      - ${pub}
+  - name: bob
+    password: "bob-secret-2"
+ssh:
+  enabled: true
+image:
+  compression: zstd
+`;
+  return { config, key };
+}
 
 export interface BuildRun {
   code: number;
