@@ -9,9 +9,8 @@ export const E2E_ROOT = process.env.PIHUB_E2E_DIR ?? '/var/tmp/pihub-e2e';
 export const CACHE_DIR = process.env.PIHUB_CACHE_DIR ?? '/var/cache/pihub';
 
 /**
- * The e2e-users image: two people (alice an admin with an SSH key, bob), SSH on. image.test.ts
- * and boot.test.ts build it from this same text, so the second build reuses the first's image.
- * The key pair lives in `dir` and is made once.
+ * The e2e-users image of image.test.ts: two people (alice an admin with an SSH key, bob), SSH
+ * on. The key pair lives in `dir` and is made once.
  */
 export function usersImage(dir: string): { config: string; key: string } {
   mkdirSync(dir, { recursive: true });

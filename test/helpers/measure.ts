@@ -1,6 +1,6 @@
 // Figures taken from outside a booted image: how long until the hub answers, what systemd
 // says the boot spent its time on, and how much memory the hub, each person's server and
-// each kernel use. Shared by test/e2e/boot.test.ts and `npm run bench`.
+// each kernel use. Shared by test/e2e/image.test.ts and `npm run bench`.
 import { ssh, sleep, type SshTarget, type Vm } from './vm.ts';
 
 /** Poll /hub/health (every 250 ms) until it answers 200; returns the time (epoch ms) it did. */
