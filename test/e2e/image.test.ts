@@ -473,6 +473,9 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
     try {
       await vm.waitForConsole(/login: $/m, BOOT_TIMEOUT);
       const banner = vm.console();
+      // A card without Raspberry Pi Imager's files: pihub's gate switches cloud-init off at once.
+      assert.match(banner, /pihub-imager: no Raspberry Pi Imager customisation on this card; cloud-init stays off/);
+      assert.doesNotMatch(banner, /Cloud-init v\. \S+ running/);
       assert.match(banner, /userconf\.txt line 2 was skipped: `daemon` is a system account \(uid 1\)/);
       assert.match(banner, /userconf\.txt line 3 was skipped: not NAME:HASH/);
       assert.ok(!banner.includes('my-typed-secret-8') && !banner.includes(daemonHash), 'the console shows a refused line');
@@ -483,6 +486,14 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
       // Markers are computed ($((6*7))), so they show in the output, not in the echoed command.
       vm.type(`echo "groups: $(id -Gn)"; ls /boot/firmware/userconf.txt 2>&1; ${sudo} passwd --status daemon; echo "SECRET-$((6*7)) $(${sudo} journalctl -b -u pihub-userconf --no-pager | grep -c my-typed-secret)"; echo "STATE-$((6*7)) $(systemctl is-system-running --wait)"\n`);
       await vm.waitForConsole(/^STATE-42 /m, 240_000);
+      // What cloud-init costs a plain card's first boot: ds-identify (its generator) and pihub's gate, from their own timestamps.
+      vm.type([
+        'cloud-init status', 'cat /etc/cloud/cloud-init.disabled', 'systemctl is-active cloud-init-main.service',
+        "grep -h -o '^\\[up [0-9.]*s\\]' /run/cloud-init/ds-identify.log | tr '\\n' ' '; echo",
+        'systemctl show -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic pihub-imager-gate.service | tr "\\n" " "; echo',
+        'echo "CLOUD-$((6*7))"',
+      ].join('; ') + '\n');
+      await vm.waitForConsole(/^CLOUD-42/m, 120_000);
       // apt's daily jobs, as their timers start them some time each day, without internet.
       vm.type(`${sudo} systemctl start apt-daily.service apt-daily-upgrade.service; echo "APT-$((6*7)) $(systemctl is-failed apt-daily.service apt-daily-upgrade.service)"; echo "FAILED-$((6*7))"; systemctl --failed --no-legend --plain; echo "END-$((6*7))"\n`);
       await vm.waitForConsole(/^END-42/m, 20 * 60_000);
@@ -493,6 +504,13 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
       assert.match(text, /^daemon L /m, 'the system account keeps its locked password');
       assert.match(text, /^SECRET-42 0\r?$/m, 'the journal holds the refused line');
       assert.match(text, /^STATE-42 running\r?$/m, `not running:\n${text.slice(-3000)}`);
+      assert.match(text, /^status: disabled/m);
+      assert.match(text, /no Raspberry Pi Imager customisation on this card at its first boot/);
+      assert.match(text, /^inactive\r?$/m);
+      const up = /\[up ([\d.]+)s\] \[up ([\d.]+)s\]/.exec(text);
+      const gate = /ExecMainStartTimestampMonotonic=(\d+) ExecMainExitTimestampMonotonic=(\d+)/.exec(text);
+      assert.ok(up && gate, 'ds-identify and the gate left their timestamps');
+      console.log(`# first boot, plain card: ds-identify took ${(Number(up[2]) - Number(up[1])).toFixed(2)} s, pihub-imager-gate ${((Number(gate[2]) - Number(gate[1])) / 1e6).toFixed(2)} s`);
       assert.match(text, /^APT-42 inactive\r?\ninactive\r?$/m);
       const failed = /^FAILED-42\r?\n([\s\S]*?)^END-42/m.exec(text)?.[1];
       assert.equal(failed?.trim(), '', `failed units offline:\n${failed}`);

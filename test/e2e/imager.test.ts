@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import parseSpdx from 'spdx-expression-parse';
 import { bootVm, sleep, ssh, waitForSsh, type SshTarget, type Vm } from '../helpers/vm.ts';
@@ -68,48 +68,8 @@ describe('the build and pihub manifest for Raspberry Pi Imager', () => {
   });
 });
 
-describe('a plain card: no Imager files', { timeout: 30 * 60_000 }, () => {
-  it('keeps cloud-init off from the first boot on; userconf.txt still makes accounts', async () => {
-    const dir = join(E2E_ROOT, 'e2e-imager');
-    const hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'erin-pass-6\n' }).toString().trim();
-    const userconf = join(dir, 'userconf.txt');
-    execFileSync('mkdir', ['-p', dir]);
-    writeFileSync(userconf, `erin:${hash}\n`);
-    const started = Date.now();
-    const vm = await bootVm(out.image, [8888], { serialLog: join(dir, 'plain.log'), workDir: join(E2E_ROOT, 'boot'), extraArgs: ['--userconf', userconf] });
-    try {
-      await waitForHub(`http://127.0.0.1:${vm.ports[8888]}`, BOOT_TIMEOUT);
-      console.log(`# first boot, plain card: the hub answered ${seconds(Date.now() - started)} s after QEMU started`);
-      // The gate's verdict and cloud-init's silence, on the console.
-      assert.match(vm.console(), /pihub-imager: no Raspberry Pi Imager customisation on this card; cloud-init stays off/);
-      assert.doesNotMatch(vm.console(), /Cloud-init v\. \S+ running/);
-      await vm.waitForConsole(/login: $/m, 300_000);
-      vm.type('erin\n');
-      await vm.waitForConsole(/Password: ?$/m, 60_000);
-      vm.type('erin-pass-6\n');
-      await vm.waitForConsole(/erin@pihub:~\$ $/m, 120_000);
-      // What cloud-init costs this boot: ds-identify (its generator) and pihub's gate, from their own timestamps.
-      vm.type([
-        'cloud-init status', 'cat /etc/cloud/cloud-init.disabled', 'systemctl is-active cloud-init-main.service',
-        "grep -h -o '^\\[up [0-9.]*s\\]' /run/cloud-init/ds-identify.log | tr '\\n' ' '; echo",
-        'systemctl show -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic pihub-imager-gate.service | tr "\\n" " "; echo',
-        'systemd-analyze | head -n 1', 'echo "done-$((6*7))"',
-      ].join('; ') + '\n');
-      await vm.waitForConsole(/^done-42/m, 120_000);
-      const text = vm.console();
-      assert.match(text, /^status: disabled/m);
-      assert.match(text, /no Raspberry Pi Imager customisation on this card at its first boot/);
-      assert.match(text, /^inactive/m);
-      const up = /\[up ([\d.]+)s\] \[up ([\d.]+)s\]/.exec(text);
-      const gate = /ExecMainStartTimestampMonotonic=(\d+) ExecMainExitTimestampMonotonic=(\d+)/.exec(text);
-      assert.ok(up && gate, 'ds-identify and the gate left their timestamps');
-      console.log(`# first boot, plain card: ds-identify took ${(Number(up[2]) - Number(up[1])).toFixed(2)} s, pihub-imager-gate ${((Number(gate[2]) - Number(gate[1])) / 1e6).toFixed(2)} s`);
-      console.log(`# first boot, plain card: ${/^Startup finished.*$/m.exec(text)?.[0] ?? 'systemd-analyze gave no figure'}`);
-    } finally {
-      assert.equal(await vm.stop(), 0);
-    }
-  });
-});
+// A plain card (no Imager files: cloud-init stays off, userconf.txt makes accounts) is checked
+// in image.test.ts, on the same e2e-default image.
 
 describe('a card customised by Raspberry Pi Imager', { timeout: 60 * 60_000 }, () => {
   const dir = join(E2E_ROOT, 'e2e-imager');
