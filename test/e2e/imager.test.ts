@@ -180,7 +180,7 @@ describe('a card customised by Raspberry Pi Imager', { timeout: 60 * 60_000 }, (
   it('rendered the Wi-Fi for wpa_supplicant and systemd-networkd, and keeps the country', async () => {
     const r = await ssh(dana, [
       'sudo -n cat /run/netplan/wpa-wlan0.conf', 'echo ---',
-      'cat /run/systemd/network/10-netplan-wlan0.network', 'echo ---',
+      'sudo -n cat /run/systemd/network/10-netplan-wlan0.network', 'echo ---',
       'systemctl cat netplan-wpa-wlan0.service | grep -E "^ExecStart"; systemctl is-active netplan-wpa-wlan0.service; sudo -n wpa_cli -p /run/wpa_supplicant -i wlan0 list_networks', 'echo ---',
       'cat /etc/modprobe.d/pihub-wifi.conf; iw reg get | grep -m1 -o "country [A-Z]*"; sudo -n stat -c "%a %U" /etc/netplan/50-cloud-init.yaml',
     ].join('; '));
