@@ -43,7 +43,8 @@ describe('ci/release.ts', { timeout: 60 * 60_000 }, () => {
     const r = await release(['--tag', TAG, '--out', out, '--dry-run', '--publish', '--work-dir', root, '--', '--cache-dir', CACHE_DIR]);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /^\[dry run\] image pihub: the default image/m);
-    assert.match(r.stdout, /^\[dry run\] {2}config checked: \d+ stages$/m);
+    assert.match(r.stdout, /^\[dry run\] +config checked: \d+ stages$/m);
+    assert.match(r.stdout, /pihub\.js build --set image\.compression=xz /, 'a release is xz-compressed');
     assert.match(r.stdout, /pihub\.js build .*--cache-dir/);
     assert.match(r.stdout, /check: boot the image in QEMU, customised as Raspberry Pi Imager does/);
     assert.match(r.stdout, /\$ gh release create v0\.0\.0-test --verify-tag/);
@@ -64,7 +65,7 @@ describe('ci/release.ts', { timeout: 60 * 60_000 }, () => {
     const image = files.find((f) => f.endsWith('.img.zst'))!;
     assert.ok(image, `no image in ${files.join(', ')}`);
     const base = image.replace(/\.img\.zst$/, '');
-    assert.deepEqual(files, [`${base}.img.zst`, `${base}.info`, `${base}.json`, `${base}.sha256`, `${base}.spdx.json`, 'RELEASE_NOTES.md', 'pihub.png', 'rpi-imager.json'].sort());
+    assert.deepEqual(files, [`${base}.img.zst`, `${base}.img.bmap`, `${base}.info`, `${base}.json`, `${base}.sha256`, `${base}.spdx.json`, 'RELEASE_NOTES.md', 'pihub.png', 'rpi-imager.json'].sort());
     execFileSync('sha256sum', ['-c', '--ignore-missing', `${base}.sha256`], { cwd: out });
 
     const repo = JSON.parse(readFileSync(join(out, 'rpi-imager.json'), 'utf8')) as { os_list: Array<Record<string, unknown>> };
