@@ -14,7 +14,8 @@ import { bootVm } from '../test/helpers/vm.ts';
 import { HubSession, waitForHub } from '../test/helpers/hub.ts';
 import { writeImagerCard, yescrypt } from '../test/helpers/imager.ts';
 
-const BOOT_TIMEOUT = 8 * 60_000;
+// Ceilings for a slow runner (an arm64 guest under TCG, no KVM); a boot takes two or three minutes here.
+const BOOT_TIMEOUT = 15 * 60_000;
 
 export interface CheckResult {
   hubVersion: string;
@@ -47,7 +48,7 @@ export async function checkImage(image: string, workDir: string, log: (line: str
     const api = await s.json<{ version: string }>('/hub/api');
     const users = await s.json('/hub/api/users');
     if (users.status !== 200) throw new Error(`the Imager user is not a hub admin (GET /hub/api/users: HTTP ${users.status})`);
-    await s.startServer(300_000);
+    await s.startServer(600_000);
     const out = await s.runCode('import numpy, getpass\nprint("numpy", numpy.__version__, getpass.getuser(), int(numpy.arange(10).sum()))');
     const m = /^numpy (\S+) (\S+) 45$/m.exec(out);
     if (!m || m[2] !== user) throw new Error(`the numpy kernel printed: ${out}`);
