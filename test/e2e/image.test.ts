@@ -49,7 +49,6 @@ function imageUnitLinks(root: string, scratchDir: string): string[] {
   const dest = join(scratchDir, 'etc');
   rmSync(dest, { recursive: true, force: true });
   mkdirSync(dest, { recursive: true });
-  mkdirSync(dest);
   execFileSync('debugfs', ['-R', `rdump /etc/systemd/system ${dest}`, root], { stdio: ['ignore', 'ignore', 'pipe'] });
   const links: string[] = [];
   const walk = (dir: string) => {
