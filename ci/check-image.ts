@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { bootVm } from '../test/helpers/vm.ts';
+import { ensureWebSocket } from './websocket.ts';
 import { HubSession, waitForHub } from '../test/helpers/hub.ts';
 import { writeImagerCard, yescrypt } from '../test/helpers/imager.ts';
 
@@ -64,6 +65,7 @@ export async function checkImage(image: string, workDir: string, log: (line: str
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  ensureWebSocket();
   const { values, positionals } = parseArgs({ options: { 'work-dir': { type: 'string' } }, allowPositionals: true });
   if (positionals.length !== 1) {
     process.stderr.write('usage: node --import tsx ci/check-image.ts IMAGE [--work-dir DIR]\n');

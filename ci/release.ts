@@ -23,6 +23,7 @@ import { findImages, ICON_FILE, normaliseBaseUrl, REPOSITORY_FILE, writeReposito
 import { releaseNotes, versionsFromInfo, type NotesImage } from '../build/release/notes.ts';
 import { sbomName } from '../build/release/sbom.ts';
 import { checkImage } from './check-image.ts';
+import { ensureWebSocket } from './websocket.ts';
 
 /** The images a release ships: each is built from pihub's stages with these build arguments. */
 export const RELEASE_IMAGES: ReadonlyArray<{ id: string; description: string; args: string[] }> = [
@@ -152,6 +153,7 @@ export async function release(o: ReleaseOptions): Promise<string[]> {
 const HELP = `usage: node --import tsx ci/release.ts --tag TAG --out DIR [--base-url URL] [--dry-run] [--publish] [--work-dir DIR] [-- BUILD-ARGS...]\n`;
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  ensureWebSocket();
   let values;
   let positionals: string[];
   try {
