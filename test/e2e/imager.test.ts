@@ -8,14 +8,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import parseSpdx from 'spdx-expression-parse';
 import { bootVm, sleep, ssh, waitForSsh, type SshTarget, type Vm } from '../helpers/vm.ts';
 import { buildImage, imageBase, manifest, runPihub, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { writeImagerCard, yescrypt, wpaPsk, type ImagerFiles } from '../helpers/imager.ts';
+import { sha256File } from '../../build/files.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 
 // A ceiling for a loaded machine (TCG on 2 shared cores); a normal boot takes a minute or two.
@@ -25,13 +25,6 @@ const HOST = 'garden-pi';
 const USER = 'dana';
 const PASSWORD = 'dana-imager-5';
 const WIFI = { ssid: 'pihub test wifi', passphrase: 'correct horse battery', country: 'GB' };
-
-function sha256(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path).on('data', (c) => h.update(c)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
-  });
-}
 
 const seconds = (ms: number) => Math.round(ms / 1000);
 
@@ -52,7 +45,7 @@ describe('the build and pihub manifest for Raspberry Pi Imager', () => {
     const repo = JSON.parse(readFileSync(join(out.dir, 'rpi-imager.json'), 'utf8')) as { imager: { devices: Array<{ name: string; tags: string[] }> }; os_list: Array<Record<string, unknown>> };
     assert.equal(repo.os_list.length, 1);
     const e = repo.os_list[0]!;
-    const sum = await sha256(out.image);
+    const sum = await sha256File(out.image);
     // compression: none, so the download is the image itself.
     assert.equal(e.url, `https://example.invalid/releases/download/v0/${out.manifest.file}`);
     assert.equal(e.extract_size, statSync(out.image).size);

@@ -6,9 +6,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256File } from '../../build/files.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { CACHE_DIR, E2E_ROOT } from '../helpers/build.ts';
 
@@ -24,13 +24,6 @@ function release(args: string[]): Promise<{ code: number; stdout: string; stderr
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-function sha256(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path).on('data', (c) => h.update(c)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
   });
 }
 
@@ -73,13 +66,13 @@ describe('ci/release.ts', { timeout: 60 * 60_000 }, () => {
     assert.equal(e.url, `${BASE}${image}`);
     assert.equal(e.icon, `${BASE}pihub.png`);
     assert.equal(e.image_download_size, statSync(join(out, image)).size);
-    assert.equal(e.image_download_sha256, await sha256(join(out, image)));
+    assert.equal(e.image_download_sha256, await sha256File(join(out, image)));
     // What Imager checks after unpacking: the uncompressed image's size and checksum.
     const raw = join(root, 'unpacked.img');
     execFileSync('zstd', ['-dqf', join(out, image), '-o', raw]);
     try {
       assert.equal(e.extract_size, statSync(raw).size);
-      assert.equal(e.extract_sha256, await sha256(raw));
+      assert.equal(e.extract_sha256, await sha256File(raw));
     } finally {
       rmSync(raw, { force: true });
     }
