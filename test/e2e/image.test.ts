@@ -504,7 +504,7 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
       await vm.waitForConsole(/^CLOUD-42/m, 120_000);
       // apt's daily jobs, as their timers start them some time each day, without internet.
       vm.type(`${sudo} systemctl start apt-daily.service apt-daily-upgrade.service; echo "APT-$((6*7)) $(systemctl is-failed apt-daily.service apt-daily-upgrade.service)"; echo "FAILED-$((6*7))"; systemctl --failed --no-legend --plain; echo "END-$((6*7))"\n`);
-      await vm.waitForConsole(/^END-42/m, 20 * 60_000);
+      await vm.waitForConsole(/^END-42/m, 10 * 60_000);
       const text = vm.console().slice(banner.length);
       assert.match(text, /groups: carol .*\bsudo\b/);
       assert.match(text, /\bjupyter_admin\b/);

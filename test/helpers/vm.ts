@@ -57,7 +57,9 @@ export async function bootVm(image: string, guestPorts: number[], opts: { serial
   child.stdout!.resume();
   let exited: number | null = null;
   const exit = new Promise<number>((resolve) => child.on('exit', (code) => { exited = code ?? -1; resolve(exited); }));
-  const read = () => (existsSync(opts.serialLog) ? readFileSync(opts.serialLog, 'utf8') : '');
+  // Without terminal control sequences: systemd's status lines and bash's bracketed paste put
+  // them anywhere on the serial console (`\x1b[KEND-42` would not match /^END-42/m).
+  const read = () => (existsSync(opts.serialLog) ? readFileSync(opts.serialLog, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '') : '');
   return {
     serialLog: opts.serialLog,
     ports,
