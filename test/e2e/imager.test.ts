@@ -177,7 +177,7 @@ describe('a card customised by Raspberry Pi Imager', { timeout: 60 * 60_000 }, (
       'systemctl cat netplan-wpa-wlan0.service | grep -E "^ExecStart"; systemctl is-active netplan-wpa-wlan0.service; sudo -n wpa_cli -p /run/wpa_supplicant -i wlan0 list_networks', 'echo ---',
       // QEMU has no Wi-Fi, so nothing loads cfg80211; on a Pi the Wi-Fi driver does. Loading it
       // here, as the driver would, shows the country the kernel really takes (from regulatory.db).
-      'cat /etc/modprobe.d/pihub-wifi.conf; sudo -n modprobe cfg80211; for i in $(seq 40); do iw reg get | grep -q "^country GB" && break; sleep 0.5; done; iw reg get | grep -m1 -o "^country [A-Z0-9]*"; sudo -n stat -c "%a %U" /etc/netplan/50-cloud-init.yaml',
+      'cat /etc/modprobe.d/pihub-wifi.conf; sudo -n modprobe cfg80211 2>&1; for i in $(seq 40); do sudo -n iw reg get | grep -q "^country GB" && break; sleep 0.5; done; sudo -n iw reg get 2>&1 | grep -m1 -o "^country [A-Z0-9]*\\|.*rror.*"; sudo -n stat -c "%a %U" /etc/netplan/50-cloud-init.yaml',
     ].join('; '));
     const [wpa, network, unit, modprobe] = r.stdout.split('---\n');
     assert.match(wpa!, /^country=GB$/m);

@@ -6,6 +6,9 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 
+// A terminal control sequence (CSI): ESC [ parameters final-letter.
+const CONTROL_SEQUENCE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
+
 export const execFileP = promisify(execFile);
 export const PIHUB = join(PROJECT_DIR, 'build/bin/pihub.js');
 
@@ -59,7 +62,7 @@ export async function bootVm(image: string, guestPorts: number[], opts: { serial
   const exit = new Promise<number>((resolve) => child.on('exit', (code) => { exited = code ?? -1; resolve(exited); }));
   // Without terminal control sequences: systemd's status lines and bash's bracketed paste put
   // them anywhere on the serial console (`\x1b[KEND-42` would not match /^END-42/m).
-  const read = () => (existsSync(opts.serialLog) ? readFileSync(opts.serialLog, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '') : '');
+  const read = () => (existsSync(opts.serialLog) ? readFileSync(opts.serialLog, 'utf8').replace(CONTROL_SEQUENCE, '') : '');
   return {
     serialLog: opts.serialLog,
     ports,
