@@ -78,12 +78,16 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
   assert.equal((root!.start * 512) % (4 * MiB), 0, 'root is aligned to 4 MiB');
   assert.ok(boot!.start + boot!.size <= root!.start);
 
-  const bootImg = join(dir, 'boot.part');
-  const rootImg = join(dir, 'root.part');
-  writeFileSync(bootImg, readAt(img, boot!.start * 512, boot!.size * 512));
-  writeFileSync(rootImg, readAt(img, root!.start * 512, root!.size * 512));
-  execFileSync('fsck.vfat', ['-n', bootImg]);
-  execFileSync('e2fsck', ['-fn', rootImg]);
+  // Both partitions of a disk image as files of their own, each checked by its fsck.
+  const partitions = (disk: string, name: string) => {
+    const files = { boot: join(dir, `${name}-boot.part`), root: join(dir, `${name}-root.part`) };
+    writeFileSync(files.boot, readAt(disk, boot!.start * 512, boot!.size * 512));
+    writeFileSync(files.root, readAt(disk, root!.start * 512, root!.size * 512));
+    execFileSync('fsck.vfat', ['-n', files.boot]);
+    execFileSync('e2fsck', ['-fn', files.root]);
+    return files;
+  };
+  const { boot: bootImg, root: rootImg } = partitions(img, 'image');
   assert.match(execFileSync('blkid', ['-o', 'export', bootImg]).toString(), /LABEL_FATBOOT=RASPIFIRM|LABEL=RASPIFIRM/);
   assert.match(execFileSync('blkid', ['-o', 'export', rootImg]).toString(), /LABEL=RASPIROOT/);
 
@@ -124,12 +128,7 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
     assert.ok(readAt(card, from, length).equals(readAt(img, from, length)), `blocks ${first}-${last ?? first} differ after bmaptool copy`);
   }
   assert.equal(mapped, result.dataBytes);
-  const cardBoot = join(dir, 'card-boot.part');
-  const cardRoot = join(dir, 'card-root.part');
-  writeFileSync(cardBoot, readAt(card, boot!.start * 512, boot!.size * 512));
-  writeFileSync(cardRoot, readAt(card, root!.start * 512, root!.size * 512));
-  execFileSync('fsck.vfat', ['-n', cardBoot]);
-  execFileSync('e2fsck', ['-fn', cardRoot]);
+  const { boot: cardBoot, root: cardRoot } = partitions(card, 'card');
   assert.equal(execFileSync('debugfs', ['-R', 'cat /etc/hostname', cardRoot], { stdio: ['ignore', 'pipe', 'ignore'] }).toString(), 'pihub\n');
   assert.match(execFileSync('mtype', ['-i', cardBoot, '::config.txt'], { env }).toString(), /^arm_64bit=1/);
 });
