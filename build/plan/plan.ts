@@ -216,6 +216,12 @@ function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | und
   ];
 }
 
+/** The date in the name of a cached compressed image, if that name is one this config gives (with that date). */
+export function dateOfImage(config: BuildConfig, compressed: string): string | undefined {
+  for (const [date] of compressed.matchAll(/\d{4}-\d{2}-\d{2}/g)) if (exportNames(config, date).compressed === compressed) return date;
+  return undefined;
+}
+
 /** Make the plan. With `verify`, the cache entries it will use are checked now (damaged ones discarded, with a note). */
 export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Plan> {
   const { config } = inputs;
@@ -229,6 +235,22 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
   };
   const cached = inputs.stages.map((_, i) => !o.noCache && keys !== undefined && o.cache.hasStage(keys.stages[i]!));
   let reuse = !o.noCache && keys !== undefined && o.cache.hasImage(keys.image);
+  // A reused image keeps the names it was made with (the image key holds no date: an image built
+  // on an earlier day of the same archive is the same image). An entry whose name this config
+  // would not give (another naming) is made again: its files could not be placed under the names
+  // the plan shows.
+  let imageDate = inputs.date;
+  if (reuse) {
+    const label = o.cache.readMeta('image', keys!.image)?.label;
+    const date = label === undefined ? undefined : dateOfImage(config, label);
+    if (date) {
+      imageDate = date;
+    } else {
+      notes.push(`the cached image (key ${keys!.image.slice(0, 12)}) is named ${label ?? '(no name)'}, not as this build names its image; ${o.verify ? 'discarded, it is' : 'a build discards it: the image would be'} made again`);
+      if (o.verify) o.cache.discard('image', keys!.image);
+      reuse = false;
+    }
+  }
   if (reuse && o.verify) {
     const problem = await o.cache.verify('image', keys!.image);
     if (problem) {
@@ -281,9 +303,9 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
     stages,
     image: {
       key: keys?.image,
-      names: exportNames(config, inputs.date),
+      names: exportNames(config, imageDate),
       reuse,
-      describe: describeExport(config, { rootfs: paths.rootfs, dir: paths.export }, inputs.date),
+      describe: describeExport(config, { rootfs: paths.rootfs, dir: paths.export }, imageDate),
     },
     notes,
   });

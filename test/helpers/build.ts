@@ -1,6 +1,6 @@
 // Run real `pihub build`s for the integration and end-to-end tests.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PIHUB } from './vm.ts';
 
@@ -70,6 +70,8 @@ export async function buildImage(name: string, configYaml: string, extraArgs: st
   const config = join(dir, 'config.yaml');
   writeFileSync(config, configYaml);
   const outDir = join(dir, 'deploy');
+  // Only this build's files: an image of an earlier day beside it would be a second image.
+  rmSync(outDir, { recursive: true, force: true });
   const r = await runPihub(['build', '--config', config, '--out', outDir, '--work-dir', join(E2E_ROOT, 'work'), '--cache-dir', CACHE_DIR, ...extraArgs]);
   if (r.code !== 0) {
     let log = '';

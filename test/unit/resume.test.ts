@@ -56,15 +56,16 @@ test('a damaged cached image is discarded; the build restores the last stage and
   stageEntry(cache, keys.stages['99-finalise']!, '99-finalise');
   const out = join(o.cacheDir, 'export-out');
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'x.img.xz'), 'image');
-  await cache.saveImage(keys.image, 'x.img.xz', out, ['x.img.xz']);
-  writeFileSync(join(cache.imageDir(keys.image), 'x.img.xz'), 'imagf');
+  const name = 'pihub-2026-01-02-trixie-arm64.img.zst';
+  writeFileSync(join(out, name), 'image');
+  await cache.saveImage(keys.image, name, out, [name]);
+  writeFileSync(join(cache.imageDir(keys.image), name), 'imagf');
   const runner = new FakeRunner().expect(`tar --extract --file=${cache.snapshotPath(keys.stages['99-finalise']!)}`).walks();
   // The fake restore leaves an empty tree: export starts and stops at its first check.
   await assert.rejects(build(o, fakeDeps(runner)), /the root filesystem has no \/boot\/firmware\/config\.txt/);
   assert.equal(runner.calls.filter((c) => c[0] !== 'find').length, 1);
   assert.equal(cache.hasImage(keys.image), false);
-  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /warning: the cached image \(key [0-9a-f]{12}\) is damaged: x\.img\.xz does not match its recorded sha256/);
+  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /warning: the cached image \(key [0-9a-f]{12}\) is damaged: pihub-2026-01-02-trixie-arm64\.img\.zst does not match its recorded sha256/);
 });
 
 /** The tools root's mmdebstrap (made by the first stage that runs) succeeds; anything else is refused. */
@@ -98,19 +99,38 @@ test('the last cached stage is restored (not an earlier one), then the build goe
   assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /stage 20-jupyterhub: restore from cache\n(.|\n)*stage 30-settings: 00-files/);
 });
 
-test('an image of the very same inputs is reused: no command runs, the files land in deploy/ (the image private)', async () => {
+test('an image of the very same inputs is reused, under the names it was made with: no command runs, the files land in deploy/ (the image private)', async () => {
   const o = buildOptions();
   const keys = plannedKeys(o);
   const cache = new Cache(o.cacheDir);
   const out = join(o.cacheDir, 'export-out');
   mkdirSync(out, { recursive: true });
-  const files = ['pihub-x.img.xz', 'pihub-x.sha256', 'pihub-x.json'];
+  // Made on an earlier day: today's build (SOURCE_DATE_EPOCH 0: 1970-01-01) reuses it as it is.
+  const files = ['pihub-2026-01-02-trixie-arm64.img.zst', 'pihub-2026-01-02-trixie-arm64.sha256', 'pihub-2026-01-02-trixie-arm64.json'];
   for (const f of files) writeFileSync(join(out, f), f);
   await cache.saveImage(keys.image, files[0]!, out, files);
   const result = await build({ ...o, env: { SOURCE_DATE_EPOCH: '0' } }, fakeDeps(new FakeRunner()));
   assert.ok(!('plan' in result));
   assert.equal(result.reusedImage, true);
   assert.deepEqual(result.ranStages, []);
-  assert.deepEqual(readdirSync(o.outDir).sort(), ['pihub-x.img.xz', 'pihub-x.json', 'pihub-x.sha256', 'pihub.log']);
-  assert.equal((statSync(join(o.outDir, 'pihub-x.json')).mode & 0o777).toString(8), '644');
+  assert.equal(result.image, join(o.outDir, files[0]!));
+  assert.deepEqual(readdirSync(o.outDir).filter((f) => f.startsWith('pihub')).sort(), [...files, 'pihub.log'].sort());
+  assert.equal((statSync(join(o.outDir, files[0]!)).mode & 0o777).toString(8), '600');
+  assert.equal((statSync(join(o.outDir, files[2]!)).mode & 0o777).toString(8), '644');
+});
+
+test('a cached image under a name this build does not give is discarded with a note and made again', async () => {
+  const o = buildOptions();
+  const keys = plannedKeys(o);
+  const cache = new Cache(o.cacheDir);
+  stageEntry(cache, keys.stages['99-finalise']!, '99-finalise');
+  const out = join(o.cacheDir, 'export-out');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'other-2026-01-02.img.xz'), 'image');
+  await cache.saveImage(keys.image, 'other-2026-01-02.img.xz', out, ['other-2026-01-02.img.xz']);
+  const runner = new FakeRunner().expect(`tar --extract --file=${cache.snapshotPath(keys.stages['99-finalise']!)}`).walks();
+  // The fake restore leaves an empty tree: export starts and stops at its first check.
+  await assert.rejects(build(o, fakeDeps(runner)), /the root filesystem has no \/boot\/firmware\/config\.txt/);
+  assert.equal(cache.hasImage(keys.image), false);
+  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /warning: the cached image \(key [0-9a-f]{12}\) is named other-2026-01-02\.img\.xz, not as this build names its image; discarded, it is made again/);
 });
