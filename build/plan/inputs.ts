@@ -53,7 +53,13 @@ export function loadInputs(o: InputOptions): BuildInputs {
     throw new InputError(`${fileLayer!.locator.locate(['overlays']) ?? fileLayer!.label}: \`overlays\` must be a list of overlay names or folders`);
   }
   const overlays = resolveOverlays([...((fromFile as string[] | undefined) ?? []), ...o.overlays], overlaysDir);
-  const layers = [...(fileLayer ? [fileLayer] : []), ...overlays.map((x) => x.layer), ...(o.sets.length ? [setLayer(o.sets)] : [])];
+  const sets = o.sets.length ? setLayer(o.sets) : undefined;
+  // Overlays are chosen before any layer is merged: elsewhere `overlays` would be silently ignored.
+  if (sets && Object.hasOwn(sets.data, 'overlays')) throw new InputError('--set overlays=…: overlays are chosen in the config file (`overlays:`) or with --overlay NAME');
+  for (const x of overlays) {
+    if (Object.hasOwn(x.layer.data, 'overlays')) throw new InputError(`${x.layer.label}: an overlay cannot choose overlays (\`overlays\`); name them in the config file or with --overlay`);
+  }
+  const layers = [...(fileLayer ? [fileLayer] : []), ...overlays.map((x) => x.layer), ...(sets ? [sets] : [])];
   const config = effectiveConfig(resolveConfig(layers, o.env));
   config.overlays = overlays.map((x) => x.name);
   verifyOwnedSettings(config, DEFAULTS, overlays, [...shippedOverlays(overlaysDir), ...overlays]);

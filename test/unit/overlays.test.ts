@@ -57,6 +57,12 @@ test('overlays listed in the config come before those on the command line; requi
   assert.equal(p.config.hub.admin_group, 'sudo');
 });
 
+test('`overlays` is chosen in the config file or with --overlay: with --set or inside an overlay it is an error, not ignored', () => {
+  assert.throws(() => prepare(opts({ sets: ['overlays=[https]'] })), (e: Error) => e instanceof InputError && /^--set overlays=…: overlays are chosen in the config file/.test(e.message));
+  const nested = overlay({ 'overlay.yaml': 'description: nested\nconfig:\n  overlays: [port-8000]\n' });
+  assert.throws(() => prepare(opts({ overlays: [nested] })), (e: Error) => e instanceof InputError && /an overlay cannot choose overlays/.test(e.message));
+});
+
 test('an overlay cannot introduce an unknown key: the error names the overlay and the line', () => {
   const o = overlay({ 'overlay.yaml': 'description: bad\nconfig:\n  hub:\n    prot: 1\n' });
   assert.throws(() => prepare(opts({ overlays: [o] })), /overlay\.yaml:4:5: unknown key `prot` in `hub` \(did you mean `port`\?\)/);
