@@ -1,19 +1,24 @@
 // argv → command. The only place that prints fatal errors and sets the exit code.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
-import { build, DEFAULT_OPTIONS, pihubVersion, PROJECT_DIR } from './build.ts';
+import { build, DEFAULT_OPTIONS } from './build.ts';
+import { pihubVersion } from './deploy/deploy.ts';
+import { PROJECT_DIR } from './plan/inputs.ts';
 import { UserError, InputError } from './errors.ts';
+import { parse } from './args.ts';
 import { Cache } from './cache/cache.ts';
+import { describeHolder, holderFor, isLock } from './lock.ts';
 import { formatBytes } from './host.ts';
 import { formatDuration } from './progress.ts';
-import { listShipped, loadOverlay } from './overlays/load.ts';
+import { listShipped, loadOverlay } from './stages/overlays.ts';
 import { join } from 'node:path';
+import { normaliseBaseUrl, REPOSITORY_FILE, writeRepository } from './release/imager.ts';
 
 export const MAIN_HELP = `pihub — build a Raspberry Pi SD-card image that boots into a home JupyterHub
 
 Usage:
   pihub build [options]          build an image (see \`pihub build --help\`)
   pihub boot IMAGE [options]     boot an image in QEMU (see \`pihub boot --help\`)
+  pihub manifest [options]       write the Raspberry Pi Imager repository for the images in deploy/
   pihub overlays                 list the overlays shipped in overlays/
   pihub cache list|prune|clear   show or trim the stage cache
   pihub --version                print the version
@@ -24,7 +29,10 @@ Builds need root (sudo). Host set-up: sudo ci/setup-host.sh
 
 export const BUILD_HELP = `Usage: pihub build [options]
 
-Builds deploy/<name>-<date>-trixie-arm64.img.xz (plus .sha256, .info, .json and .log).
+Builds deploy/<name>-<date>-trixie-arm64.img.zst (plus its block map .img.bmap, .sha256,
+.info, .json and the SBOM .spdx.json), the log deploy/<name>.log and deploy/rpi-imager.json
+(with its icon pihub.png), the Raspberry Pi Imager repository of the images in deploy/; --set image.compression=xz makes the smaller
+.img.xz of a release.
 With no --config the default config is used: no user accounts in the image (create them
 at first boot with userconf.txt), hub on port 8888, admins = group jupyter_admin.
 
@@ -39,10 +47,28 @@ Options:
       --cache-limit GIB   cache size limit in GiB; least recently used entries go first (default: 40)
       --no-cache          do not reuse cached stages or images (results are still stored)
       --stages DIR        build from your own stage folders instead of pihub's stages/
+      --base-url URL      where rpi-imager.json says the images are (default: deploy/ as file://)
   -q, --quiet             no progress output (errors still print)
   -h, --help              this text
 
 Exit codes: 0 built, 1 build failed, 2 bad input (config, overlay, stage files, options), 130 interrupted.
+`;
+
+export const MANIFEST_HELP = `Usage: pihub manifest [--deploy DIR] [--base-url URL] [--website URL]
+
+Writes DIR/rpi-imager.json, a Raspberry Pi Imager repository (its os_list format) with one
+entry for every image in DIR (default: ./deploy), and the icon it names (DIR/pihub.png).
+Imager customises (host name, user, Wi-Fi, SSH, time zone, keyboard) only images from a
+repository: open it with  rpi-imager --repo DIR/rpi-imager.json  or in Imager's App Options.
+Sizes come from the files; every image is read once to check its checksum.
+
+Options:
+      --deploy DIR      the folder with the images (default: ./deploy)
+      --base-url URL    where the images and the icon will be downloaded from, e.g.
+                        https://github.com/OWNER/REPO/releases/download/v1.0/
+                        (default: DIR itself, as a file:// URL)
+      --website URL     a web page for Imager's (i) button
+  -h, --help            this text
 `;
 
 export const CACHE_HELP = `Usage: pihub cache list|prune|clear [--cache-dir DIR] [--cache-limit GIB]
@@ -51,14 +77,6 @@ export const CACHE_HELP = `Usage: pihub cache list|prune|clear [--cache-dir DIR]
   prune   remove least recently used entries until the cache fits --cache-limit
   clear   remove everything, including downloaded packages
 `;
-
-export function parse<const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, help: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
-  } catch (err) {
-    throw new InputError(`${(err as Error).message.replace(/\. To specify.*$/, '')}\n\n${help}`);
-  }
-}
 
 async function buildCommand(args: string[], signal: AbortSignal): Promise<number> {
   const { values, positionals } = parse(
@@ -73,6 +91,7 @@ async function buildCommand(args: string[], signal: AbortSignal): Promise<number
       'cache-dir': { type: 'string' },
       'cache-limit': { type: 'string' },
       'no-cache': { type: 'boolean' },
+      'base-url': { type: 'string' },
       stages: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
@@ -95,6 +114,7 @@ async function buildCommand(args: string[], signal: AbortSignal): Promise<number
     cacheLimit: parseLimit(values['cache-limit']),
     noCache: values['no-cache'] ?? false,
     stagesDir: values.stages ? resolve(values.stages) : undefined,
+    baseUrl: values['base-url'] === undefined ? undefined : normaliseBaseUrl(values['base-url']),
     quiet: values.quiet ?? false,
     signal,
     isTTY: process.stdout.isTTY === true,
@@ -147,17 +167,43 @@ function cacheCommand(args: string[]): number {
     process.stdout.write(`${entries.length} entries, ${formatBytes(total)} in ${cache.dir} (limit ${formatBytes(cache.limit)})\n`);
     return 0;
   }
-  if (action === 'prune') {
-    const removed = cache.prune();
-    process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
-    return 0;
-  }
-  if (action === 'clear') {
-    cache.clear();
-    process.stdout.write(`cleared ${cache.dir}\n`);
+  if (action === 'prune' || action === 'clear') {
+    // Alone: a running build may be about to restore what this would remove.
+    const lock = cache.locks.tryExclusive(holderFor(`pihub cache ${action}`));
+    if (!isLock(lock)) throw new UserError(`the cache ${cache.dir} is in use by ${describeHolder(lock)}; run \`pihub cache ${action}\` again when it has finished`);
+    try {
+      if (action === 'prune') {
+        const removed = cache.prune();
+        process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
+      } else {
+        cache.clear();
+        process.stdout.write(`cleared ${cache.dir}\n`);
+      }
+    } finally {
+      lock.release();
+    }
     return 0;
   }
   throw new InputError(`pihub cache: expected list, prune or clear${action ? ` (got \`${action}\`)` : ''}\n\n${CACHE_HELP}`);
+}
+
+async function manifestCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { deploy: { type: 'string' }, 'base-url': { type: 'string' }, website: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    MANIFEST_HELP,
+  );
+  if (values.help) {
+    process.stdout.write(MANIFEST_HELP);
+    return 0;
+  }
+  if (positionals.length) throw new InputError(`pihub manifest takes no arguments (got \`${positionals[0]}\`); did you mean --deploy ${positionals[0]}?`);
+  const dir = resolve(values.deploy ?? DEFAULT_OPTIONS.outDir);
+  const website = values.website === undefined ? undefined : normaliseBaseUrl(values.website).replace(/\/$/, '');
+  const result = await writeRepository(dir, { baseUrl: values['base-url'], website, verify: true });
+  for (const e of result.entries) process.stdout.write(`${e.name}: ${e.url}\n`);
+  process.stdout.write(`wrote ${result.file} (${result.entries.length} image${result.entries.length === 1 ? '' : 's'}) and ${result.icon}\nopen it with: rpi-imager --repo ${values['base-url'] ? `${normaliseBaseUrl(values['base-url'])}${REPOSITORY_FILE}` : result.file}\n`);
+  return 0;
 }
 
 function overlaysCommand(): number {
@@ -194,6 +240,8 @@ export async function main(argv: string[], signal: AbortSignal): Promise<number>
       return cacheCommand(rest);
     case 'overlays':
       return overlaysCommand();
+    case 'manifest':
+      return manifestCommand(rest);
     default:
       throw new InputError(`unknown command \`${command}\`\n\n${MAIN_HELP}`);
   }

@@ -21,7 +21,7 @@ export class InputError extends UserError {
 /** The build was interrupted by a signal. */
 export class InterruptedError extends UserError {
   constructor(readonly signal: string) {
-    super(`interrupted by ${signal}; cleaned up, nothing was written to deploy/`, 130);
+    super(`interrupted by ${signal}; cleaned up; deploy/ holds no partly written image (only the build's log)`, 130);
     this.name = 'InterruptedError';
   }
 }

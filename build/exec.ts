@@ -15,6 +15,8 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Keep stdout in the result (otherwise it only goes to the log). */
   capture?: boolean;
+  /** stdout holds a secret (a password hash): kept in the result, never logged or shown. */
+  secretOutput?: boolean;
   /** Exit codes that count as success (default: 0 only). */
   okCodes?: readonly number[];
   /** Called with each line of output (stdout and stderr), for progress display. */
@@ -78,9 +80,10 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
       log.write(`$ ${formatCommand(command)}\n`);
       const tail: string[] = [];
       const stdoutChunks: string[] = [];
-      const onText = (text: string, keep: boolean) => {
-        log.write(text);
+      const onText = (text: string, keep: boolean, secret = false) => {
         if (keep) stdoutChunks.push(text);
+        if (secret) return;
+        log.write(text);
         for (const line of text.split('\n')) {
           if (line.trim() === '') continue;
           tail.push(line);
@@ -101,7 +104,7 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
         cancelSignal: signal,
         forceKillAfterDelay: 10_000,
       });
-      child.stdout?.on('data', (d: Buffer) => onText(d.toString(), options.capture === true));
+      child.stdout?.on('data', (d: Buffer) => onText(d.toString(), options.capture === true || options.secretOutput === true, options.secretOutput));
       child.stderr?.on('data', (d: Buffer) => onText(d.toString(), false));
       const result = await child;
       if (result.isCanceled || signal?.aborted) {
@@ -119,39 +122,6 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
       return { exitCode, stdout: stdoutChunks.join('') };
     },
   };
-}
-
-/** What a fake runner answers for one expected command. */
-export interface FakeResponse {
-  stdout?: string;
-  exitCode?: number;
-}
-
-/**
- * A runner for unit tests: it only knows the commands it was told to expect and
- * fails on any other, so a test notices every command the code would run.
- */
-export class FakeRunner implements Runner {
-  readonly calls: Command[] = [];
-  private readonly expected: Array<{ match: (c: Command) => boolean; response: FakeResponse }> = [];
-
-  /** Expect a command whose printed form starts with `prefix` (or matches the predicate). */
-  expect(prefix: string | ((c: Command) => boolean), response: FakeResponse = {}): this {
-    const match = typeof prefix === 'string' ? (c: Command) => formatCommand(c).startsWith(prefix) : prefix;
-    this.expected.push({ match, response });
-    return this;
-  }
-
-  async run(command: Command, options: RunOptions = {}): Promise<RunResult> {
-    const found = this.expected.find((e) => e.match(command));
-    if (!found) throw new Error(`FakeRunner: unexpected command: ${formatCommand(command)}`);
-    this.calls.push(command);
-    const exitCode = found.response.exitCode ?? 0;
-    if (!(options.okCodes ?? [0]).includes(exitCode)) {
-      throw new CommandError(command, exitCode, [], options.step);
-    }
-    return { exitCode, stdout: found.response.stdout ?? '' };
-  }
 }
 
 /** Output of a quick query such as `prog --version`; empty text if it cannot run. Never for build work. */

@@ -1,7 +1,8 @@
 // Checks of the build machine, all before the first command runs.
-import { accessSync, constants, statfsSync, existsSync } from 'node:fs';
+import { accessSync, constants, statfsSync, existsSync, realpathSync } from 'node:fs';
 import { delimiter, join, dirname } from 'node:path';
 import { UserError } from './errors.ts';
+import { runQuick } from './exec.ts';
 import { hasBinfmt, readBinfmt, BINFMT_NAMES } from './chroot/chroot.ts';
 import { hostArch } from './chroot/tools.ts';
 
@@ -19,7 +20,9 @@ export const HOST_TOOLS: Record<string, string> = {
   'mkfs.vfat': 'dosfstools',
   mcopy: 'mtools',
   mdir: 'mtools',
+  mtype: 'mtools',
   genimage: 'genimage',
+  bmaptool: 'bmap-tools',
   mkpasswd: 'whois',
   'dpkg-query': 'dpkg',
   dpkg: 'dpkg',
@@ -30,6 +33,9 @@ export const HOST_TOOLS: Record<string, string> = {
   'qemu-system-aarch64': 'qemu-system-arm',
   openssl: 'openssl',
   du: 'coreutils',
+  find: 'findutils',
+  getfattr: 'attr',
+  setfattr: 'attr',
 };
 
 export const SETUP_HINT = 'run `sudo ci/setup-host.sh` (installs every host package pihub needs and registers qemu-user)';
@@ -135,3 +141,42 @@ export function qemuWarning(version: [number, number] | undefined): string | und
   }
   return undefined;
 }
+
+export interface MachineCheck {
+  /** Host programs the plan runs. */
+  tools: Iterable<string>;
+  architecture: string;
+  dryRun: boolean;
+  workDir: string;
+  outDir: string;
+  /** Undefined with --no-cache (nothing is read from it; results are still stored). */
+  cacheDir?: string;
+}
+
+/** The build machine, checked before anything runs; returns advice for the end of the output. */
+export interface Machine {
+  verify(c: MachineCheck): string[];
+}
+
+export const thisMachine: Machine = {
+  verify(c) {
+    const notes: string[] = [];
+    verifyHostTools(c.tools);
+    verifyEmulation(c.architecture);
+    const entry = readBinfmt(c.architecture);
+    if (entry?.interpreter) {
+      // Debian registers a wrapper name (…-binfmt-P) that only runs under binfmt_misc; ask the real binary.
+      const warning = qemuWarning(parseQemuVersion(runQuick([realpathSync(entry.interpreter), ['--version']])));
+      if (warning) notes.push(warning);
+    }
+    if (c.dryRun) {
+      if ((process.getuid?.() ?? 0) !== 0) notes.push('a real build needs root: run it with sudo');
+    } else {
+      verifyRoot('pihub build');
+    }
+    verifyDiskSpace(c.workDir, 8 * GiB, `the work directory (${c.workDir})`);
+    verifyDiskSpace(c.outDir, 3 * GiB, `the output directory (${c.outDir})`);
+    if (c.cacheDir) verifyDiskSpace(c.cacheDir, 4 * GiB, `the cache (${c.cacheDir})`);
+    return notes;
+  },
+};

@@ -1,5 +1,5 @@
 // Progress display and the build log.
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, fchmodSync, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LogSink } from './exec.ts';
 
@@ -17,15 +17,22 @@ export function chooseRenderer(o: { quiet: boolean; isTTY: boolean; env: NodeJS.
 export class BuildLog implements LogSink {
   private stream: WriteStream | undefined;
 
-  constructor(readonly path: string | undefined) {
+  constructor(
+    readonly path: string | undefined,
+    /** Hides secrets in everything written (a script might print one). */
+    private readonly redact: (text: string) => string = (t) => t,
+  ) {
     if (path) {
       mkdirSync(dirname(path), { recursive: true });
-      this.stream = createWriteStream(path, { flags: 'w' });
+      // It may show more of the build than a published file should: private until the build ends.
+      const fd = openSync(path, 'w', 0o600);
+      fchmodSync(fd, 0o600);
+      this.stream = createWriteStream(path, { fd });
     }
   }
 
   write(text: string): void {
-    this.stream?.write(text);
+    this.stream?.write(this.redact(text));
   }
 
   note(line: string): void {

@@ -1,25 +1,46 @@
-// npm run bench — build-speed figures for the default JupyterHub image on this machine.
+// npm run bench [-- SECTION...] — speed and size figures for the default JupyterHub image on
+// this machine. Sections (default: all, in this order):
 //
-//   baseline  one mmdebstrap call installing every package of every stage under qemu-user,
-//             as pi-gen-style tools do (a root filesystem only: no image is made)
-//   cold      pihub build with an empty stage cache
-//   warm      pihub build again, nothing changed
-//   port      pihub build after changing hub.port
+//   baseline     one mmdebstrap call installing every package of every stage under qemu-user,
+//                as pi-gen-style tools do (a root filesystem only: no image is made)
+//   build        pihub cold (empty stage cache), warm (nothing changed), after changing
+//                hub.port; the export alone; raw, data (block map) and compressed sizes
+//   compression  each compressor on the cold build's raw image: time, CPU time, size
+//   boot         an image with two users (the e2e-users config) in QEMU -M virt, 2 CPUs, 1 GiB:
+//                first and second boot to a hub that answers, memory of hub, servers, kernels
+//   raspi3b      the default image in QEMU's Raspberry Pi 3 B model: boot to a hub that answers
 //
-// All runs start with the same downloaded packages (copied from /var/cache/pihub/debs when
-// there), so the figures compare building, not the network. pihub writes zstd images
-// (`image.compression: zstd`); xz is only for releases. Needs root and ci/setup-host.sh.
+// Builds use the default config (so the default compression); all start with the same
+// downloaded packages (copied from /var/cache/pihub/debs when there), so the figures compare
+// building, not the network. Needs root and ci/setup-host.sh. Everything goes to
+// $PIHUB_BENCH_DIR (/var/tmp/pihub-bench); the summary also to its bench.md.
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_DIR } from '../build/build.ts';
+import { PROJECT_DIR } from '../build/plan/inputs.ts';
+import { DEFAULTS } from '../build/config/schema.ts';
 import { loadStages } from '../build/stages/load.ts';
 import { readBinfmt } from '../build/chroot/chroot.ts';
 import { formatDuration } from '../build/progress.ts';
+import { bootVm, ssh, waitForSsh } from '../test/helpers/vm.ts';
+import { HubSession } from '../test/helpers/hub.ts';
+import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memorySnapshot, secondBootToHub } from '../test/helpers/measure.ts';
 
 const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
 const SHARED_DEBS = '/var/cache/pihub/debs';
 const MIRROR = 'http://deb.debian.org/debian';
+const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'raspi3b'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const summary: string[] = [];
+function report(line = ''): void {
+  console.log(line);
+  summary.push(line);
+}
+
+const GB = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function run(program: string, args: string[], log: string): Promise<number> {
   const started = Date.now();
@@ -42,6 +63,15 @@ function run(program: string, args: string[], log: string): Promise<number> {
   });
 }
 
+/** Wall and CPU seconds of a shell command (bash's `times` reports its children's CPU). */
+function timed(command: string): { wall: number; cpu: number } {
+  const started = Date.now();
+  const out = execFileSync('bash', ['-c', `${command}\ntimes`], { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 }).toString();
+  const t = [...out.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  // `times` prints the shell's user and system time, then its children's.
+  return { wall: (Date.now() - started) / 1000, cpu: (t[2] ?? 0) + (t[3] ?? 0) };
+}
+
 /** Every package the stages install, for the one-call baseline. */
 function allPackages(): string[] {
   const pkgs: string[] = [];
@@ -56,10 +86,12 @@ function freshCache(name: string): string {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'debs'), { recursive: true });
   if (existsSync(SHARED_DEBS)) cpSync(SHARED_DEBS, join(dir, 'debs'), { recursive: true });
+  rmSync(join(dir, 'debs', 'trixie-arm64', 'lock'), { force: true });
   return dir;
 }
 
-async function baseline(cache: string): Promise<number> {
+async function baseline(): Promise<number> {
+  const cache = freshCache('cache-baseline');
   const target = join(ROOT, 'baseline-rootfs');
   rmSync(target, { recursive: true, force: true });
   const debs = join(cache, 'debs', 'trixie-arm64');
@@ -74,72 +106,231 @@ async function baseline(cache: string): Promise<number> {
   ];
   const ms = await run('unshare', args, join(ROOT, 'baseline.log'));
   rmSync(target, { recursive: true, force: true });
+  rmSync(cache, { recursive: true, force: true });
   return ms;
 }
 
-function pihub(cache: string, extra: string[], log: string): Promise<number> {
+const CACHE = join(ROOT, 'cache-pihub');
+
+function pihub(extra: string[], log: string, out = join(ROOT, 'deploy')): Promise<number> {
   return run(process.execPath, [
-    join(PROJECT_DIR, 'build/bin/pihub.js'), 'build', '--cache-dir', cache, '--work-dir', join(ROOT, 'work'), '--out', join(ROOT, 'deploy'),
-    '--set', 'image.compression=zstd', ...extra,
+    join(PROJECT_DIR, 'build/bin/pihub.js'), 'build', '--cache-dir', CACHE, '--work-dir', join(ROOT, 'work'), '--out', out, ...extra,
   ], log);
 }
 
-/** Stage times from a build's own log: the time from each step's start to the next. */
-function profile(buildLog: string): string[] {
+/** Step times from a build's own log: the time from each step's start to the next. */
+function profile(buildLog: string): { lines: string[]; exportMs: number } {
   const text = readFileSync(buildLog, 'utf8');
   const marks = [...text.matchAll(/^\[([0-9T:.\-Z]+)\] (stage \S+|export)[: ](.*)$/gm)].map((m) => ({ t: Date.parse(m[1]!), what: m[2]!, detail: m[3]! }));
   const end = [...text.matchAll(/^\[([0-9T:.\-Z]+)\] finished/gm)].map((m) => Date.parse(m[1]!)).pop() ?? Date.now();
   const totals = new Map<string, number>();
+  let exportMs = 0;
   marks.forEach((m, i) => {
     const next = marks[i + 1]?.t ?? end;
-    // "stage 10-system: 02-packages-nr: install 30 packages" → "stage 10-system 02-packages-nr"
-    const key = m.what === 'export' ? 'export' : `${m.what} ${m.detail.split(/: | \(/)[0]}`;
+    // "stage 10-system: 02-packages-nr: install 30 packages" → "stage 10-system 02-packages-nr";
+    // "export: root.ext4: 2400 MiB (mke2fs -d)" → "export root.ext4"
+    const key = `${m.what} ${m.detail.trim().split(/: | \(/)[0]}`;
     totals.set(key, (totals.get(key) ?? 0) + (next - m.t));
+    if (m.what === 'export') exportMs += next - m.t;
   });
   const steps = [...totals].map(([k, ms]) => `  ${formatDuration(ms).padStart(6)}  ${k}`);
   // Inside each package installation: what dpkg spent its time on (the packages step notes it).
   const inside = [...text.matchAll(/^\[[^\]]+\] profile (.*)$/gm)].map((m) => `    ${m[1]}`);
-  return [...steps, ...(inside.length ? ['  inside the package installations:', ...inside] : [])];
+  return { lines: [...steps, ...(inside.length ? ['  inside the package installations:', ...inside] : [])], exportMs };
+}
+
+interface Outputs {
+  manifest: { image: string; file: string; size: number; data_bytes: number; compression: string };
+  dir: string;
+}
+
+function outputs(dir: string): Outputs {
+  const json = readdirSync(dir).find((f) => f.endsWith('.json'));
+  if (!json) throw new Error(`no manifest in ${dir}`);
+  return { manifest: JSON.parse(readFileSync(join(dir, json), 'utf8')) as Outputs['manifest'], dir };
+}
+
+async function buildSection(base: number): Promise<Outputs> {
+  rmSync(CACHE, { recursive: true, force: true });
+  freshCache('cache-pihub');
+  rmSync(join(ROOT, 'work'), { recursive: true, force: true });
+  rmSync(join(ROOT, 'deploy'), { recursive: true, force: true });
+  console.log('pihub cold (empty stage cache) …');
+  const cold = await pihub([], join(ROOT, 'cold.log'));
+  const coldProfile = profile(join(ROOT, 'deploy', 'pihub.log'));
+  const out = outputs(join(ROOT, 'deploy'));
+  const warm = await pihub([], join(ROOT, 'warm.log'));
+  console.log('pihub after changing hub.port …');
+  const port = await pihub(['--set', 'hub.port=8000'], join(ROOT, 'port.log'), join(ROOT, 'deploy-port'));
+  const portProfile = profile(join(ROOT, 'deploy-port', 'pihub.log'));
+  const m = out.manifest;
+  report(`## Build (default config: ${m.compression} compression)\n`);
+  report('| run | time |\n|---|---|');
+  report(`| baseline: one mmdebstrap call, every package, no image | ${Number.isNaN(base) ? 'not run' : formatDuration(base)} |`);
+  report(`| pihub cold: empty stage cache, image included | ${formatDuration(cold)} |`);
+  report(`| pihub warm: nothing changed | ${formatDuration(warm)} |`);
+  report(`| pihub after changing hub.port | ${formatDuration(port)} |`);
+  report(`| export alone (in the cold build) | ${formatDuration(coldProfile.exportMs)} |`);
+  if (!Number.isNaN(base)) report(`\nbaseline / cold = ${(base / cold).toFixed(2)}`);
+  report(`\nsizes: raw image ${GB(m.size)}, data in it (block map) ${GB(m.data_bytes)}, ${m.file} ${GB(statSync(join(out.dir, m.file)).size)}`);
+  report('\ncold build, time per step:');
+  report(coldProfile.lines.join('\n'));
+  report('\nhub.port rebuild, time per step:');
+  report(portProfile.lines.join('\n'));
+  report();
+  return out;
+}
+
+/** Each compressor on the same raw image (decompressed from the cold build's output, holes kept). */
+function compressionSection(out: Outputs): void {
+  const m = out.manifest;
+  const raw = join(ROOT, 'raw.img');
+  const src = join(out.dir, m.file);
+  const decompress: Record<string, string> = { zstd: `zstd -d -q -f --sparse -o ${raw} ${src}`, xz: `xz -dc -T0 ${src} | cp --sparse=always /dev/stdin ${raw}`, gzip: `gzip -dc ${src} | cp --sparse=always /dev/stdin ${raw}`, none: `cp --sparse=always ${src} ${raw}` };
+  execFileSync('bash', ['-c', decompress[m.compression]!]);
+  const threads = cpus().length;
+  report(`## Compression of the raw image (${GB(statSync(raw).size)}, ${GB(m.data_bytes)} of data, ${threads} cores)\n`);
+  report('| command | wall | CPU | size | of raw |\n|---|---|---|---|---|');
+  const candidates = [
+    'zstd -T0 -1', 'zstd -T0 -3', 'zstd -T0 -9', 'zstd -T0 -19 --long=27',
+    'xz -T0 -6', 'xz -T0 -9', 'gzip -6',
+  ];
+  for (const c of candidates) {
+    const t = timed(`${c} -c < ${raw} > ${raw}.out`);
+    const size = statSync(`${raw}.out`).size;
+    report(`| \`${c}\` | ${t.wall.toFixed(1)} s | ${t.cpu.toFixed(1)} s | ${GB(size)} | ${((100 * size) / statSync(raw).size).toFixed(1)} % |`);
+    rmSync(`${raw}.out`, { force: true });
+  }
+  const bmap = timed(`bmaptool -q create -o ${raw}.bmap ${raw}`);
+  report(`| \`bmaptool create\` (block map, checksums of the data) | ${bmap.wall.toFixed(1)} s | ${bmap.cpu.toFixed(1)} s | ${statSync(`${raw}.bmap`).size} B | |`);
+  rmSync(`${raw}.bmap`, { force: true });
+  rmSync(raw, { force: true });
+  report();
+}
+
+const PEOPLE = [
+  { name: 'alice', password: 'alice-secret-1' },
+  { name: 'bob', password: 'bob-secret-2' },
+];
+
+async function bootSection(): Promise<void> {
+  const dir = join(ROOT, 'boot');
+  mkdirSync(dir, { recursive: true });
+  const key = join(dir, 'id_ed25519');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-bench', '-f', key]);
+  const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
+  const config = join(dir, 'users.yaml');
+  writeFileSync(config, `name: bench-users\nusers:\n  - name: alice\n    password: "alice-secret-1"\n    admin: true\n    ssh_authorized_keys:\n      - ${pub}\n  - name: bob\n    password: "bob-secret-2"\nssh:\n  enabled: true\n`);
+  console.log('boot: building the image with two users …');
+  const deploy = join(dir, 'deploy');
+  await pihub(['--config', config], join(dir, 'build.log'), deploy);
+  const out = outputs(deploy);
+  const vm = await bootVm(join(deploy, out.manifest.file), [22, 8888], {
+    serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--memory', '1024', '--cpus', '2'],
+  });
+  try {
+    const alice = { port: vm.ports[22]!, key, user: 'alice' };
+    const hub = `http://127.0.0.1:${vm.ports[8888]}`;
+    const first = await firstBootToHub(vm, hub, 10 * 60_000);
+    await waitForSsh(alice, 5 * 60_000);
+    writeFileSync(join(dir, 'boot-first.txt'), await analyzeBoot(alice));
+    const idle = await memorySnapshot(alice, PEOPLE[0]!.password);
+    for (const p of PEOPLE) {
+      const s = new HubSession(hub, p.name);
+      if ((await s.login(p.password)).status !== 302) throw new Error(`${p.name} could not log in`);
+      await s.createToken(p.password);
+      await s.startServer(300_000);
+      await s.startKernel('import numpy\na = numpy.random.default_rng(1).random((256, 256))\nprint(numpy.linalg.det(a @ a.T) > 0)');
+    }
+    const busy = await memorySnapshot(alice, PEOPLE[0]!.password);
+    const second = await secondBootToHub(vm, alice, PEOPLE[0]!.password, hub, 10 * 60_000);
+    await waitForSsh(alice, 5 * 60_000);
+    writeFileSync(join(dir, 'boot-second.txt'), await analyzeBoot(alice));
+    const cap = capacity(idle, busy, PEOPLE.length);
+    report('## Boot and memory (QEMU -M virt, 2 CPUs, 1024 MiB)\n');
+    report(`| boot | to /hub/health 200 |\n|---|---|\n| first (QEMU start) | ${seconds(first)} |\n| second (reset) | ${seconds(second)} |`);
+    report(`\nsystemd-analyze of each boot: ${join(dir, 'boot-first.txt')}, ${join(dir, 'boot-second.txt')}`);
+    report('\nhub idle, nobody logged in:');
+    report(memoryLines(idle).join('\n'));
+    report(`\n${PEOPLE.length} people logged in, each with JupyterLab and a numpy kernel:`);
+    report(memoryLines(busy).join('\n'));
+    report(`\none more person: ${cap.perPersonMiB} MiB; people served at once (a tenth of RAM kept free): ${Object.entries(cap.people).map(([r, n]) => `${r}: ${n}`).join(', ')}`);
+  } finally {
+    await vm.stop();
+  }
+  // What the first boot writes before the root file system is grown: the same card with the
+  // grow masked, after the hub started and both people ran a kernel.
+  const still = await bootVm(join(deploy, out.manifest.file), [22, 8888], {
+    serialLog: join(dir, 'console-nogrow.log'), workDir: join(ROOT, 'boot-work'),
+    extraArgs: ['--memory', '1024', '--cpus', '2', '--append', 'systemd.mask=pihub-grow-rootfs.service'],
+  });
+  try {
+    const alice = { port: still.ports[22]!, key, user: 'alice' };
+    const hub = `http://127.0.0.1:${still.ports[8888]}`;
+    await hubAnswers(hub, 10 * 60_000);
+    await waitForSsh(alice, 5 * 60_000);
+    for (const p of PEOPLE) {
+      const s = new HubSession(hub, p.name);
+      await s.login(p.password);
+      await s.createToken(p.password);
+      await s.startServer(300_000);
+      await s.startKernel('import numpy\nprint(numpy.ones(3).sum())');
+    }
+    const df = await ssh(alice, 'sync; df -B1 --output=size,avail / | tail -n 1');
+    const [size, avail] = df.stdout.trim().split(/\s+/).map(Number);
+    report(`\nfirst boot without the grow, hub up and both people with a kernel: ${Math.round(avail! / 2 ** 20)} MiB of the root file system still free (${Math.round(size! / 2 ** 20)} MiB; the image keeps ${DEFAULTS.image.headroom_mib} MiB free)`);
+    report();
+  } finally {
+    await still.stop();
+  }
+}
+
+async function raspi3bSection(out: Outputs): Promise<void> {
+  const dir = join(ROOT, 'raspi3b');
+  mkdirSync(dir, { recursive: true });
+  const vm = await bootVm(join(out.dir, out.manifest.file), [8888], { serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--machine', 'raspi3b'] });
+  try {
+    const started = await vm.qemuStarted();
+    const answered = await hubAnswers(`http://127.0.0.1:${vm.ports[8888]}`, 20 * 60_000);
+    report('## Raspberry Pi 3 B board model (QEMU raspi3b: 4 cores, 1024 MiB, USB network)\n');
+    report(`default image, first boot, QEMU start to /hub/health 200 through the USB network: ${seconds(answered - started)}`);
+    report(`console: ${join(dir, 'console.log')}`);
+    report();
+  } finally {
+    await vm.stop();
+  }
 }
 
 async function main(): Promise<void> {
   if ((process.getuid?.() ?? 0) !== 0) throw new Error('npm run bench needs root (sudo)');
+  const asked = process.argv.slice(2);
+  for (const a of asked) if (!SECTIONS.includes(a as Section)) throw new Error(`unknown section ${a}; sections: ${SECTIONS.join(', ')}`);
+  const want = (s: Section) => asked.length === 0 || asked.includes(s);
   mkdirSync(ROOT, { recursive: true });
   const interpreter = readBinfmt('arm64')?.interpreter || 'qemu-aarch64-static';
   const qemu = execFileSync(realpathSync(interpreter), ['--version']).toString().split('\n')[0];
-  console.log(`pihub bench: default JupyterHub image, trixie arm64, ${qemu}, ${execFileSync('nproc').toString().trim()} cores`);
-  const only = process.env.PIHUB_BENCH_SKIP_BASELINE ? [] : ['baseline'];
+  report(`# pihub bench: default image, trixie arm64, ${qemu}, ${cpus().length} cores, load ${execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ')} at the start\n`);
 
   let base = NaN;
-  if (only.includes('baseline')) {
+  if (want('baseline')) {
     console.log('baseline: one mmdebstrap call with every package …');
-    base = await baseline(freshCache('cache-baseline'));
+    base = await baseline();
     console.log(`baseline: ${formatDuration(base)}`);
   }
-  const cache = freshCache('cache-pihub');
-  rmSync(join(ROOT, 'work'), { recursive: true, force: true });
-  rmSync(join(ROOT, 'deploy'), { recursive: true, force: true });
-  console.log('pihub cold (empty stage cache) …');
-  const cold = await pihub(cache, [], join(ROOT, 'cold.log'));
-  const coldProfile = profile(join(ROOT, 'deploy', 'pihub.log'));
-  console.log(`pihub cold: ${formatDuration(cold)}`);
-  const warm = await pihub(cache, [], join(ROOT, 'warm.log'));
-  console.log(`pihub warm, nothing changed: ${formatDuration(warm)}`);
-  const port = await pihub(cache, ['--set', 'hub.port=8000'], join(ROOT, 'port.log'));
-  const portProfile = profile(join(ROOT, 'deploy', 'pihub.log'));
-  console.log(`pihub after changing hub.port: ${formatDuration(port)}`);
-
-  console.log('\n| run | time |\n|---|---|');
-  console.log(`| baseline (one mmdebstrap, no image) | ${Number.isNaN(base) ? 'skipped' : formatDuration(base)} |`);
-  console.log(`| pihub cold (empty cache, image included) | ${formatDuration(cold)} |`);
-  console.log(`| pihub warm, nothing changed | ${formatDuration(warm)} |`);
-  console.log(`| pihub after changing hub.port | ${formatDuration(port)} |`);
-  if (!Number.isNaN(base)) console.log(`\nbaseline / cold = ${(base / cold).toFixed(2)}`);
-  console.log('\ncold build, time per step:');
-  console.log(coldProfile.join('\n'));
-  console.log('\nhub.port rebuild, time per step:');
-  console.log(portProfile.join('\n'));
-  console.log(`\nimages: ${readdirSync(join(ROOT, 'deploy')).join(', ')}`);
+  let out: Outputs | undefined;
+  if (want('build')) out = await buildSection(base);
+  else if (existsSync(join(ROOT, 'deploy'))) out = outputs(join(ROOT, 'deploy'));
+  if (want('compression')) {
+    if (!out) throw new Error('the compression section needs a build: run the build section first');
+    compressionSection(out);
+  }
+  if (want('boot')) await bootSection();
+  if (want('raspi3b')) {
+    if (!out) throw new Error('the raspi3b section needs a build: run the build section first');
+    await raspi3bSection(out);
+  }
+  report(`load at the end: ${execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ')}`);
+  writeFileSync(join(ROOT, 'bench.md'), `${summary.join('\n')}\n`);
 }
 
 main().catch((err: Error) => {

@@ -26,7 +26,8 @@ apt-get install -y -q "${backports[@]}" qemu-user-static qemu-system-arm qemu-ut
 apt-get install -y -q \
   arch-test genimage dosfstools mtools e2fsprogs fdisk util-linux mount tar \
   xz-utils zstd gzip whois openssl debian-archive-keyring ca-certificates \
-  openssh-client libcap2-bin acl attr python3 curl gnupg device-tree-compiler
+  openssh-client libcap2-bin acl attr python3 curl gnupg device-tree-compiler \
+  shellcheck shfmt bmap-tools
 
 # binfmt_misc: mounted, and the arm64/armhf entries registered afresh. An entry with the
 # F flag keeps the qemu binary that was open when it was registered, so after an upgrade
@@ -34,7 +35,10 @@ apt-get install -y -q \
 mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 for name in aarch64 arm; do
   entry=/proc/sys/fs/binfmt_misc/qemu-$name
-  conf=$(ls /usr/lib/binfmt.d/qemu-"$name".conf /usr/lib/binfmt.d/qemu-"$name"-static.conf 2>/dev/null | head -n 1 || true)
+  conf=
+  for candidate in /usr/lib/binfmt.d/qemu-"$name".conf /usr/lib/binfmt.d/qemu-"$name"-static.conf; do
+    if [ -z "$conf" ] && [ -e "$candidate" ]; then conf=$candidate; fi
+  done
   if [ -n "$conf" ]; then
     [ -e "$entry" ] && echo -1 > "$entry"
     grep -v '^#' "$conf" > /proc/sys/fs/binfmt_misc/register

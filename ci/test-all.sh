@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 echo "== lint (eslint)"
 npx eslint .
+echo "== lint (shellcheck)"
+ci/shellcheck.sh
 echo "== type-check (tsc --noEmit, strict)"
 npx tsc --noEmit
 

@@ -6,7 +6,8 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
-import { FAT_TYPES, parseMbr, qemuCommand, type Forward } from './qemu.ts';
+import { FAT_TYPES, RASPI3B, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
+import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
 
 export interface BootOptions {
   image: string;
@@ -15,14 +16,18 @@ export interface BootOptions {
   cpus: number;
   diskSize: string;
   machine: 'virt' | 'raspi3b';
-  /** A userconf.txt to put on the boot partition of this boot's disk (never on the image). */
-  userconf?: string;
+  /** Files to put on the boot partition of this boot's copy of the card (never on the image). */
+  bootFiles: BootFile[];
+  /** A host tap device for a second network card. */
+  tap?: string;
   serialLog?: string;
   /** Print the console on stdout (default when no --serial-log). */
   console: boolean;
   workDir: string;
   keep: boolean;
   extraAppend: string;
+  /** A card on a network without internet (forwarded ports still work). */
+  offline?: boolean;
   runner: Runner;
   log: LogSink;
   signal: AbortSignal;
@@ -31,17 +36,28 @@ export interface BootOptions {
   note: (line: string) => void;
 }
 
-const DECOMPRESS: Record<string, (file: string) => [string, string[]]> = {
-  '.xz': (f) => ['xz', ['--decompress', '--stdout', '--threads=0', f]],
-  '.zst': (f) => ['zstd', ['--decompress', '--stdout', '-q', f]],
-  '.gz': (f) => ['gzip', ['--decompress', '--stdout', f]],
-};
+export interface BootFile {
+  /** The file on this machine. */
+  source: string;
+  /** Its name on the FAT partition. */
+  name: string;
+}
+
+/** `FILE` or `FILE:NAME` (NAME on the boot partition; default: FILE's own name). */
+export function parseBootFile(spec: string): BootFile {
+  const m = /^(.+?)(?::([^:/\\]+))?$/.exec(spec);
+  const source = m?.[1] ?? spec;
+  const name = m?.[2] ?? basename(source);
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || /^\.+$/.test(name)) {
+    throw new Error(`--boot-file ${spec}: \`${name}\` is not a plain file name for the boot partition (letters, digits, . _ -)`);
+  }
+  return { source, name };
+}
 
 /** The hub port an image was built with, from the manifest written beside it. */
 export function manifestFor(image: string): { hub?: { port?: number } } | undefined {
-  const base = image.replace(/\.img(\.(xz|zst|gz))?$/, '');
   try {
-    return JSON.parse(readFileSync(`${base}.json`, 'utf8')) as { hub?: { port?: number } };
+    return JSON.parse(readFileSync(`${imageBase(image)}.json`, 'utf8')) as { hub?: { port?: number } };
   } catch {
     return undefined;
   }
@@ -49,17 +65,17 @@ export function manifestFor(image: string): { hub?: { port?: number } } | undefi
 
 /** A raw image to boot from: the image itself, or a decompressed copy kept in the work dir. */
 async function rawImage(o: BootOptions): Promise<string> {
-  const ext = Object.keys(DECOMPRESS).find((e) => o.image.endsWith(e));
-  if (!ext) return o.image;
+  const decompress = COMPRESSORS[compressionOf(o.image) ?? 'none'].decompress;
+  if (!decompress) return o.image;
   const st = statSync(o.image);
-  const out = join(o.workDir, basename(o.image, ext));
+  const out = join(o.workDir, `${basename(imageBase(o.image))}.img`);
   const stamp = `${out}.source`;
   const want = `${o.image} ${st.size} ${st.mtimeMs}`;
   if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return out;
   o.note(`decompressing ${basename(o.image)} into ${o.workDir}`);
   rmSync(stamp, { force: true });
   const tmp = `${out}.partial`;
-  await o.runner.run(DECOMPRESS[ext]!(o.image), { stdoutFile: tmp, step: 'decompress the image' });
+  await o.runner.run(decompress(o.image), { stdoutFile: tmp, step: 'decompress the image' });
   rmSync(out, { force: true });
   linkOrCopy(tmp, out);
   rmSync(tmp, { force: true });
@@ -87,7 +103,7 @@ function readSector(path: string): Buffer {
 }
 
 /** Copy the kernel and initrd out of the FAT partition with mtools: no mount, no loop device. */
-async function extractBootFiles(o: BootOptions, raw: string, dest: string): Promise<{ kernel: string; initrd: string; dtb?: string }> {
+async function extractBootFiles(o: BootOptions, raw: string, dest: string): Promise<{ kernel: string; initrd: string; dtb?: string; cmdline?: string }> {
   const parts = parseMbr(readSector(raw));
   const fat = parts.find((p) => FAT_TYPES.has(p.type));
   if (!fat) throw new UserError(`${o.image}: no FAT boot partition found in its partition table`);
@@ -95,6 +111,7 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   const env = { MTOOLS_SKIP_CHECK: '1' };
   const listing = await o.runner.run(['mdir', ['-b', '-i', img, '::']], { capture: true, env, step: 'read the boot partition' });
   const files = listing.stdout.split('\n').map((l) => l.trim().replace(/^::\/?/, '')).filter(Boolean);
+  if (o.machine === 'raspi3b') return piBootFiles(o, img, files, dest);
   const pick = (prefix: string) => files.filter((f) => f.startsWith(prefix)).sort().pop();
   const kernelName = pick('vmlinuz-');
   const initrdName = pick('initrd.img-');
@@ -104,15 +121,41 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   const kernel = join(dest, kernelName);
   const initrd = join(dest, initrdName);
   await o.runner.run(['mcopy', ['-n', '-i', img, `::${kernelName}`, `::${initrdName}`, dest]], { env, step: 'copy the kernel and initrd' });
-  let dtb: string | undefined;
-  if (o.machine === 'raspi3b') {
-    const name = files.find((f) => f === 'bcm2710-rpi-3-b.dtb') ?? files.find((f) => f.startsWith('bcm2837-rpi-3-b'));
-    if (name) {
-      dtb = join(dest, name);
-      await o.runner.run(['mcopy', ['-n', '-i', img, `::${name}`, dest]], { env, step: 'copy the device tree' });
-    }
+  let cmdline: string | undefined;
+  if (files.includes('cmdline.txt')) {
+    cmdline = (await o.runner.run(['mtype', ['-i', img, '::cmdline.txt']], { capture: true, env, step: 'read cmdline.txt' })).stdout.trim();
   }
-  return { kernel, initrd, dtb };
+  return { kernel, initrd, cmdline };
+}
+
+/** What a Pi 3 B's firmware would load: config.txt's kernel and initramfs, the board's device tree, cmdline.txt. */
+async function piBootFiles(o: BootOptions, img: string, files: string[], dest: string): Promise<{ kernel: string; initrd: string; dtb: string; cmdline: string }> {
+  const env = { MTOOLS_SKIP_CHECK: '1' };
+  const read = async (name: string) => (await o.runner.run(['mtype', ['-i', img, `::${name}`]], { capture: true, env, step: `read ${name}` })).stdout;
+  if (!files.includes('config.txt')) throw new UserError(`${o.image}: the boot partition has no config.txt, so a Pi would not boot it`);
+  const config = parseConfigTxt(await read('config.txt'));
+  const dtbName = pi3DeviceTree(config);
+  const missing = [
+    ...(config.arm64 ? [] : ['`arm_64bit=1` (a Pi 3 starts in 32-bit mode without it)']),
+    ...(config.kernel ? [] : ['a `kernel=` line']),
+    ...(config.initramfs ? [] : ['an `initramfs` line']),
+  ];
+  if (missing.length) throw new UserError(`${o.image}: config.txt lacks ${missing.join(', ')}`);
+  for (const f of [config.kernel!, config.initramfs!, dtbName, config.cmdlineFile]) {
+    if (!files.includes(f)) throw new UserError(`${o.image}: config.txt names ${f}, which is not on the boot partition`);
+  }
+  if (!config.enableUart) o.note('config.txt has no enable_uart=1: a real Pi 3 would print nothing on its serial console');
+  for (const line of config.unapplied) o.note(`config.txt: \`${line}\` is applied by the Pi's firmware, not by QEMU`);
+  await o.runner.run(['mcopy', ['-n', '-i', img, `::${config.kernel}`, `::${config.initramfs}`, `::${dtbName}`, dest]], { env, step: 'copy the kernel, initramfs and device tree' });
+  o.note(`Pi 3 B: ${config.kernel}, ${config.initramfs}, ${dtbName} and ${config.cmdlineFile}, as config.txt says`);
+  return { kernel: join(dest, config.kernel!), initrd: join(dest, config.initramfs!), dtb: join(dest, dtbName), cmdline: await read(config.cmdlineFile) };
+}
+
+/** `8G`, `512M`, `1T` or bytes. */
+export function parseSize(size: string): number {
+  const m = /^(\d+)([KMGT]?)$/.exec(size);
+  if (!m) throw new UserError(`disk size ${size}: expected a size such as 8G`);
+  return Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ');
 }
 
 function qmp(socket: string, commands: string[]): Promise<void> {
@@ -134,9 +177,12 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 }
 
 export async function boot(o: BootOptions): Promise<number> {
-  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', ...(o.image.match(/\.(xz|zst|gz)$/) ? [{ xz: 'xz', zst: 'zstd', gz: 'gzip' }[o.image.split('.').pop()!]!] : [])]);
+  const tool = COMPRESSORS[compressionOf(o.image) ?? 'none'].tool;
+  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(tool ? [tool] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
-  if (o.userconf && !existsSync(o.userconf)) throw new UserError(`--userconf ${o.userconf} does not exist`);
+  for (const f of o.bootFiles) {
+    if (!existsSync(f.source) || !statSync(f.source).isFile()) throw new UserError(`${f.source} (for ${f.name} on the boot partition) is not a file`);
+  }
   mkdirSync(o.workDir, { recursive: true });
   const raw = await rawImage(o);
   const runDir = join(o.workDir, `run-${process.pid}`);
@@ -146,33 +192,26 @@ export async function boot(o: BootOptions): Promise<number> {
     if (!o.keep) rmSync(runDir, { recursive: true, force: true });
   };
   try {
-    const files = await extractBootFiles(o, raw, runDir);
     let base = raw;
-    if (o.userconf) {
-      // As if written onto a freshly flashed card: a sparse copy of the image gets the file.
+    if (o.bootFiles.length) {
+      // As if written onto a freshly flashed card: a sparse copy of the image gets the files.
       base = join(runDir, 'card.img');
-      await o.runner.run(['cp', ['--sparse=always', raw, base]], { step: 'copy the image for userconf.txt' });
-      const fat = parseMbr(readSector(base)).find((p) => FAT_TYPES.has(p.type))!;
-      await o.runner.run(['mcopy', ['-o', '-i', `${base}@@${fat.offset}`, o.userconf, '::userconf.txt']], {
-        env: { MTOOLS_SKIP_CHECK: '1' },
-        step: 'write userconf.txt onto the boot partition',
-      });
-      o.note(`userconf.txt from ${o.userconf} is on this boot's card (the image is unchanged)`);
+      await o.runner.run(['cp', ['--sparse=always', raw, base]], { step: 'copy the image for the boot files' });
+      const fat = parseMbr(readSector(base)).find((p) => FAT_TYPES.has(p.type));
+      if (!fat) throw new UserError(`${o.image}: no FAT boot partition found in its partition table`);
+      for (const f of o.bootFiles) {
+        await o.runner.run(['mcopy', ['-o', '-i', `${base}@@${fat.offset}`, f.source, `::${f.name}`]], {
+          env: { MTOOLS_SKIP_CHECK: '1' },
+          step: `write ${f.name} onto the boot partition`,
+        });
+        o.note(`${f.name} from ${f.source} is on this boot's card (the image is unchanged)`);
+      }
     }
-    let disk = join(runDir, 'disk.qcow2');
-    let format: 'qcow2' | 'raw' = 'qcow2';
-    if (o.machine === 'raspi3b') {
-      // The SD card model needs a raw power-of-two size: boot a resized raw copy.
-      disk = join(runDir, 'disk.img');
-      await o.runner.run(['qemu-img', ['convert', '-O', 'raw', base, disk]], { step: 'copy the image' });
-      const size = statSync(disk).size;
-      let pow = 1;
-      while (pow < size) pow *= 2;
-      await o.runner.run(['qemu-img', ['resize', '-f', 'raw', disk, String(pow)]], { step: 'resize the SD card' });
-      format = 'raw';
-    } else {
-      await o.runner.run(['qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, disk, o.diskSize]], { step: 'create the copy-on-write disk' });
-    }
+    const files = await extractBootFiles(o, base, runDir);
+    const disk = join(runDir, 'disk.qcow2');
+    // The SD card model of raspi3b takes only power-of-two sizes; a copy-on-write disk can have any.
+    const diskSize = o.machine === 'raspi3b' ? String(powerOfTwoAtLeast(Math.max(parseSize(o.diskSize), statSync(base).size))) : o.diskSize;
+    await o.runner.run(['qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, disk, diskSize]], { step: 'create the copy-on-write disk' });
     const qmpSocket = join(runDir, 'qmp.sock');
     const command = qemuCommand({
       machine: o.machine,
@@ -180,15 +219,19 @@ export async function boot(o: BootOptions): Promise<number> {
       initrd: files.initrd,
       dtb: files.dtb,
       disk,
-      diskFormat: format,
+      diskFormat: 'qcow2',
+      cmdline: files.cmdline,
       memoryMiB: o.memoryMiB,
       cpus: o.cpus,
       forwards: o.forwards,
       qmpSocket,
       extraAppend: o.extraAppend,
+      offline: o.offline,
+      tap: o.tap,
     });
     for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
-    o.note(`booting ${basename(o.image)} (${o.machine}, ${o.memoryMiB} MiB); Ctrl-C shuts the guest down cleanly`);
+    const size = o.machine === 'raspi3b' ? RASPI3B : { memoryMiB: o.memoryMiB, cpus: o.cpus };
+    o.note(`booting ${basename(o.image)} (${o.machine}, ${size.memoryMiB} MiB, ${size.cpus} CPUs); Ctrl-C shuts the guest down cleanly`);
     const child = spawnProcess(command, o.log);
     const serial = o.serialLog ? (mkdirSync(dirname(o.serialLog), { recursive: true }), createWriteStream(o.serialLog)) : undefined;
     child.stdout?.on('data', (d: Buffer) => {

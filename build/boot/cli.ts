@@ -1,16 +1,17 @@
 // `pihub boot IMAGE [options]`
 import { resolve } from 'node:path';
-import { parse } from '../cli.ts';
+import { parse } from '../args.ts';
 import { InputError } from '../errors.ts';
 import { createRunner } from '../exec.ts';
 import { BuildLog } from '../progress.ts';
-import { boot, manifestFor } from './boot.ts';
+import { boot, manifestFor, parseBootFile, type BootFile } from './boot.ts';
 import { parseForward, type Forward } from './qemu.ts';
 
 export const BOOT_HELP = `Usage: pihub boot IMAGE [options]
 
 Boots an image (.img, .img.xz, .img.zst or .img.gz) in qemu-system-aarch64 with the image's
-own kernel and initrd. The image file is never modified: the guest writes to a copy-on-write
+own kernel and initrd, and the kernel command line from the card's cmdline.txt (on virt its
+console= and root= replaced by QEMU's; raspi3b uses it as it is). The image file is never modified: the guest writes to a copy-on-write
 disk that is thrown away afterwards. The serial console is on this terminal; Ctrl-C shuts the
 guest down cleanly (twice: at once).
 
@@ -22,12 +23,24 @@ Options:
       --cpus N                     guest CPUs (default 2)
       --disk-size SIZE             size of the guest's disk, which the first boot grows
                                    the root file system to fill (default 8G)
-      --machine virt|raspi3b       QEMU machine: virt (default) or the Pi 3 board model
+      --machine virt|raspi3b       QEMU machine: virt (default), or raspi3b: the Pi 3 B board
+                                   model (1024 MiB, 4 CPUs, the card's config.txt, device
+                                   tree and cmdline.txt, console on the GPIO UART, USB
+                                   networking; several times slower than virt)
       --userconf FILE              boot as if FILE had been put on the card as userconf.txt
                                    (lines NAME:HASH; the accounts are made at first boot)
+      --boot-file FILE[:NAME]      put FILE on this boot's copy of the card's boot partition
+                                   as NAME (default: its own name), as you would on the SD
+                                   card: Raspberry Pi Imager's user-data, network-config,
+                                   meta-data, a changed cmdline.txt (repeatable)
+      --tap DEVICE                 a second network card on the host's tap DEVICE (made
+                                   beforehand, e.g. ip tuntap add DEVICE mode tap), so the
+                                   guest is on a network the host can see (mDNS, LAN tests)
       --serial-log FILE            also write the console to FILE
       --no-console                 do not print the console here (with --serial-log)
       --append TEXT                extra kernel command line arguments
+      --offline                    a network without internet: the guest reaches neither the
+                                   internet nor this machine (forwarded ports still work)
       --work-dir DIR               where decompressed images and the disk go (default: ./work/boot)
       --keep                       keep the copy-on-write disk afterwards
   -h, --help                       this text
@@ -43,9 +56,12 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
       'disk-size': { type: 'string' },
       machine: { type: 'string' },
       userconf: { type: 'string' },
+      'boot-file': { type: 'string', multiple: true },
+      tap: { type: 'string' },
       'serial-log': { type: 'string' },
       'no-console': { type: 'boolean' },
       append: { type: 'string' },
+      offline: { type: 'boolean' },
       'work-dir': { type: 'string' },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -73,8 +89,22 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   }
   const machine = values.machine ?? 'virt';
   if (machine !== 'virt' && machine !== 'raspi3b') throw new InputError(`--machine ${machine}: expected virt or raspi3b`);
+  if (machine === 'raspi3b' && (values.memory !== undefined || values.cpus !== undefined)) {
+    throw new InputError('--memory and --cpus do not apply to --machine raspi3b: the Pi 3 B board has 1024 MiB and 4 cores');
+  }
   const diskSize = values['disk-size'] ?? '8G';
   if (!/^\d+[KMGT]?$/.test(diskSize)) throw new InputError(`--disk-size ${diskSize}: expected a size such as 8G`);
+  let bootFiles: BootFile[];
+  try {
+    bootFiles = (values['boot-file'] ?? []).map(parseBootFile);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  if (values.userconf) bootFiles.push({ source: values.userconf, name: 'userconf.txt' });
+  bootFiles = bootFiles.map((f) => ({ ...f, source: resolve(f.source) }));
+  if (values.tap !== undefined && (machine !== 'virt' || !/^[A-Za-z0-9_.-]{1,15}$/.test(values.tap))) {
+    throw new InputError(`--tap ${values.tap}: expected a network device name (at most 15 letters, digits, . _ -) with --machine virt`);
+  }
   const log = new BuildLog(undefined);
   const note = (line: string) => process.stderr.write(`pihub: ${line}\n`);
   const code = await boot({
@@ -84,12 +114,14 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
     cpus: int(values.cpus, 2, 'cpus', 1),
     diskSize,
     machine,
-    userconf: values.userconf ? resolve(values.userconf) : undefined,
+    bootFiles,
+    tap: values.tap,
     serialLog: values['serial-log'] ? resolve(values['serial-log']) : undefined,
     console: !values['no-console'],
     workDir: resolve(values['work-dir'] ?? 'work/boot'),
     keep: values.keep ?? false,
     extraAppend: values.append ?? '',
+    offline: values.offline ?? false,
     runner: createRunner(log),
     log,
     signal,

@@ -62,33 +62,116 @@ export interface QemuOptions {
   forwards: readonly Forward[];
   qmpSocket: string;
   extraAppend: string;
+  /** A host tap device for a second network card (a LAN segment the host can see). */
+  tap?: string;
   dtb?: string;
+  /** No route to the internet or this machine (QEMU's restrict=on); forwarded ports still work. */
+  offline?: boolean;
+  /** The card's cmdline.txt, which a Pi's firmware hands to the kernel. */
+  cmdline?: string;
 }
 
-export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend'>): string {
-  const console = o.machine === 'virt' ? 'console=ttyAMA0' : 'console=ttyAMA1,115200 console=ttyAMA0';
-  const disk = o.machine === 'virt' ? '' : ' rootwait';
-  return `root=LABEL=${ROOT_LABEL} rw ${console} fsck.repair=yes net.ifnames=1${disk}${o.extraAppend ? ` ${o.extraAppend}` : ''}`;
+/** QEMU's Raspberry Pi 3 B model has the board's fixed RAM and four cores. */
+export const RASPI3B = { memoryMiB: 1024, cpus: 4 } as const;
+
+/** What the Pi's firmware reads from config.txt to start a Pi 3 in 64-bit mode. */
+export interface PiBootConfig {
+  kernel?: string;
+  initramfs?: string;
+  deviceTree?: string;
+  cmdlineFile: string;
+  arm64: boolean;
+  enableUart: boolean;
+  upstreamKernel: boolean;
+  /** Lines that change the device tree (dtoverlay, dtparam): the firmware applies them, QEMU does not. */
+  unapplied: string[];
+}
+
+/**
+ * config.txt as the firmware of a Pi 3 B reads it: lines in `[all]` and `[pi3]` sections
+ * apply, other conditional sections (`[pi4]`, `[pi3+]`, `[none]`, …) do not.
+ */
+export function parseConfigTxt(text: string): PiBootConfig {
+  const c: PiBootConfig = { cmdlineFile: 'cmdline.txt', arm64: false, enableUart: false, upstreamKernel: false, unapplied: [] };
+  let applies = true;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (!line) continue;
+    const section = /^\[(.*)\]$/.exec(line);
+    if (section) {
+      applies = ['all', 'pi3'].includes(section[1]!.trim().toLowerCase());
+      continue;
+    }
+    if (!applies) continue;
+    const initramfs = /^initramfs\s+(\S+)/.exec(line);
+    if (initramfs) {
+      c.initramfs = initramfs[1];
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 0) continue;
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    if (key === 'kernel') c.kernel = value;
+    else if (key === 'device_tree') c.deviceTree = value;
+    else if (key === 'cmdline') c.cmdlineFile = value;
+    else if (key === 'arm_64bit') c.arm64 = value === '1';
+    else if (key === 'enable_uart') c.enableUart = value === '1';
+    else if (key === 'upstream_kernel') c.upstreamKernel = value === '1';
+    else if (key === 'dtoverlay' || key === 'dtparam') c.unapplied.push(line);
+  }
+  return c;
+}
+
+/** The device tree the firmware loads on a Pi 3 B: upstream kernels use the bcm2837 name. */
+export function pi3DeviceTree(c: PiBootConfig): string {
+  return c.deviceTree ?? (c.upstreamKernel ? 'bcm2837-rpi-3-b.dtb' : 'bcm2710-rpi-3-b.dtb');
+}
+
+/** Used when the card has no cmdline.txt. */
+const DEFAULT_CARD_ARGS = 'rw fsck.repair=yes net.ifnames=1';
+
+/**
+ * The kernel command line. raspi3b boots with the card's cmdline.txt as it is, as a Pi does
+ * (console on the GPIO UART). virt gets root and console for its own disk and UART, then the
+ * card's cmdline.txt (including anything Raspberry Pi Imager appended) without its console=
+ * and root= parameters, which name the Pi's UART and SD card.
+ */
+export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend' | 'cmdline'>): string {
+  const extra = o.extraAppend ? ` ${o.extraAppend}` : '';
+  if (o.machine === 'raspi3b') return `${(o.cmdline ?? '').replace(/\s+/g, ' ').trim()}${extra}`;
+  const card = o.cmdline === undefined
+    ? DEFAULT_CARD_ARGS
+    : o.cmdline.split(/\s+/).filter((x) => x && !/^(console|root)=/.test(x)).join(' ');
+  return `root=LABEL=${ROOT_LABEL} console=ttyAMA0${card ? ` ${card}` : ''}${extra}`;
+}
+
+/** The SD card model takes only sizes that are a power of two. */
+export function powerOfTwoAtLeast(bytes: number): number {
+  let size = 1;
+  while (size < bytes) size *= 2;
+  return size;
 }
 
 export function qemuCommand(o: QemuOptions): Command {
-  const net = ['user', 'id=net0', ...o.forwards.map((f) => `hostfwd=tcp:${f.address}:${f.hostPort}-:${f.guestPort}`)].join(',');
+  const net = ['user', 'id=net0', ...(o.offline ? ['restrict=on'] : []), ...o.forwards.map((f) => `hostfwd=tcp:${f.address}:${f.hostPort}-:${f.guestPort}`)].join(',');
   const common = [
     '-kernel', o.kernel,
     '-initrd', o.initrd,
     '-append', kernelCommandLine(o),
     '-display', 'none',
     '-monitor', 'none',
-    '-serial', 'stdio',
     '-qmp', `unix:${o.qmpSocket},server=on,wait=off`,
   ];
   if (o.machine === 'raspi3b') {
-    // The real Pi 3 board model: 1 GiB, SD card, USB networking. The image must be a power of two in size.
+    // The Pi 3 board model: its own device tree, SD card, USB networking. Its first UART (the
+    // PL011) belongs to Bluetooth on a Pi 3; the console is the second, the mini UART (ttyS1).
     return ['qemu-system-aarch64', [
-      '-M', 'raspi3b', '-m', '1024', '-smp', '4',
+      '-M', 'raspi3b', '-m', String(RASPI3B.memoryMiB), '-smp', String(RASPI3B.cpus),
       ...(o.dtb ? ['-dtb', o.dtb] : []),
       '-drive', `if=sd,file=${o.disk},format=${o.diskFormat}`,
       '-device', 'usb-net,netdev=net0', '-netdev', net,
+      '-serial', 'null', '-serial', 'stdio',
       ...common,
     ]];
   }
@@ -98,7 +181,9 @@ export function qemuCommand(o: QemuOptions): Command {
     '-device', 'virtio-blk-pci,drive=hd0',
     '-netdev', net,
     '-device', 'virtio-net-pci,netdev=net0',
+    ...(o.tap ? ['-netdev', `tap,id=net1,ifname=${o.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=net1'] : []),
     '-device', 'virtio-rng-pci',
+    '-serial', 'stdio',
     ...common,
   ]];
 }

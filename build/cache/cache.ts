@@ -1,9 +1,13 @@
 // Content-addressed snapshots of the root filesystem after each stage, and of exported images.
 // An entry is written under a temporary name and renamed when complete, so an interrupted
 // build never leaves an entry that looks usable.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Runner } from '../exec.ts';
+import { fsyncPath, moveFile, sha256File } from '../files.ts';
+import { SharedLock } from '../lock.ts';
+import { clearRecords, recordTree, restoreChanges } from './restore.ts';
 
 export interface EntryMeta {
   key: string;
@@ -15,6 +19,13 @@ export interface EntryMeta {
   bytes: number;
   /** Files of an image entry, relative to the entry directory. */
   files?: string[];
+  /** Size and sha256 of each file of the entry (`snapshot` for a stage), checked before it is used. */
+  checksums?: Record<string, FileSum>;
+}
+
+export interface FileSum {
+  bytes: number;
+  sha256: string;
 }
 
 export const DEFAULT_CACHE_DIR = '/var/cache/pihub';
@@ -52,6 +63,16 @@ export class Cache {
     this.imagesDir = join(dir, 'images');
   }
 
+  /** Builds share the cache; `pihub cache clear|prune` have it alone. */
+  get locks(): SharedLock {
+    return new SharedLock(join(this.dir, 'locks'));
+  }
+
+  /** Entries that other running builds are about to restore: a build's prune leaves them. */
+  keysInUse(): Set<string> {
+    return new Set(this.locks.sharedHolders().flatMap((h) => h.keys ?? []));
+  }
+
   /** Downloaded packages for one base, shared by every build of it. */
   debsDir(suite: string, arch: string): string {
     const d = join(this.dir, 'debs', `${suite}-${arch}`);
@@ -61,8 +82,39 @@ export class Cache {
 
   ensure(): void {
     for (const d of [this.dir, this.stagesDir, this.imagesDir]) mkdirSync(d, { recursive: true });
-    // Cache keys are digests of configs that may hold passwords: keep the cache private.
+    // The salt for secrets in cache keys, and snapshots of images with password hashes: private.
     chmodSync(this.dir, 0o700);
+  }
+
+  private get saltPath(): string {
+    return join(this.dir, 'salt');
+  }
+
+  /** This cache's salt for secrets in cache keys (cache/keys.ts), if it has one yet. */
+  readSalt(): string | undefined {
+    try {
+      return readFileSync(this.saltPath, 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The salt, made on first use: random, readable by root only, never copied out of the cache. */
+  salt(): string {
+    const existing = this.readSalt();
+    if (existing) return existing;
+    this.ensure();
+    const tmp = `${this.saltPath}.partial-${process.pid}`;
+    writeFileSync(tmp, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    try {
+      // link() fails if another build made the salt first: then both use that one.
+      linkSync(tmp, this.saltPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    return this.readSalt()!;
   }
 
   snapshotPath(key: string): string {
@@ -95,29 +147,78 @@ export class Cache {
 
   private writeMeta(meta: EntryMeta): void {
     const path = this.metaPath(meta.kind, meta.key);
-    writeFileSync(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-    renameSync(`${path}.tmp`, path);
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(meta, null, 2)}\n`);
+    fsyncPath(tmp);
+    renameSync(tmp, path);
   }
 
-  async saveStage(runner: Runner, key: string, label: string, rootfs: string, step: string): Promise<void> {
-    this.ensure();
-    const final = this.snapshotPath(key);
-    const tmp = `${final}.partial-${process.pid}`;
-    try {
-      await runner.run(snapshotCommand(rootfs, tmp), { step });
-      renameSync(tmp, final);
-    } finally {
-      rmSync(tmp, { force: true });
+  /** Size and digest of a file, made durable first: a crash must not leave a complete-looking entry with lost data. */
+  private async seal(path: string): Promise<FileSum> {
+    fsyncPath(path);
+    return { bytes: statSync(path).size, sha256: await sha256File(path) };
+  }
+
+  /**
+   * What is wrong with an entry's files (a crash of the machine can leave them truncated or
+   * holey under a complete-looking record), or undefined when each has its recorded size and digest.
+   */
+  async verify(kind: 'stage' | 'image', key: string): Promise<string | undefined> {
+    const meta = this.readMeta(kind, key);
+    if (!meta) return 'it has no record';
+    const files = kind === 'stage' ? { snapshot: this.snapshotPath(key) } : Object.fromEntries((meta.files ?? []).map((f) => [f, join(this.imageDir(key), f)]));
+    for (const [name, path] of Object.entries(files)) {
+      const want = meta.checksums?.[name];
+      if (!want) return `${name} has no recorded checksum`;
+      let bytes: number;
+      try {
+        bytes = statSync(path).size;
+      } catch {
+        return `${name} is missing`;
+      }
+      if (bytes !== want.bytes) return `${name} has ${bytes} bytes instead of ${want.bytes}`;
+      if ((await sha256File(path)) !== want.sha256) return `${name} does not match its recorded sha256`;
     }
+    return undefined;
+  }
+
+  /** Where a snapshot is written before it is complete. */
+  partialSnapshotPath(key: string): string {
+    return `${this.snapshotPath(key)}.partial-${process.pid}`;
+  }
+
+  /** Make a finished snapshot (written to partialSnapshotPath) an entry: durable, checksummed, then named. */
+  async commitStage(key: string, label: string): Promise<void> {
+    const tmp = this.partialSnapshotPath(key);
+    const sum = await this.seal(tmp);
+    renameSync(tmp, this.snapshotPath(key));
     const now = new Date().toISOString();
-    this.writeMeta({ key, kind: 'stage', label, created: now, lastUsed: now, bytes: statSync(final).size });
+    this.writeMeta({ key, kind: 'stage', label, created: now, lastUsed: now, bytes: sum.bytes, checksums: { snapshot: sum } });
     this.prune(this.limit, key);
   }
 
-  async restoreStage(runner: Runner, key: string, rootfs: string, step: string): Promise<void> {
-    rmSync(rootfs, { recursive: true, force: true });
-    mkdirSync(rootfs, { recursive: true });
-    await runner.run(restoreCommand(rootfs, this.snapshotPath(key)), { step });
+  /** Snapshot a tree as the stage entry `key` (the build does the same through its plan). */
+  async saveStage(runner: Runner, key: string, label: string, rootfs: string, step: string): Promise<void> {
+    this.ensure();
+    try {
+      await runner.run(snapshotCommand(rootfs, this.partialSnapshotPath(key)), { step });
+      await this.commitStage(key, label);
+    } finally {
+      rmSync(this.partialSnapshotPath(key), { force: true });
+    }
+    await recordTree(runner, rootfs, key, step);
+  }
+
+  async restoreStage(runner: Runner, key: string, rootfs: string, step: string, note?: (line: string) => void): Promise<void> {
+    const restore = restoreCommand(rootfs, this.snapshotPath(key));
+    // A tree that was this snapshot earlier gets back only what changed since (restore.ts).
+    if (!(await restoreChanges(runner, rootfs, key, restore, step, note))) {
+      clearRecords(rootfs);
+      rmSync(rootfs, { recursive: true, force: true });
+      mkdirSync(rootfs, { recursive: true });
+      await runner.run(restore, { step });
+      await recordTree(runner, rootfs, key, step);
+    }
     this.touch('stage', key);
   }
 
@@ -131,21 +232,28 @@ export class Cache {
   }
 
   /** Store export results: `files` are moved from `fromDir` into the cache. */
-  saveImage(key: string, label: string, fromDir: string, files: readonly string[]): void {
+  async saveImage(key: string, label: string, fromDir: string, files: readonly string[]): Promise<void> {
     this.ensure();
     const final = this.imageDir(key);
     const tmp = `${final}.partial-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     let bytes = 0;
+    const checksums: Record<string, FileSum> = {};
     for (const f of files) {
-      renameSync(join(fromDir, f), join(tmp, f));
-      bytes += statSync(join(tmp, f)).size;
+      moveFile(join(fromDir, f), join(tmp, f));
+      checksums[f] = await this.seal(join(tmp, f));
+      bytes += checksums[f].bytes;
+    }
+    // Another build of the same inputs may have stored it meanwhile, and be placing it in its deploy/.
+    if (this.hasImage(key)) {
+      rmSync(tmp, { recursive: true, force: true });
+      return;
     }
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final);
     const now = new Date().toISOString();
-    this.writeMeta({ key, kind: 'image', label, created: now, lastUsed: now, bytes, files: [...files] });
+    this.writeMeta({ key, kind: 'image', label, created: now, lastUsed: now, bytes, files: [...files], checksums });
     this.prune(this.limit, key);
   }
 
@@ -162,6 +270,11 @@ export class Cache {
     return out.sort((a, b) => a.lastUsed.localeCompare(b.lastUsed));
   }
 
+  /** Remove an entry that failed verification (its record first: it never looks usable again). */
+  discard(kind: 'stage' | 'image', key: string): void {
+    this.remove({ key, kind, label: '', created: '', lastUsed: '', bytes: 0 });
+  }
+
   remove(meta: EntryMeta): void {
     rmSync(this.metaPath(meta.kind, meta.key), { force: true });
     if (meta.kind === 'stage') rmSync(this.snapshotPath(meta.key), { force: true });
@@ -170,15 +283,17 @@ export class Cache {
 
   /**
    * Evict least recently used entries until the cache fits its limit; the entry just
-   * written (`keep`) stays even if it alone is over the limit. Returns what was removed.
+   * written (`keep`) stays even if it alone is over the limit, and so do the entries other
+   * running builds will restore. Returns what was removed.
    */
   prune(limit = this.limit, keep?: string): EntryMeta[] {
     const entries = this.list();
     let total = entries.reduce((s, e) => s + e.bytes, 0);
     const removed: EntryMeta[] = [];
+    const inUse = this.keysInUse();
     for (const e of entries) {
       if (total <= limit) break;
-      if (e.key === keep) continue;
+      if (e.key === keep || inUse.has(e.key)) continue;
       this.remove(e);
       total -= e.bytes;
       removed.push(e);

@@ -34,8 +34,8 @@ export function isolatedCommand(command: Command): Command {
   return ['unshare', ['--mount', '--pid', '--fork', '--kill-child', '--', command[0], ...command[1]]];
 }
 
-const POLICY_RC_D = '/usr/sbin/policy-rc.d';
-const POLICY_TEXT = '#!/bin/sh\n# Written by pihub during the build: no service starts in the build chroot.\nexit 101\n';
+export const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+export const POLICY_TEXT = '#!/bin/sh\n# Written by pihub during the build: no service starts in the build chroot.\nexit 101\n';
 
 /** Keep maintainer scripts from starting services in the build chroot. Returns false if one was already there. */
 export function installPolicyRcD(rootfs: string): boolean {

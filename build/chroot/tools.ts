@@ -6,9 +6,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildConfig } from '../config/schema.ts';
-import { formatCommand, type Command, type Runner } from '../exec.ts';
+import type { Command } from '../exec.ts';
+import type { Op } from '../plan/ops.ts';
 import { isolatedCommand } from './chroot.ts';
-import { implementationDigest, sha256, canonicalJson } from '../cache/keys.ts';
+import { implementationDigest, sha256, canonicalJson } from '../plan/keys.ts';
 
 export const ENGINE_DIR = fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, '');
 export const ENGINE_MOUNT = '/run/pihub/engine';
@@ -52,30 +53,48 @@ export function toolsCommand(config: BuildConfig, dir: string, debs: string, hos
   return isolatedCommand(['mmdebstrap', args]);
 }
 
-/** The tools root for this base, made once (natively, seconds) and reused from the cache. */
-export async function ensureToolsRoot(runner: Runner, config: BuildConfig, cacheDir: string, release: string, step: string): Promise<string> {
-  const key = toolsKey(config, release);
-  const root = toolsRoot(cacheDir, key);
-  if (existsSync(join(root, 'usr/bin/python3'))) return root;
+/** The operations that make the tools root for this base once (natively, seconds); later builds find it in the cache. */
+export function toolsRootOps(config: BuildConfig, cacheDir: string, release: string | undefined, step: string): Op[] {
+  const key = release ? toolsKey(config, release) : '<key>';
   const dir = join(cacheDir, 'tools', key);
   const tmp = `${dir}.partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
   const debs = join(cacheDir, 'debs', `${config.base.suite}-${hostArch()}`);
-  mkdirSync(join(debs, 'partial'), { recursive: true });
-  try {
-    await runner.run(toolsCommand(config, join(tmp, 'root'), debs), { step });
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  return root;
-}
-
-export function describeTools(config: BuildConfig, cacheDir: string, release: string | undefined): string {
-  const dir = release ? toolsRoot(cacheDir, toolsKey(config, release)) : join(cacheDir, 'tools', '<key>', 'root');
-  return `${formatCommand(toolsCommand(config, dir, join(cacheDir, 'debs', `${config.base.suite}-${hostArch()}`)))}   (once per base; cached)`;
+  return [{
+    kind: 'lock',
+    path: `${dir}.lock`,
+    text: 'made by one build at a time',
+    body: [{
+      kind: 'if',
+      text: `the native tools root is not in the cache yet (${join(dir, 'root')})`,
+      test: () => !existsSync(join(dir, 'root/usr/bin/python3')),
+      then: [
+        {
+          kind: 'do',
+          text: `start from an empty ${tmp}`,
+          fn: () => {
+            rmSync(tmp, { recursive: true, force: true });
+            mkdirSync(tmp, { recursive: true });
+            mkdirSync(join(debs, 'partial'), { recursive: true });
+          },
+        },
+        {
+          kind: 'try',
+          body: [
+            { kind: 'run', command: toolsCommand(config, join(tmp, 'root'), debs), step },
+            {
+              kind: 'do',
+              text: `keep it: rename it to ${dir}`,
+              fn: () => {
+                rmSync(dir, { recursive: true, force: true });
+                renameSync(tmp, dir);
+              },
+            },
+          ],
+          finally: [{ kind: 'do', hidden: true, text: 'remove what is left of the temporary directory', fn: () => rmSync(tmp, { recursive: true, force: true }) }],
+        },
+      ],
+    }],
+  }];
 }
 
 /** The Version of an installed package in a dpkg status file, if any. */

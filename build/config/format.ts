@@ -19,7 +19,8 @@ export interface Locator {
   locate(path: readonly PathKey[], preferKey?: boolean): string | undefined;
 }
 
-function describeValue(v: unknown): string {
+function describeValue(v: unknown, secret = false): string {
+  if (secret && typeof v === 'string') return `${v.length} characters, not shown: a secret`;
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
@@ -84,6 +85,8 @@ export interface IssueContext {
   sources: readonly Locator[];
   /** Used when no source claims a path. */
   fallback: string;
+  /** Paths whose values must never be shown. */
+  isSecret?: (path: readonly PathKey[]) => boolean;
 }
 
 function locate(ctx: IssueContext, path: readonly PathKey[], preferKey = false): string {
@@ -117,16 +120,17 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], ctx: IssueCont
     }
     const where = locate(ctx, path);
     const value = valueAt(ctx.input, path);
+    const secret = ctx.isSecret?.(path) ?? false;
     const name = path.length ? `\`${formatPath(path)}\`` : 'config';
     let message: string;
     if (issue.code === 'invalid_type') {
       message = value === undefined
         ? `is required (${typeWord(issue.expected)})`
-        : `must be ${typeWord(issue.expected)} (got ${describeValue(value)})`;
+        : `must be ${typeWord(issue.expected)} (got ${describeValue(value, secret)})`;
     } else if (issue.message.startsWith('Invalid input')) {
-      message = `is not valid (got ${describeValue(value)})`;
+      message = `is not valid (got ${describeValue(value, secret)})`;
     } else {
-      const shown = value !== undefined && typeof value !== 'object' ? ` (got ${describeValue(value)})` : '';
+      const shown = value !== undefined && typeof value !== 'object' ? ` (got ${describeValue(value, secret)})` : '';
       message = `${issue.message}${shown}`;
     }
     lines.push(`${where}: ${name}: ${message}`);

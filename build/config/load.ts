@@ -1,17 +1,21 @@
 // Config layers: DEFAULTS < config file < overlays (in order) < --set. Validated once, at the end.
-import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { ConfigSchema, DEFAULTS, type BuildConfig } from './schema.ts';
 import { formatIssues, formatPath, type Locator, type PathKey } from './format.ts';
+import { HIDDEN, isSecretPath, resolveSecretRefs } from './secrets.ts';
+import { FORBIDDEN_KEYS, forbiddenKeyMessage, readYamlMapping } from './yaml.ts';
+import { declarationAt } from './settings.ts';
 
 export interface ConfigLayer {
   label: string;
   data: Record<string, unknown>;
   locator: Locator;
+  /** Where relative paths in this layer start (secret files): its file's folder, or the working directory. */
+  baseDir?: string;
 }
 
 /** Shorten a path for messages: relative to the working directory when that is shorter. */
@@ -20,56 +24,10 @@ export function displayPath(path: string): string {
   return rel && !rel.startsWith('../../') && rel.length < path.length ? rel : path;
 }
 
-function nodeAt(doc: Document, path: readonly PathKey[], preferKey = false): YamlNode | undefined {
-  let node: unknown = doc.contents;
-  for (const [i, p] of path.entries()) {
-    const last = i === path.length - 1;
-    if (isMap(node)) {
-      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(p));
-      if (!pair) return undefined;
-      // A bad scalar points at its value; a key with a mapping or list under it points at the key.
-      if (last) return (isScalar(pair.value) && !preferKey ? pair.value : pair.key) as YamlNode;
-      node = pair.value;
-    } else if (isSeq(node) && typeof p === 'number') {
-      node = node.items[p];
-    } else {
-      return undefined;
-    }
-  }
-  return node as YamlNode | undefined;
-}
-
-/**
- * Parse YAML text into a config layer. Syntax errors name the line and column;
- * the document must be a mapping.
- */
+/** Parse YAML text into a config layer; the document must be a mapping. */
 export function parseConfigText(text: string, label: string): ConfigLayer {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => {
-      const pos = lineCounter.linePos(e.pos[0]);
-      const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      return `${label}:${pos.line}:${pos.col}: invalid YAML: ${msg}`;
-    });
-    throw new InputError(lines.join('\n'));
-  }
-  const data = doc.toJS() as unknown;
-  if (data === null || data === undefined) {
-    return { label, data: {}, locator: { locate: () => undefined } };
-  }
-  if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new InputError(`${label}: must be a YAML mapping of keys such as \`name: my-pi\` (see config.example.yaml)`);
-  }
-  const locator: Locator = {
-    locate(path, preferKey) {
-      const node = path.length === 0 ? undefined : nodeAt(doc, path, preferKey);
-      if (!node?.range) return undefined;
-      const pos = lineCounter.linePos(node.range[0]);
-      return `${label}:${pos.line}:${pos.col}`;
-    },
-  };
-  return { label, data: data as Record<string, unknown>, locator };
+  const { data, locator } = readYamlMapping(text, label, 'such as `name: my-pi` (see config.example.yaml)');
+  return { label, data, locator };
 }
 
 export function loadConfigFile(path: string): ConfigLayer {
@@ -86,7 +44,18 @@ export function loadConfigFile(path: string): ConfigLayer {
     }
     throw new InputError(`cannot read config file ${label}: ${(err as Error).message}`);
   }
-  return parseConfigText(text, label);
+  return { ...parseConfigText(text, label), baseDir: dirname(path) };
+}
+
+/** A key anywhere in a value that would reach an object's prototype. */
+function forbiddenKeyIn(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  for (const [k, x] of Object.entries(v)) {
+    if (FORBIDDEN_KEYS.has(k)) return k;
+    const inner = forbiddenKeyIn(x);
+    if (inner !== undefined) return inner;
+  }
+  return undefined;
 }
 
 /** `--set hub.port=8000` → a layer. Values are YAML scalars, so numbers and booleans keep their type. */
@@ -95,17 +64,21 @@ export function setLayer(assignments: readonly string[]): ConfigLayer {
   const origins = new Map<string, string>();
   for (const arg of assignments) {
     const eq = arg.indexOf('=');
-    if (eq <= 0) throw new InputError(`--set ${arg}: expected KEY=VALUE, for example \`--set hub.port=8000\``);
+    if (eq <= 0) throw new InputError(`--set ${eq < 0 ? arg : '=…'}: expected KEY=VALUE, for example \`--set hub.port=8000\``);
     const key = arg.slice(0, eq);
     const raw = arg.slice(eq + 1);
     const path: PathKey[] = key.split('.').map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-    if (path.some((p) => p === '')) throw new InputError(`--set ${arg}: \`${key}\` is not a key path such as \`hub.port\``);
+    if (path.some((p) => p === '')) throw new InputError(`--set ${key}=…: \`${key}\` is not a key path such as \`hub.port\``);
+    const bad = path.find((p) => FORBIDDEN_KEYS.has(String(p)));
+    if (bad !== undefined) throw new InputError(`--set ${key}=…: ${forbiddenKeyMessage(String(bad))}`);
     let value: unknown;
     try {
-      value = raw === '' ? '' : parseYamlValue(raw);
+      value = raw === '' ? '' : parseYamlValue(raw, { maxAliasCount: 0 });
     } catch {
       value = raw;
     }
+    const inner = forbiddenKeyIn(value);
+    if (inner !== undefined) throw new InputError(`--set ${key}=…: ${forbiddenKeyMessage(inner)}`);
     let cur: Record<PathKey, unknown> = data;
     path.forEach((p, i) => {
       if (i === path.length - 1) {
@@ -117,12 +90,15 @@ export function setLayer(assignments: readonly string[]): ConfigLayer {
         cur = cur[p] as Record<PathKey, unknown>;
       }
     });
-    origins.set(formatPath(path), `--set ${arg}`);
+    // A secret's value is never shown (its path may also end in .env or .file: a reference).
+    const secret = isSecretPath(path) || isSecretPath(path.slice(0, -1));
+    origins.set(formatPath(path), secret ? `--set ${key}=${HIDDEN}` : `--set ${arg}`);
   }
   return {
     label: '--set',
     data,
     locator: { locate: (path) => (path.length ? origins.get(formatPath(path)) : undefined) },
+    baseDir: process.cwd(),
   };
 }
 
@@ -134,7 +110,11 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export function deepMerge(base: unknown, over: unknown): unknown {
   if (isPlainObject(base) && isPlainObject(over)) {
     const out: Record<string, unknown> = { ...base };
-    for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
+    for (const [k, v] of Object.entries(over)) {
+      // Readers refuse such keys with a location; this keeps any other caller from polluting.
+      if (FORBIDDEN_KEYS.has(k)) throw new InputError(forbiddenKeyMessage(k));
+      out[k] = Object.hasOwn(base, k) ? deepMerge(base[k], v) : v;
+    }
     return out;
   }
   if (Array.isArray(base) && isPlainObject(over) && Object.keys(over).every((k) => /^\d+$/.test(k))) {
@@ -175,16 +155,35 @@ export function knownKeysAt(path: readonly PathKey[]): string[] {
 }
 
 /** Merge the layers over DEFAULTS and validate; every problem is reported at once. */
-export function resolveConfig(layers: readonly ConfigLayer[]): BuildConfig {
+export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.ProcessEnv = process.env): BuildConfig {
   let merged: unknown = structuredClone(DEFAULTS);
-  for (const layer of layers) merged = deepMerge(merged, layer.data);
+  for (const layer of layers) {
+    const where = (path: readonly PathKey[]) => layer.locator.locate(path) ?? layer.label;
+    merged = deepMerge(merged, resolveSecretRefs(layer.data, where, layer.baseDir ?? process.cwd(), env));
+  }
   const result = ConfigSchema.safeParse(merged);
-  if (result.success) return result.data;
+  if (result.success) return resolveFileSettings(result.data);
   const lines = formatIssues(result.error.issues, {
     input: merged,
     knownKeys: knownKeysAt,
     sources: [...layers].reverse().map((l) => l.locator),
     fallback: layers[0]?.label ?? 'config',
+    isSecret: isSecretPath,
   });
   throw new InputError(lines.join('\n'));
+}
+
+/** Settings declared `file`: each given path must exist on the build machine; kept absolute. */
+function resolveFileSettings(config: BuildConfig): BuildConfig {
+  const walk = (v: unknown, path: PathKey[]): unknown => {
+    if (typeof v === 'string' && declarationAt(path)?.file) {
+      const file = resolve(v);
+      if (!existsSync(file)) throw new InputError(`\`${formatPath(path)}\`: ${file} does not exist; give a file on the build machine`);
+      return file;
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, [...path, k])]));
+    return v;
+  };
+  return walk(config, []) as BuildConfig;
 }

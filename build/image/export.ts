@@ -1,27 +1,15 @@
-// Export: root filesystem directory → boot.vfat + root.ext4 → genimage → compressed image,
-// checksums, package list and manifest. No loop devices and no mounts.
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Export: genimage lays out an MBR image; mke2fs -d and mkfs.vfat/mcopy fill its partitions in
+// place; then a block map, checksums, compression, package list and manifest. No loop devices, no mounts.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { formatCommand, type Command, type Runner } from '../exec.ts';
 import { UserError } from '../errors.ts';
+import { sha256File } from '../files.ts';
+import { compressCommand, imageNames, type ImageNames } from './naming.ts';
 import {
-  BOOT_LABEL, ROOT_LABEL, genimageConfig, idFromHex, layout, rootSize, uuidFromHex, MiB, type Layout,
+  BOOT_LABEL, BOOT_OFFSET, BOOT_SIZE, ROOT_LABEL, genimageConfig, idFromHex, layout, rootSize, uuidFromHex, MiB, type Layout,
 } from './layout.ts';
-
-export type Compression = BuildConfig['image']['compression'];
-
-export const COMPRESSED_SUFFIX: Record<Compression, string> = { xz: '.xz', zstd: '.zst', gzip: '.gz', none: '' };
-
-export function compressCommand(compression: Compression, file: string): Command | undefined {
-  switch (compression) {
-    case 'xz': return ['xz', ['--threads=0', '-6', '--keep', '--force', file]];
-    case 'zstd': return ['zstd', ['-T0', '-3', '--keep', '--force', '-q', file]];
-    case 'gzip': return ['gzip', ['--keep', '--force', '-6', file]];
-    case 'none': return undefined;
-  }
-}
 
 export interface ExportPaths {
   rootfs: string;
@@ -29,31 +17,24 @@ export interface ExportPaths {
   dir: string;
 }
 
-export function exportNames(config: BuildConfig, date: string) {
-  const base = `${config.name}-${date}-${config.base.suite}-${config.base.architecture}`;
-  const image = `${base}.img`;
-  return {
-    base,
-    image,
-    compressed: `${image}${COMPRESSED_SUFFIX[config.image.compression]}`,
-    sha256: `${base}.sha256`,
-    info: `${base}.info`,
-    manifest: `${base}.json`,
-  };
+export function exportNames(config: BuildConfig, date: string): ImageNames {
+  return imageNames({ name: config.name, ...config.base, compression: config.image.compression }, date);
 }
 
 export const BOOTFS = 'boot/firmware';
 
-export function mke2fsCommand(dir: string, rootfs: string, bytes: number, inodes: number, uuid: string): Command {
-  return ['mke2fs', ['-q', '-F', '-t', 'ext4', '-L', ROOT_LABEL, '-U', uuid, '-N', String(inodes), '-d', rootfs, join(dir, 'root.ext4'), `${bytes / 1024}k`]];
+// The file systems are made in place, inside the image genimage laid out: no copy of them.
+export function mke2fsCommand(image: string, offset: number, rootfs: string, bytes: number, inodes: number, uuid: string): Command {
+  // -m 0: until the first boot grows it, the free room is everybody's (the grow sets 5 % aside for root).
+  return ['mke2fs', ['-q', '-F', '-t', 'ext4', '-L', ROOT_LABEL, '-U', uuid, '-N', String(inodes), '-m', '0', '-E', `offset=${offset}`, '-d', rootfs, image, `${bytes / 1024}k`]];
 }
 
-export function mkfsVfatCommand(dir: string, volumeId: string, size: number): Command {
-  return ['mkfs.vfat', ['-F', '32', '-n', BOOT_LABEL, '-i', volumeId, '-C', join(dir, 'boot.vfat'), String(size / 1024)]];
+export function mkfsVfatCommand(image: string, offset: number, volumeId: string, size: number): Command {
+  return ['mkfs.vfat', ['-F', '32', '-n', BOOT_LABEL, '-i', volumeId, `--offset=${offset / 512}`, image, String(size / 1024)]];
 }
 
-export function mcopyCommand(dir: string, sources: readonly string[]): Command {
-  return ['mcopy', ['-i', join(dir, 'boot.vfat'), '-s', '-p', '-m', '-Q', ...sources, '::']];
+export function mcopyCommand(image: string, offset: number, sources: readonly string[]): Command {
+  return ['mcopy', ['-i', `${image}@@${offset}`, '-s', '-p', '-m', '-Q', ...sources, '::']];
 }
 
 export function genimageCommand(dir: string): Command {
@@ -63,23 +44,28 @@ export function genimageCommand(dir: string): Command {
   ];
 }
 
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
+/** The block map of the raw image: which blocks hold data (from the sparse file's holes), with checksums. */
+export function bmapCommand(image: string, bmap: string): Command {
+  return ['bmaptool', ['create', '--output', bmap, image]];
+}
+
+/** Bytes of data a block map says must be written (the rest of the image is holes). */
+export function bmapDataBytes(bmapXml: string): number {
+  const field = (name: string) => Number(new RegExp(`<${name}>\\s*(\\d+)\\s*</${name}>`).exec(bmapXml)?.[1]);
+  const bytes = field('MappedBlocksCount') * field('BlockSize');
+  if (!Number.isFinite(bytes)) throw new Error('the block map has no MappedBlocksCount or BlockSize');
+  return bytes;
 }
 
 export interface ExportResult {
-  names: ReturnType<typeof exportNames>;
+  names: ImageNames;
   /** Files written to the export directory's out/ (names from `names`). */
   files: string[];
   layout: Layout;
   rawSha256: string;
   compressedSha256: string;
+  /** Bytes of the raw image that hold data (what `bmaptool copy` writes). */
+  dataBytes: number;
 }
 
 export interface ExportOptions {
@@ -97,6 +83,8 @@ export interface ExportOptions {
 }
 
 const STEP = 'export';
+/** The zero-length partition image genimage is given: it lays the partitions out, mke2fs and mkfs.vfat fill them. */
+const EMPTY = 'empty.img';
 
 /** Move the firmware partition's files out of the root tree while mke2fs runs; always moved back. */
 function withBootfsAside<T>(rootfs: string, aside: string, onCleanup: (fn: () => void) => void, fn: () => Promise<T>): Promise<T> {
@@ -126,6 +114,8 @@ export async function exportImage(o: ExportOptions): Promise<ExportResult> {
   for (const d of ['out', 'tmp', 'emptyroot']) mkdirSync(join(paths.dir, d), { recursive: true });
   const bootfs = join(paths.dir, 'bootfs');
 
+  const out = join(paths.dir, 'out');
+  const raw = join(out, names.image);
   const l = await withBootfsAside(paths.rootfs, bootfs, o.onCleanup, async () => {
     o.progress('measure the root filesystem');
     const used = await runner.run(['du', ['--summarize', '--block-size=1', '--one-file-system', paths.rootfs]], { step: STEP, capture: true });
@@ -137,32 +127,38 @@ export async function exportImage(o: ExportOptions): Promise<ExportResult> {
       headroomMiB: config.image.headroom_mib,
     });
     const lay = layout(size.bytes);
-    o.progress(`root.ext4: ${Math.round(size.bytes / MiB)} MiB (mke2fs -d)`);
-    await run(mke2fsCommand(paths.dir, paths.rootfs, size.bytes, size.inodes, uuidFromHex(o.seed)));
+    o.progress(`${names.image}: partition table (genimage)`);
+    // Empty partition images: genimage writes the table only; the file systems go in below.
+    writeFileSync(join(paths.dir, EMPTY), '');
+    writeFileSync(join(paths.dir, 'genimage.cfg'), genimageConfig(names.image, lay, idFromHex(o.seed, 2), EMPTY));
+    await run(genimageCommand(paths.dir));
+    o.progress(`root file system: ${Math.round(size.bytes / MiB)} MiB (mke2fs -d)`);
+    await run(mke2fsCommand(raw, lay.root.offset, paths.rootfs, size.bytes, size.inodes, uuidFromHex(o.seed)));
     return lay;
   });
 
-  o.progress('boot.vfat: FAT32 firmware partition (mkfs.vfat, mcopy)');
-  await run(mkfsVfatCommand(paths.dir, idFromHex(o.seed, 1), l.boot.size));
+  o.progress('firmware partition: FAT32 (mkfs.vfat, mcopy)');
+  await run(mkfsVfatCommand(raw, l.boot.offset, idFromHex(o.seed, 1), l.boot.size));
   // bootfs was moved back into the root tree; copy from there.
   const firmwareDir = join(paths.rootfs, BOOTFS);
   const entries = readdirSync(firmwareDir).sort().map((e) => join(firmwareDir, e));
-  if (entries.length) await run(mcopyCommand(paths.dir, entries));
+  if (entries.length) await run(mcopyCommand(raw, l.boot.offset, entries));
+  // mke2fs writes the last blocks of its file system, but make sure the file has the image's size.
+  const length = statSync(raw).size;
+  if (length > l.total) throw new Error(`${raw} is ${length} bytes, more than its layout's ${l.total}`);
+  truncateSync(raw, l.total);
 
-  o.progress(`${names.image}: partition table (genimage)`);
-  writeFileSync(join(paths.dir, 'genimage.cfg'), genimageConfig(names.image, l, idFromHex(o.seed, 2)));
-  await run(genimageCommand(paths.dir));
-  const out = join(paths.dir, 'out');
-  rmSync(join(paths.dir, 'root.ext4'));
-  rmSync(join(paths.dir, 'boot.vfat'));
-
-  const compress = compressCommand(config.image.compression, join(out, names.image));
-  if (compress) o.progress(`compress with ${config.image.compression}`);
-  // The raw image's checksum is read while the compressor reads it too (from the page cache).
-  const [rawSha256] = await Promise.all([sha256File(join(out, names.image)), compress ? run(compress) : undefined]);
+  const compress = compressCommand(config.image.compression, raw);
+  o.progress(compress ? `block map and ${config.image.compression} compression` : 'block map');
+  // The checksum, the block map and the compressor read the raw image at the same time (from
+  // the page cache). The block map comes from the image's holes: genimage, mke2fs and
+  // mkfs.vfat leave every block they did not write as a hole.
+  const [rawSha256] = await Promise.all([sha256File(raw), run(bmapCommand(raw, join(out, names.bmap))), compress ? run(compress) : undefined]);
+  const dataBytes = bmapDataBytes(readFileSync(join(out, names.bmap), 'utf8'));
   const compressedSha256 = compress ? await sha256File(join(out, names.compressed)) : rawSha256;
   const sums = [`${rawSha256}  ${names.image}`];
   if (compress) sums.push(`${compressedSha256}  ${names.compressed}`);
+  sums.push(`${await sha256File(join(out, names.bmap))}  ${names.bmap}`);
   writeFileSync(join(out, names.sha256), `${sums.join('\n')}\n`);
 
   const pkgs = await runner.run(
@@ -173,24 +169,27 @@ export async function exportImage(o: ExportOptions): Promise<ExportResult> {
   writeFileSync(join(out, names.info), `# Packages in ${names.image}: name, version, architecture\n${lines.join('\n')}\n`);
   writeFileSync(
     join(out, names.manifest),
-    `${JSON.stringify({ ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256, size: l.total, layout: l, packages: lines.length }, null, 2)}\n`,
+    `${JSON.stringify({ ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256, bmap: names.bmap, size: l.total, data_bytes: dataBytes, layout: l, packages: lines.length }, null, 2)}\n`,
   );
-  if (compress) rmSync(join(out, names.image));
-  return { names, files: [names.compressed, names.sha256, names.info, names.manifest], layout: l, rawSha256, compressedSha256 };
+  if (compress) rmSync(raw);
+  return { names, files: [names.compressed, names.bmap, names.sha256, names.info, names.manifest], layout: l, rawSha256, compressedSha256, dataBytes };
 }
 
 /** What --dry-run prints for the export. */
 export function describeExport(config: BuildConfig, paths: ExportPaths, date: string): string[] {
   const names = exportNames(config, date);
   const dir = paths.dir;
-  const compress = compressCommand(config.image.compression, join(dir, 'out', names.image));
+  const raw = join(dir, 'out', names.image);
+  const compress = compressCommand(config.image.compression, raw);
   return [
     `move ${join(paths.rootfs, BOOTFS)} aside; measure the tree with du`,
-    `${formatCommand(mke2fsCommand(dir, paths.rootfs, 0, 0, 'UUID')).replace(' 0k', ' <size>k').replace('-N 0', '-N <inodes>')}`,
-    formatCommand(mkfsVfatCommand(dir, 'VOLID', 508 * MiB)),
-    `${formatCommand(mcopyCommand(dir, [`${join(paths.rootfs, BOOTFS)}/*`]))}`,
-    formatCommand(genimageCommand(dir)),
+    `${formatCommand(genimageCommand(dir))}   (the partition table; the partitions are filled in place)`,
+    `${formatCommand(mke2fsCommand(raw, 0, paths.rootfs, 0, 0, 'UUID')).replace(' 0k', ' <size>k').replace('-N 0', '-N <inodes>').replace('offset=0', 'offset=<root offset>')}`,
+    formatCommand(mkfsVfatCommand(raw, BOOT_OFFSET, 'VOLID', BOOT_SIZE)),
+    `${formatCommand(mcopyCommand(raw, BOOT_OFFSET, [`${join(paths.rootfs, BOOTFS)}/*`]))}`,
+    formatCommand(bmapCommand(raw, join(dir, 'out', names.bmap))),
     ...(compress ? [formatCommand(compress)] : []),
     `sha256 → ${names.sha256}; dpkg-query --show → ${names.info}; manifest → ${names.manifest}`,
+    `SBOM (SPDX 2.3) from the root file system's dpkg database → ${names.base}.spdx.json`,
   ];
 }

@@ -59,8 +59,12 @@ export function uuidFromHex(hex: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-export function genimageConfig(imageName: string, l: Layout, diskSignature: string): string {
-  return `# Written by pihub: MBR with a FAT32 firmware partition and an ext4 root, both built beforehand.
+/**
+ * genimage's config: an MBR with a FAT32 firmware partition and an ext4 root. `partitionImage`
+ * is given to both partitions; when it is empty, genimage writes the table only.
+ */
+export function genimageConfig(imageName: string, l: Layout, diskSignature: string, partitionImage: string): string {
+  return `# Written by pihub: MBR with a FAT32 firmware partition and an ext4 root, filled in place afterwards.
 image ${imageName} {
   hdimage {
     partition-table-type = "mbr"
@@ -69,13 +73,13 @@ image ${imageName} {
   partition firmware {
     partition-type = 0xC
     bootable = true
-    image = "boot.vfat"
+    image = "${partitionImage}"
     offset = ${l.boot.offset}
     size = ${l.boot.size}
   }
   partition root {
     partition-type = 0x83
-    image = "root.ext4"
+    image = "${partitionImage}"
     offset = ${l.root.offset}
     size = ${l.root.size}
   }

@@ -1,11 +1,12 @@
 // Reads stages/NN-name/ directories into typed stage definitions. Unknown files are errors.
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { displayPath } from '../config/load.ts';
-import { isConfigKey } from './values.ts';
+import { readYamlMapping } from '../config/yaml.ts';
+import type { PathKey } from '../config/format.ts';
+import { isConfigKey } from '../config/settings.ts';
 import { templateKeys, unknownFilters } from './template.ts';
 
 export type SubstepKind = 'bootstrap' | 'debconf' | 'packages-nr' | 'packages' | 'files' | 'run' | 'run-chroot';
@@ -151,18 +152,15 @@ export function walkFiles(root: string, modes: Record<string, FileMode>, label: 
 
 function readStageYaml(path: string): z.infer<typeof StageYamlSchema> {
   if (!existsSync(path)) return StageYamlSchema.parse({});
-  let raw: unknown;
-  try {
-    raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
-  } catch (err) {
-    throw new InputError(`${displayPath(path)}: invalid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const { data: raw, locator } = readYamlMapping(readFileSync(path, 'utf8'), displayPath(path), '(description, reads, files)');
   const parsed = StageYamlSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0]!;
+    const issuePath = first.code === 'unrecognized_keys' ? [...first.path, first.keys[0]!] : first.path;
+    const where = locator.locate(issuePath as PathKey[], true) ?? displayPath(path);
     const key = first.path.join('.');
     const what = first.code === 'unrecognized_keys' ? `unknown key \`${first.keys.join('`, `')}\` (known: description, reads, files)` : first.message;
-    throw new InputError(`${displayPath(path)}: ${key ? `\`${key}\`: ` : ''}${what}`);
+    throw new InputError(`${where}: ${key ? `\`${key}\`: ` : ''}${what}`);
   }
   return parsed.data;
 }

@@ -2,7 +2,6 @@
 // dpkg log, for the build log and `npm run bench`. Reporting only: not part of any cache key.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StepContext } from './step.ts';
 
 export interface DpkgProfile {
   unpacked: number;
@@ -59,16 +58,16 @@ export function dpkgProfile(log: string, since: Date): DpkgProfile {
   return p;
 }
 
-export function noteProfile(ctx: StepContext, step: string, since: Date, compileSeconds: number): void {
+export function noteProfile(rootfs: string, note: (line: string) => void, step: string, since: Date, compileSeconds: number): void {
   let log = '';
   try {
-    log = readFileSync(join(ctx.paths.rootfs, 'var/log/dpkg.log'), 'utf8');
+    log = readFileSync(join(rootfs, 'var/log/dpkg.log'), 'utf8');
   } catch {
     return;
   }
   const p = dpkgProfile(log, since);
   const slow = p.slowest.map(([k, s]) => `${k.replace(/:.*/, '')} ${s}s`).join(', ');
-  ctx.note(
+  note(
     `profile ${step}: unpack ${p.unpackSeconds}s (${p.unpacked} packages), configure ${p.configureSeconds}s (${p.configured}; slowest: ${slow}), ` +
       `triggers ${p.triggerSeconds}s, Python byte-compiling ${compileSeconds}s`,
   );

@@ -1,11 +1,12 @@
-// The one interface every step kind implements, and what a step may use while it runs.
+// The one interface every step kind implements: what it needs from the build machine, and the
+// operations it adds to the plan (plan/ops.ts). Helpers for commands in the target.
 import { existsSync } from 'node:fs';
 import type { BuildConfig } from '../config/schema.ts';
-import type { Command, Runner, RunOptions } from '../exec.ts';
+import type { Command } from '../exec.ts';
 import { chrootCommand, type Bind } from '../chroot/chroot.ts';
 import { ENGINE_DIR, ENGINE_MOUNT, TOOLS_MOUNT } from '../chroot/tools.ts';
+import type { Op, RunOp } from '../plan/ops.ts';
 import type { StageDef, Substep } from './load.ts';
-import { valuesEnv } from './values.ts';
 
 export interface BuildPaths {
   /** Root of the work tree for this image, e.g. work/pihub. */
@@ -19,6 +20,7 @@ export interface BuildPaths {
   deploy: string;
 }
 
+/** What a step kind knows when it makes its operations. */
 export interface PlanContext {
   config: BuildConfig;
   paths: BuildPaths;
@@ -29,26 +31,20 @@ export interface PlanContext {
   tools?: string;
 }
 
-export interface StepContext extends PlanContext {
-  runner: Runner;
-  /** The values this stage reads (passwords already hashed). */
-  values: Record<string, unknown>;
-  /** A note for the build log and the task's output. */
-  note(line: string): void;
-  onLine?: (line: string) => void;
-}
-
 export interface Step {
   title: string;
   /** Host programs the step runs, checked before the build starts. */
   tools: readonly string[];
-  /** What --dry-run prints: the exact commands, or a sentence for work done in-process. */
-  describe(ctx: PlanContext): string[];
-  run(ctx: StepContext): Promise<void>;
-  cleanup?(ctx: StepContext): Promise<void>;
+  /** It may run apt on the shared package cache (one apt at a time there: apt's own lock). */
+  usesPackageCache?: boolean;
+  /** Its work, exactly: the dry run prints these and the executor runs them. */
+  ops(ctx: PlanContext): Op[];
 }
 
 export type StepFactory = (sub: Substep) => Step;
+
+/** `10-system/02-packages-nr`: how errors name a step. */
+export const stepName = (ctx: PlanContext, sub: Substep) => `${ctx.stage.id}/${sub.name}`;
 
 export const CHROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Native sed, grep, cp and the like, first on the PATH in a foreign target (chroot/native-prepare.sh). */
@@ -65,8 +61,10 @@ const HOST_CERTS_MOUNT = '/run/pihub/host-certs';
 const HOST_BUNDLE = 'ca-certificates.crt';
 const hasHostBundle = () => existsSync(`${HOST_CERTS}/${HOST_BUNDLE}`);
 
-/** The environment of everything that runs inside the target. */
-export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string, unknown> = {}): Record<string, string> {
+export const DPKG_FORCE_BUILD = 'security-mac,downgrade,unsafe-io';
+
+/** The environment of everything that runs inside the target (the stage's values are added when it runs). */
+export function chrootEnv(ctx: PlanContext): Record<string, string> {
   const env: Record<string, string> = {
     PATH: ctx.tools ? `${NATIVE_BIN}:${CHROOT_PATH}` : CHROOT_PATH,
     HOME: '/root',
@@ -75,9 +73,11 @@ export function chrootEnv(ctx: StepContext | PlanContext, values: Record<string,
     // dpkg's log (build profile) gets one clock from the build machine's dpkg and the target's.
     TZ: 'UTC',
     DEBIAN_FRONTEND: 'noninteractive',
+    // No fsync per file while dpkg unpacks, for this build only (never in the image's dpkg.cfg.d);
+    // dpkg's default forces stay on, since the variable replaces them.
+    DPKG_FORCE: DPKG_FORCE_BUILD,
     DEBCONF_NONINTERACTIVE_SEEN: 'true',
     STAGE_DIR: STAGE_MOUNT,
-    ...valuesEnv(values),
   };
   // apt in scripts (e.g. `apt-get install npm`) goes through the configured proxy too.
   if (ctx.config.apt_proxy) env.http_proxy = ctx.config.apt_proxy;
@@ -118,12 +118,24 @@ export function inChroot(ctx: PlanContext, command: readonly string[]): Command 
 /** Native stand-ins for slow target programs around a step (chroot/native-tools.sh). */
 export const NATIVE = (mode: 'on' | 'off'): string[] => ['/bin/sh', `${ENGINE_MOUNT}/native-tools.sh`, mode];
 
-export function runInChroot(ctx: StepContext, command: readonly string[], options: RunOptions = {}): ReturnType<Runner['run']> {
-  return ctx.runner.run(inChroot(ctx, command), {
-    cleanEnv: true,
-    onLine: ctx.onLine,
-    step: `${ctx.stage.id}`,
-    ...options,
-    env: { ...chrootEnv(ctx, ctx.values), ...options.env },
-  });
+/** A command inside the target, with the target's environment and the stage's values. */
+export function inTarget(ctx: PlanContext, command: readonly string[], step: string, extra: Partial<RunOp> = {}): RunOp {
+  return { kind: 'run', command: inChroot(ctx, command), step, env: chrootEnv(ctx), valuesEnv: true, cleanEnv: true, ...extra };
+}
+
+/** A stage script's command: shell scripts always stop at the first failing command and at an unset variable. */
+export function scriptCommand(interpreter: readonly string[], script: string): string[] {
+  const [program, ...args] = interpreter;
+  const shell = (p: string | undefined) => p !== undefined && /^(sh|bash|dash|ash|ksh|zsh)$/.test(p.replace(/^.*\//, ''));
+  const rest = (a: string[]) => a.filter((x) => x !== '-e' && x !== '-u' && x !== '-eu' && x !== '-ue');
+  if (shell(program)) return [program!, '-e', '-u', ...rest(args), script];
+  // `#!/usr/bin/env bash`
+  if (program?.replace(/^.*\//, '') === 'env' && shell(args[0])) return [program, args[0]!, '-e', '-u', ...rest(args.slice(1)), script];
+  return [...interpreter, script];
+}
+
+/** Operations with the native stand-ins in place (foreign targets only), taken out again also after a failure. */
+export function withNativeTools(ctx: PlanContext, step: string, ops: readonly Op[]): Op[] {
+  if (!ctx.tools) return [...ops];
+  return [inTarget(ctx, NATIVE('on'), step), { kind: 'try', body: ops, finally: [inTarget(ctx, NATIVE('off'), step)] }];
 }

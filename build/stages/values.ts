@@ -1,24 +1,12 @@
-// The config values a stage may read, as templates and scripts see them.
-import { createHash } from 'node:crypto';
+// The config values a stage reads, as its templates and scripts see them: the keys listed in
+// its `reads`, with every key declared `hashedAs` (a plain password) replaced by its crypt(3)
+// hash, made at build time; scripts get each as a PIHUB_* variable.
 import type { BuildConfig } from '../config/schema.ts';
-import { knownKeysAt } from '../config/load.ts';
-import type { Runner } from '../exec.ts';
+import { configValue, declarationAt, envName } from '../config/settings.ts';
+import { formatPath, type PathKey } from '../config/format.ts';
+import type { Command } from '../exec.ts';
+import type { Op, RunState } from '../plan/ops.ts';
 import { plainValue } from './template.ts';
-
-/** Is `hub.port` a key of the config (a leaf or a whole section)? */
-export function isConfigKey(key: string): boolean {
-  const parts = key.split('.');
-  return knownKeysAt(parts.slice(0, -1)).includes(parts[parts.length - 1]!);
-}
-
-export function configValue(config: BuildConfig, key: string): unknown {
-  let cur: unknown = config;
-  for (const p of key.split('.')) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[p];
-  }
-  return cur;
-}
 
 /** Settings with an `auto` value resolved, so stages see what will really happen. */
 export function effectiveConfig(config: BuildConfig): BuildConfig {
@@ -32,75 +20,66 @@ export function effectiveConfig(config: BuildConfig): BuildConfig {
   };
 }
 
-/** A user as stages see it: a password hash, never the password. */
-export interface StageUser {
-  name: string;
-  password_hash: string;
-  admin: boolean;
-  ssh_authorized_keys: string[];
+/** Debian's default hash (yescrypt); the password goes through stdin only, the hash is not logged. */
+export const MKPASSWD: Command = ['mkpasswd', ['--method=yescrypt', '--stdin']];
+
+interface Hashed {
+  path: PathKey[];
+  plain: string;
+  as: string;
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest('hex');
-
-/**
- * Values for the cache key. Plain passwords enter only as a digest, so the key
- * changes when a password does but the cache never stores one.
- */
-export function keyValues(config: BuildConfig, reads: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of reads) {
-    const v = configValue(config, key);
-    out[key] = key === 'users'
-      ? config.users.map((u) => ({ ...u, password: u.password === undefined ? undefined : digest(`pihub:${u.password}`) }))
-      : v;
-  }
+/** Plain values declared `hashedAs`, at any depth of the keys a stage reads. */
+function hashedIn(config: BuildConfig, reads: readonly string[]): Hashed[] {
+  const out: Hashed[] = [];
+  const walk = (v: unknown, path: PathKey[]) => {
+    const as = declarationAt(path)?.hashedAs;
+    if (typeof v === 'string' && as) out.push({ path, plain: v, as });
+    else if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+  };
+  for (const key of reads) walk(configValue(config, key), key.split('.'));
   return out;
 }
 
-/** Hash a plain password as Debian does by default (yescrypt); the password goes through stdin only. */
-export async function hashPassword(runner: Runner, password: string, step: string): Promise<string> {
-  const { stdout } = await runner.run(['mkpasswd', ['--method=yescrypt', '--stdin']], {
-    input: `${password}\n`,
-    capture: true,
-    step,
-  });
-  const hash = stdout.trim();
-  if (!hash.startsWith('$')) throw new Error(`mkpasswd returned no hash for step ${step}`);
-  return hash;
+/** The object holding `path` inside the values, which are keyed by the read key that contains it. */
+function parentIn(values: Record<string, unknown>, reads: readonly string[], path: PathKey[]): Record<string, unknown> {
+  const key = reads.find((k) => k.split('.').every((seg, i) => String(path[i]) === seg))!;
+  let cur: unknown = values[key];
+  for (const p of path.slice(key.split('.').length, -1)) cur = (cur as Record<PathKey, unknown>)[p];
+  return cur as Record<string, unknown>;
 }
 
-/** Values a stage's templates and scripts get; passwords are hashed here, at build time. */
-export async function stageValues(
-  config: BuildConfig,
-  reads: readonly string[],
-  runner: Runner,
-  step: string,
-): Promise<Record<string, unknown>> {
-  const out: Record<string, unknown> = {};
-  for (const key of reads) {
-    if (key === 'users') {
-      const users: StageUser[] = [];
-      for (const u of config.users) {
-        users.push({
-          name: u.name,
-          admin: u.admin,
-          ssh_authorized_keys: u.ssh_authorized_keys,
-          password_hash: u.password_hash ?? (await hashPassword(runner, u.password!, step)),
-        });
-      }
-      out[key] = users;
-    } else {
-      out[key] = configValue(config, key);
-    }
+/** The operations that give a stage its values: a copy of the config, then one mkpasswd per plain password. */
+export function valueOps(config: BuildConfig, reads: readonly string[], step: string): Op[] {
+  const hashed = hashedIn(config, reads);
+  const ops: Op[] = [{
+    kind: 'do',
+    hidden: true,
+    text: 'the values the stage reads',
+    fn: (st: RunState) => {
+      st.values = Object.fromEntries(reads.map((k) => [k, structuredClone(configValue(config, k))]));
+      for (const h of hashed) delete parentIn(st.values, reads, h.path)[String(h.path.at(-1))];
+    },
+  }];
+  for (const h of hashed) {
+    ops.push({
+      kind: 'run',
+      command: MKPASSWD,
+      step,
+      input: { text: `\`${formatPath(h.path)}\` (a secret)`, make: () => `${h.plain}\n` },
+      secretOutput: true,
+      capture: (stdout, st) => {
+        const hash = stdout.trim();
+        if (!hash.startsWith('$')) throw new Error(`mkpasswd returned no hash for \`${formatPath(h.path)}\` in step ${step}`);
+        parentIn(st.values, reads, h.path)[h.as] = hash;
+      },
+    });
   }
-  return out;
+  return ops;
 }
 
-/** `hub.port` → `PIHUB_HUB_PORT` */
-export function envName(key: string): string {
-  return `PIHUB_${key.toUpperCase().replaceAll('.', '_')}`;
-}
-
+/** The stage's values as the variables its scripts get. */
 export function valuesEnv(values: Record<string, unknown>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(values)) env[envName(k)] = plainValue(v);

@@ -1,4 +1,4 @@
-#!/bin/sh -e
+#!/bin/sh -eu
 # hub.https.mode files: put the certificate and key given on the build machine into the image
 # (the key readable by root only). self-signed: nothing to do here; the card makes its own.
 dir="$ROOTFS_DIR/etc/pihub/https"

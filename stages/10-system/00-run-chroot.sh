@@ -1,8 +1,8 @@
-#!/bin/sh -e
+#!/bin/sh -eu
 # Generate the initramfs once, at the end of this stage, not after every package that
 # ships an initramfs hook: each run is minutes under emulation.
 mkdir -p /etc/initramfs-tools
-if ! dpkg-divert --list /usr/sbin/update-initramfs | grep -q pihub; then
+if [ "$(dpkg-divert --listpackage /usr/sbin/update-initramfs)" != pihub ]; then
   dpkg-divert --package pihub --rename --divert /usr/sbin/update-initramfs.pihub --add /usr/sbin/update-initramfs
 fi
 cat > /usr/sbin/update-initramfs <<'SH'

@@ -1,4 +1,4 @@
-#!/bin/sh -e
+#!/bin/sh -eu
 systemctl set-default multi-user.target
 systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
   pihub-grow-rootfs.service pihub-ssh-keygen.service pihub-userconf.service pihub-issue.service

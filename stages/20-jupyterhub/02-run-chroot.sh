@@ -1,4 +1,4 @@
-#!/bin/sh -e
+#!/bin/sh -eu
 # configurable-http-proxy from npm, as the original guide installed it, when hub.proxy is npm.
 # It goes to /usr/local/bin, ahead of Debian's /usr/bin one on the hub's PATH.
 if [ "$PIHUB_HUB_PROXY" = npm ]; then

@@ -1,4 +1,4 @@
-#!/bin/sh -e
+#!/bin/sh -eu
 # Applies the settings of the build config (PIHUB_* variables) to the image.
 
 # Time zone
@@ -20,20 +20,12 @@ if [ "$PIHUB_LOCALE" != C.UTF-8 ]; then
 fi
 update-locale "LANG=$PIHUB_LOCALE"
 
-# Wi-Fi: the passphrase is stored only as the hashed PSK that wpa_passphrase computes
+# Wi-Fi: the SSID in hex (any name is safe), the passphrase only as its WPA PSK
 rm -f /etc/wpa_supplicant/wpa_supplicant-wlan0.conf /etc/modprobe.d/pihub-wifi.conf
-systemctl disable wpa_supplicant@wlan0.service 2>/dev/null || true
+systemctl disable wpa_supplicant@wlan0.service
 if [ -n "$PIHUB_WIFI_SSID" ]; then
   mkdir -p /etc/wpa_supplicant
-  umask 077
-  {
-    echo "# Written by pihub. Change networks with: wpa_passphrase SSID >> this file"
-    echo "ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev"
-    echo "update_config=1"
-    echo "country=$PIHUB_WIFI_COUNTRY"
-    printf '%s\n' "$PIHUB_WIFI_PSK" | wpa_passphrase "$PIHUB_WIFI_SSID" | grep -v '^[[:space:]]*#psk='
-  } > /etc/wpa_supplicant/wpa_supplicant-wlan0.conf
-  umask 022
+  /usr/local/lib/pihub/wifi-config /etc/wpa_supplicant/wpa_supplicant-wlan0.conf
   echo "options cfg80211 ieee80211_regdom=$PIHUB_WIFI_COUNTRY" > /etc/modprobe.d/pihub-wifi.conf
   systemctl enable wpa_supplicant@wlan0.service
 fi
@@ -50,6 +42,36 @@ if [ "$PIHUB_SSH_ENABLED" = true ]; then
 else
   systemctl disable ssh.service
 fi
+
+# Updates the card installs on its own: apt's daily timers run unattended-upgrades. This file
+# sorts after Debian's 20auto-upgrades and 50unattended-upgrades (left as packaged, so package
+# upgrades never ask about them) and so overrides them.
+case $PIHUB_UPDATES_AUTOMATIC in
+  off) periodic=0 ;;
+  *) periodic=1 ;;
+esac
+{
+  cat <<CONF
+// Written by pihub from updates.automatic: $PIHUB_UPDATES_AUTOMATIC
+// (security: Debian's security updates; all: also the stable point releases; off: none).
+APT::Periodic::Update-Package-Lists "$periodic";
+APT::Periodic::Unattended-Upgrade "$periodic";
+#clear Unattended-Upgrade::Origins-Pattern;
+Unattended-Upgrade::Origins-Pattern {
+CONF
+  if [ "$PIHUB_UPDATES_AUTOMATIC" != off ]; then
+    cat <<'CONF'
+  "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
+CONF
+  fi
+  if [ "$PIHUB_UPDATES_AUTOMATIC" = all ]; then
+    cat <<'CONF'
+  "origin=Debian,codename=${distro_codename},label=Debian";
+  "origin=Debian,codename=${distro_codename}-updates,label=Debian";
+CONF
+  fi
+  echo '};'
+} > /etc/apt/apt.conf.d/90pihub-updates
 
 # Hub groups (system groups, so the first person keeps uid/gid 1000)
 for group in "$PIHUB_HUB_USERS_GROUP" "$PIHUB_HUB_ADMIN_GROUP"; do
@@ -77,7 +99,8 @@ for user in json.loads(os.environ['PIHUB_USERS'] or '[]'):
         pwd.getpwnam(name)
     except KeyError:
         subprocess.run(['adduser', '--disabled-password', '--comment', '', name], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(['usermod', '--password', user['password_hash'], name], check=True)
+    # The hash through stdin: a command line is visible to every process on the machine.
+    subprocess.run(['chpasswd', '--encrypted'], input=f"{name}:{user['password_hash']}\n", text=True, check=True)
     if user['admin']:
         subprocess.run(['usermod', '--append', '--groups', f'sudo,{admin_group}', name], check=True)
     keys = user['ssh_authorized_keys']

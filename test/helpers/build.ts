@@ -1,12 +1,39 @@
 // Run real `pihub build`s for the integration and end-to-end tests.
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PIHUB } from './vm.ts';
 
 /** Where the suite keeps its builds: outside the repo, stable across runs, so the stage cache and work trees are reused. */
 export const E2E_ROOT = process.env.PIHUB_E2E_DIR ?? '/var/tmp/pihub-e2e';
 export const CACHE_DIR = process.env.PIHUB_CACHE_DIR ?? '/var/cache/pihub';
+
+/**
+ * The e2e-users image of image.test.ts: two people (alice an admin with an SSH key, bob), SSH
+ * on. The key pair lives in `dir` and is made once.
+ */
+export function usersImage(dir: string): { config: string; key: string } {
+  mkdirSync(dir, { recursive: true });
+  const key = join(dir, 'id_ed25519');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-e2e', '-f', key]);
+  const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
+  const config = `name: e2e-users
+hostname: kitchen-pi
+users:
+  - name: alice
+    password: "alice-secret-1"
+    admin: true
+    ssh_authorized_keys:
+      - ${pub}
+  - name: bob
+    password: "bob-secret-2"
+ssh:
+  enabled: true
+image:
+  compression: zstd
+`;
+  return { config, key };
+}
 
 export interface BuildRun {
   code: number;
@@ -43,6 +70,8 @@ export async function buildImage(name: string, configYaml: string, extraArgs: st
   const config = join(dir, 'config.yaml');
   writeFileSync(config, configYaml);
   const outDir = join(dir, 'deploy');
+  // Only this build's files: an image of an earlier day beside it would be a second image.
+  rmSync(outDir, { recursive: true, force: true });
   const r = await runPihub(['build', '--config', config, '--out', outDir, '--work-dir', join(E2E_ROOT, 'work'), '--cache-dir', CACHE_DIR, ...extraArgs]);
   if (r.code !== 0) {
     let log = '';
@@ -68,4 +97,12 @@ export interface Manifest {
 
 export function manifest(outDir: string, base: string): Manifest {
   return JSON.parse(readFileSync(join(outDir, `${base}.json`), 'utf8')) as Manifest;
+}
+
+/** The base name of the image in a deploy folder: its manifest <base>.json sits beside <base>.sha256 (other .json files do not). */
+export function imageBase(outDir: string): string {
+  const files = readdirSync(outDir);
+  const bases = files.filter((f) => f.endsWith('.json') && files.includes(`${f.slice(0, -5)}.sha256`)).map((f) => f.slice(0, -5));
+  if (bases.length !== 1) throw new Error(`${outDir}: expected one image manifest, found ${bases.length} (${files.join(', ')})`);
+  return bases[0]!;
 }

@@ -150,6 +150,19 @@ export class HubSession {
     throw new Error(`${this.user}'s server was not ready after ${timeoutMs / 1000}s`);
   }
 
+  /** Stop this user's server and wait until the hub has it stopped (a stop may be pending for a while). */
+  async stopServer(timeoutMs: number): Promise<void> {
+    const res = await this.request(`/hub/api/users/${this.user}/server`, { method: 'DELETE' });
+    if (![202, 204].includes(res.status)) throw new Error(`stop server: HTTP ${res.status}: ${res.body}`);
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const u = await this.json<{ servers?: Record<string, unknown> }>(`/hub/api/users/${this.user}`);
+      if (!u.body?.servers?.['']) return;
+      await sleep(2000);
+    }
+    throw new Error(`${this.user}'s server was still there after ${timeoutMs / 1000}s`);
+  }
+
   userPath(p: string): string {
     return `/user/${this.user}${p}`;
   }
@@ -163,6 +176,13 @@ export class HubSession {
     } finally {
       await this.request(this.userPath(`/api/kernels/${k.body.id}`), { method: 'DELETE' });
     }
+  }
+
+  /** Run code in a new kernel and leave that kernel running (as a person's open notebook does). */
+  async startKernel(code: string, timeoutMs = 180_000): Promise<{ id: string; output: string }> {
+    const k = await this.json<{ id: string }>(this.userPath('/api/kernels'), { method: 'POST', json: { name: 'python3' } });
+    if (k.status !== 201) throw new Error(`start kernel: HTTP ${k.status}: ${JSON.stringify(k.body)}`);
+    return { id: k.body.id, output: await this.execute(k.body.id, code, timeoutMs) };
   }
 
   private execute(kernelId: string, code: string, timeoutMs: number): Promise<string> {

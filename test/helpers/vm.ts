@@ -1,10 +1,13 @@
 // Boot an image with `pihub boot` and talk to it from outside: serial console, SSH, HTTP.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { readFileSync, existsSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
+
+// A terminal control sequence (CSI): ESC [ parameters final-letter.
+const CONTROL_SEQUENCE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
 
 export const execFileP = promisify(execFile);
 export const PIHUB = join(PROJECT_DIR, 'build/bin/pihub.js');
@@ -32,6 +35,8 @@ export interface Vm {
   type(text: string): void;
   stop(): Promise<number>;
   process: ChildProcess;
+  /** When QEMU was started (epoch ms), once `pihub boot` has said so. */
+  qemuStarted(): Promise<number>;
 }
 
 /** `pihub boot IMAGE` with the given guest ports forwarded to free host ports. */
@@ -45,16 +50,25 @@ export async function bootVm(image: string, guestPorts: number[], opts: { serial
   args.push(...(opts.extraArgs ?? []));
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let markStarted: (t: number) => void = () => {};
+  const started = new Promise<number>((resolve) => { markStarted = resolve; });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    // pihub boot prints this line just before it starts QEMU.
+    if (/pihub: booting /.test(stderr)) markStarted(Date.now());
+  });
   child.stdout!.resume();
   let exited: number | null = null;
   const exit = new Promise<number>((resolve) => child.on('exit', (code) => { exited = code ?? -1; resolve(exited); }));
-  const read = () => (existsSync(opts.serialLog) ? readFileSync(opts.serialLog, 'utf8') : '');
+  // Without terminal control sequences: systemd's status lines and bash's bracketed paste put
+  // them anywhere on the serial console (`\x1b[KEND-42` would not match /^END-42/m).
+  const read = () => (existsSync(opts.serialLog) ? readFileSync(opts.serialLog, 'utf8').replace(CONTROL_SEQUENCE, '') : '');
   return {
     serialLog: opts.serialLog,
     ports,
     process: child,
     console: read,
+    qemuStarted: () => started,
     async waitForConsole(pattern, timeoutMs) {
       const end = Date.now() + timeoutMs;
       for (;;) {
@@ -87,9 +101,9 @@ export interface SshTarget {
 
 const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', '-o', 'LogLevel=ERROR'];
 
-export async function ssh(t: SshTarget, command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function ssh(t: SshTarget, command: string, timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await execFileP('ssh', [...SSH_OPTS, '-i', t.key, '-p', String(t.port), `${t.user}@127.0.0.1`, command], { timeout: 120_000 });
+    const r = await execFileP('ssh', [...SSH_OPTS, '-i', t.key, '-p', String(t.port), `${t.user}@127.0.0.1`, command], { timeout: timeoutMs });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -113,4 +127,22 @@ export async function waitForSsh(t: SshTarget, timeoutMs: number): Promise<void>
 export async function hostKeys(port: number): Promise<string[]> {
   const r = await execFileP('ssh-keyscan', ['-p', String(port), '-T', '10', '127.0.0.1'], { timeout: 60_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
   return r.stdout.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(' ').slice(1).join(' ')).sort();
+}
+
+/** Copy a local file into the guest over SSH. */
+export async function scpTo(t: SshTarget, file: string, dest: string): Promise<void> {
+  await execFileP('scp', [...SSH_OPTS, '-i', t.key, '-P', String(t.port), file, `${t.user}@127.0.0.1:${dest}`], { timeout: 300_000 });
+}
+
+/** What a TCP port says first (an SSH server greets with `SSH-2.0-…`); '' when nothing answers within the time. */
+export function greeting(port: number, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const sock = createConnection(port, '127.0.0.1');
+    const done = () => { sock.destroy(); resolve(got); };
+    sock.setTimeout(timeoutMs, done);
+    sock.on('data', (d: Buffer) => { got += d.toString('latin1'); if (got.includes('\n')) done(); });
+    sock.on('close', done);
+    sock.on('error', done);
+  });
 }

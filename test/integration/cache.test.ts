@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, truncateSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cache } from '../../build/cache/cache.ts';
 import { createRunner } from '../../build/exec.ts';
@@ -66,6 +66,8 @@ test('a restored snapshot is identical to the tree that was stored', { timeout: 
   assert.ok(cache.hasStage('k1'));
   const restored = scratch('pihub-restored-');
   await cache.restoreStage(runner, 'k1', restored, 'restore');
+  // Saves and restores remember the tree beside it (restore.ts).
+  for (const t of [tree, restored]) rmSync(`${t}.records`, { recursive: true, force: true });
   assert.equal(describe(restored).replaceAll(restored, ''), before.replaceAll(tree, ''));
   const list = cache.list();
   assert.equal(list.length, 1);
@@ -90,8 +92,39 @@ test('an interrupted snapshot never becomes an entry, and LRU pruning keeps the 
   await cache.saveStage(r2, 'old', 'a', small, 'save');
   await new Promise((r) => setTimeout(r, 20));
   await cache.saveStage(r2, 'new', 'b', small, 'save');
+  rmSync(`${small}.records`, { recursive: true, force: true });
   // The limit is 1 byte: each save evicts least recently used entries, but never the one it wrote.
   assert.equal(cache.hasStage('old'), false);
   assert.equal(existsSync(cache.snapshotPath('old')), false);
   assert.equal(cache.hasStage('new'), true);
+});
+
+test('an entry cut short or with lost blocks (a machine crash) fails verification; a sound one passes', { timeout: 120_000 }, async () => {
+  const cacheDir = scratch('pihub-cache-');
+  const cache = new Cache(cacheDir);
+  const runner = createRunner({ write: () => {} });
+  const tree = scratch('pihub-tree-');
+  execFileSync('dd', ['if=/dev/urandom', `of=${join(tree, 'blob')}`, 'bs=1M', 'count=8', 'status=none']);
+  await cache.saveStage(runner, 'sound', 's', tree, 'save');
+  await cache.saveStage(runner, 'cut', 's', tree, 'save');
+  await cache.saveStage(runner, 'holey', 's', tree, 'save');
+  assert.equal(await cache.verify('stage', 'sound'), undefined);
+  const size = statSync(cache.snapshotPath('cut')).size;
+  truncateSync(cache.snapshotPath('cut'), size - 4096);
+  assert.equal(await cache.verify('stage', 'cut'), `snapshot has ${size - 4096} bytes instead of ${size}`);
+  // Same size, a run of zeros where data was: what delayed allocation can leave after a crash.
+  execFileSync('dd', ['if=/dev/zero', `of=${cache.snapshotPath('holey')}`, 'bs=4096', 'seek=100', 'count=16', 'conv=notrunc', 'status=none']);
+  assert.equal(await cache.verify('stage', 'holey'), 'snapshot does not match its recorded sha256');
+  cache.discard('stage', 'holey');
+  assert.equal(cache.hasStage('holey'), false);
+  assert.equal(existsSync(cache.snapshotPath('holey')), false);
+
+  const out = scratch('pihub-out-');
+  writeFileSync(join(out, 'x.img'), 'image data');
+  writeFileSync(join(out, 'x.json'), '{}');
+  await cache.saveImage('img', 'x.img', out, ['x.img', 'x.json']);
+  assert.equal(await cache.verify('image', 'img'), undefined);
+  writeFileSync(join(cache.imageDir('img'), 'x.img'), 'image dat');
+  assert.equal(await cache.verify('image', 'img'), 'x.img has 9 bytes instead of 10');
+  assert.equal(await cache.verify('image', 'nothing'), 'it has no record');
 });

@@ -3,12 +3,13 @@ import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportImage } from '../../build/image/export.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
 import { createRunner } from '../../build/exec.ts';
 import { BOOT_OFFSET, MiB } from '../../build/image/layout.ts';
+import { COMPRESSORS, compressionOf, imageNames } from '../../build/image/naming.ts';
 
 function smallRootfs(): string {
   const root = scratch('pihub-rootfs-');
@@ -54,7 +55,13 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
   });
   assert.equal(execFileSync('losetup', ['-a']).toString(), loopsBefore, 'no loop device was used');
   const out = join(dir, 'out');
-  assert.deepEqual(readdirSync(out).sort(), ['small-2026-01-02-trixie-arm64.img.zst', 'small-2026-01-02-trixie-arm64.info', 'small-2026-01-02-trixie-arm64.json', 'small-2026-01-02-trixie-arm64.sha256']);
+  assert.deepEqual(readdirSync(out).sort(), [
+    'small-2026-01-02-trixie-arm64.img.bmap',
+    'small-2026-01-02-trixie-arm64.img.zst',
+    'small-2026-01-02-trixie-arm64.info',
+    'small-2026-01-02-trixie-arm64.json',
+    'small-2026-01-02-trixie-arm64.sha256',
+  ]);
   const img = join(dir, 'check.img');
   execFileSync('zstd', ['-d', '-q', '-f', '-o', img, join(out, result.names.compressed)]);
   assert.equal(execFileSync('sha256sum', [img]).toString().split(' ')[0], result.rawSha256);
@@ -71,12 +78,16 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
   assert.equal((root!.start * 512) % (4 * MiB), 0, 'root is aligned to 4 MiB');
   assert.ok(boot!.start + boot!.size <= root!.start);
 
-  const bootImg = join(dir, 'boot.part');
-  const rootImg = join(dir, 'root.part');
-  writeFileSync(bootImg, readAt(img, boot!.start * 512, boot!.size * 512));
-  writeFileSync(rootImg, readAt(img, root!.start * 512, root!.size * 512));
-  execFileSync('fsck.vfat', ['-n', bootImg]);
-  execFileSync('e2fsck', ['-fn', rootImg]);
+  // Both partitions of a disk image as files of their own, each checked by its fsck.
+  const partitions = (disk: string, name: string) => {
+    const files = { boot: join(dir, `${name}-boot.part`), root: join(dir, `${name}-root.part`) };
+    writeFileSync(files.boot, readAt(disk, boot!.start * 512, boot!.size * 512));
+    writeFileSync(files.root, readAt(disk, root!.start * 512, root!.size * 512));
+    execFileSync('fsck.vfat', ['-n', files.boot]);
+    execFileSync('e2fsck', ['-fn', files.root]);
+    return files;
+  };
+  const { boot: bootImg, root: rootImg } = partitions(img, 'image');
   assert.match(execFileSync('blkid', ['-o', 'export', bootImg]).toString(), /LABEL_FATBOOT=RASPIFIRM|LABEL=RASPIFIRM/);
   assert.match(execFileSync('blkid', ['-o', 'export', rootImg]).toString(), /LABEL=RASPIROOT/);
 
@@ -96,4 +107,45 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
   const info = execFileSync('cat', [join(out, result.names.info)]).toString();
   assert.match(info, /^base-files\t13\.8\tarm64$/m);
   assert.ok(log.join('').includes('$ genimage --config'), 'genimage assembled the image');
+
+  // The block map: bmaptool writes only the blocks that hold data. Onto a "used card" full of
+  // old bytes, that must still give the image's data and two clean file systems.
+  const sums = readFileSync(join(out, result.names.sha256), 'utf8');
+  const bmapSum = execFileSync('sha256sum', [join(out, result.names.bmap)]).toString().split(' ')[0];
+  assert.equal(sums, `${result.rawSha256}  ${result.names.image}\n${result.compressedSha256}  ${result.names.compressed}\n${bmapSum}  ${result.names.bmap}\n`);
+  const size = statSync(img).size;
+  assert.ok(result.dataBytes > 0 && result.dataBytes < size / 4, `the block map maps ${result.dataBytes} of ${size} bytes`);
+  const card = join(dir, 'card.img');
+  writeFileSync(card, Buffer.alloc(size, 0xa5));
+  execFileSync('bmaptool', ['-q', 'copy', join(out, result.names.compressed), card]);
+  const ranges = [...readFileSync(join(out, result.names.bmap), 'utf8').matchAll(/<Range[^>]*>\s*(\d+)(?:-(\d+))?\s*<\/Range>/g)];
+  assert.ok(ranges.length > 0);
+  let mapped = 0;
+  for (const [, first, last] of ranges) {
+    const from = Number(first) * 4096;
+    const length = (Number(last ?? first) - Number(first) + 1) * 4096;
+    mapped += length;
+    assert.ok(readAt(card, from, length).equals(readAt(img, from, length)), `blocks ${first}-${last ?? first} differ after bmaptool copy`);
+  }
+  assert.equal(mapped, result.dataBytes);
+  const { boot: cardBoot, root: cardRoot } = partitions(card, 'card');
+  assert.equal(execFileSync('debugfs', ['-R', 'cat /etc/hostname', cardRoot], { stdio: ['ignore', 'pipe', 'ignore'] }).toString(), 'pihub\n');
+  assert.match(execFileSync('mtype', ['-i', cardBoot, '::config.txt'], { env }).toString(), /^arm_64bit=1/);
+});
+
+test('every compression: the file name the build gives it, and back to the raw image with the decompressor boot uses', { timeout: 60_000 }, () => {
+  const dir = scratch('pihub-compress-');
+  const raw = Buffer.alloc(3 * MiB, 'pihub');
+  for (const c of ['xz', 'zstd', 'gzip'] as const) {
+    const names = imageNames({ name: 'x', suite: 'trixie', architecture: 'arm64', compression: c }, '2026-01-02');
+    const img = join(dir, names.image);
+    writeFileSync(img, raw);
+    const [prog, args] = COMPRESSORS[c].compress!(img);
+    execFileSync(prog, [...args]);
+    const packed = join(dir, names.compressed);
+    assert.equal(compressionOf(packed), c);
+    assert.ok(readFileSync(img).equals(raw), `${c} kept the raw image`);
+    const [dprog, dargs] = COMPRESSORS[c].decompress!(packed);
+    assert.ok(execFileSync(dprog, [...dargs], { maxBuffer: 8 * MiB }).equals(raw), `${c} round trip`);
+  }
 });

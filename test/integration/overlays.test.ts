@@ -6,12 +6,15 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadOverlay } from '../../build/overlays/load.ts';
+import { loadOverlay } from '../../build/stages/overlays.ts';
 import { stepFor } from '../../build/stages/steps/index.ts';
 import { createRunner } from '../../build/exec.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
-import { stageValues } from '../../build/stages/values.ts';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { valueOps } from '../../build/stages/values.ts';
+import { runOps } from '../../build/plan/execute.ts';
+import { holderFor } from '../../build/lock.ts';
+import type { BuildConfig } from '../../build/config/schema.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 
 test('https overlay, files mode: the certificate and key land in the image, the key readable by root only', async () => {
   const work = scratch('pihub-https-');
@@ -24,15 +27,14 @@ test('https overlay, files mode: the certificate and key land in the image, the 
   const config = resolveConfig([overlay.layer, setLayer(['hub.https.mode=files', `hub.https.cert_file=${crt}`, `hub.https.key_file=${key}`])]);
   const runner = createRunner({ write: () => {} });
   const sub = overlay.stage.substeps.find((s) => s.kind === 'run')!;
-  const ctx = {
-    config,
-    stage: overlay.stage,
-    paths: { work, rootfs, cache: work, debs: work, deploy: work },
-    runner,
-    values: await stageValues(config, overlay.stage.reads, runner, 'test'),
-    note: () => {},
+  const paths = { work, rootfs, cache: work, debs: work, deploy: work };
+  // The step's own operations, after the ones that give the stage its values, as a build runs them.
+  const run = (config: BuildConfig) => {
+    const ctx = { config, stage: overlay.stage, paths };
+    const ops = [...valueOps(config, overlay.stage.reads, 'test'), ...stepFor(sub).ops(ctx)];
+    return runOps(ops, { runner, values: {}, scratch: {}, note: () => {}, holder: holderFor('test') });
   };
-  await stepFor(sub).run(ctx);
+  await run(config);
   const dir = join(rootfs, 'etc/pihub/https');
   assert.equal(readFileSync(join(dir, 'hub.crt'), 'utf8'), readFileSync(crt, 'utf8'));
   assert.equal(readFileSync(join(dir, 'hub.key'), 'utf8'), readFileSync(key, 'utf8'));
@@ -41,7 +43,6 @@ test('https overlay, files mode: the certificate and key land in the image, the 
   assert.equal(statSync(join(dir, 'hub.key')).uid, 0);
 
   // Back to self-signed: nothing of the old files stays for the card to trust.
-  const self = resolveConfig([overlay.layer]);
-  await stepFor(sub).run({ ...ctx, config: self, values: await stageValues(self, overlay.stage.reads, runner, 'test') });
+  await run(resolveConfig([overlay.layer]));
   assert.throws(() => statSync(join(dir, 'hub.key')));
 });

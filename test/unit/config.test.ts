@@ -4,9 +4,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, knownKeysAt } from '../../build/config/load.ts';
-import { DEFAULTS } from '../../build/config/schema.ts';
+import { ConfigSchema, DEFAULTS } from '../../build/config/schema.ts';
 import { InputError } from '../../build/errors.ts';
 import { suggest } from '../../build/config/format.ts';
+import { loadStage } from '../../build/stages/load.ts';
+import { loadOverlay } from '../../build/stages/overlays.ts';
 
 /** Resolve a YAML text as config.yaml and return the error message (or fail). */
 function errorOf(yaml: string, sets: string[] = []): string {
@@ -22,14 +24,17 @@ function errorOf(yaml: string, sets: string[] = []): string {
 
 const USER = 'users:\n  - name: alice\n    password: secret\n';
 
-test('the default config is valid and matches DEFAULTS', () => {
+test('the default config is valid and holds the documented defaults', () => {
   const c = resolveConfig([]);
   assert.equal(c.hub.port, 8888);
   assert.equal(c.hub.admin_group, 'jupyter_admin');
   assert.equal(c.base.suite, 'trixie');
   assert.equal(c.base.architecture, 'arm64');
   assert.deepEqual(c.users, []);
-  assert.equal(c.image.compression, DEFAULTS.image.compression);
+  assert.equal(c.wifi, null);
+  assert.equal(c.image.compression, 'zstd');
+  assert.equal(c.ssh.password_auth, 'auto');
+  assert.deepEqual(ConfigSchema.parse(DEFAULTS), DEFAULTS, 'the defaults pass the schema unchanged');
 });
 
 test('a full example config is accepted and user defaults are filled in', () => {
@@ -157,4 +162,47 @@ test('wifi and keys validated', () => {
   assert.match(errorOf('wifi:\n  country: gb\n  ssid: home\n  psk: secretpass\n'), /`wifi\.country`: must be a two-letter country code/);
   assert.match(errorOf('wifi:\n  country: GB\n  ssid: home\n  psk: short\n'), /`wifi\.psk`: must be a WPA passphrase/);
   assert.match(errorOf('users:\n  - name: a\n    password: x\n    ssh_authorized_keys: ["not a key"]\n'), /ssh_authorized_keys\[0\]`: must be one public key line/);
+});
+
+test('wifi: an SSID is any 1 to 32 bytes (not characters), a PSK 64 hex digits or a passphrase', () => {
+  const wifi = (ssid: string, psk = 'secretpass') => resolveConfig([setLayer(['wifi.country=GB', `wifi.ssid=${ssid}`, `wifi.psk=${psk}`])]).wifi;
+  assert.equal(wifi('Café "5G" \\ ok')?.ssid, 'Café "5G" \\ ok');
+  assert.equal(wifi('é'.repeat(16))?.ssid, 'é'.repeat(16));
+  assert.equal(wifi('home', 'F'.repeat(64))?.psk, 'F'.repeat(64));
+  assert.match(errorOf('wifi:\n  country: GB\n  ssid: "ééééééééééééééééé"\n  psk: secretpass\n'), /`wifi\.ssid`: must be 1 to 32 bytes long \(in UTF-8/);
+  assert.match(errorOf('wifi:\n  country: GB\n  ssid: ""\n  psk: secretpass\n'), /`wifi\.ssid`: must be 1 to 32 bytes long/);
+  assert.match(errorOf('wifi:\n  country: GB\n  ssid: "a\\0b"\n  psk: secretpass\n'), /`wifi\.ssid`: must not contain a NUL character/);
+});
+
+test('updates.automatic: security by default, all or off', () => {
+  assert.equal(resolveConfig([]).updates.automatic, 'security');
+  assert.equal(resolveConfig([setLayer(['updates.automatic=off'])]).updates.automatic, 'off');
+  assert.match(errorOf('updates:\n  automatic: weekly\n'), /`updates\.automatic`: must be `security` \(Debian's security fixes\), `all` \(also stable point releases\) or `off`/);
+});
+
+const BOMB = ['a: &a ["x","x","x","x","x","x","x","x","x"]', ...'bcdefg'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefg'[i]}`).join(',')}]`)].join('\n');
+
+test('an alias bomb (billion laughs) is bad input with a clear message, in every YAML file pihub reads', () => {
+  assert.match(errorOf(BOMB), /^config\.yaml: invalid YAML: its aliases \(\*name\) expand to far too much data/);
+  const stage = scratch('pihub-bomb-');
+  writeFileSync(join(stage, 'stage.yaml'), BOMB);
+  assert.throws(() => loadStage(stage, '10-x'), (err: Error) => err instanceof InputError && /stage\.yaml: invalid YAML: its aliases/.test(err.message));
+  const overlay = scratch('pihub-bomb-');
+  writeFileSync(join(overlay, 'overlay.yaml'), `description: x\nconfig:\n  ${BOMB.replaceAll('\n', '\n  ')}\n`);
+  assert.throws(() => loadOverlay(overlay, '/nonexistent'), (err: Error) => err instanceof InputError && /overlay\.yaml: invalid YAML: its aliases/.test(err.message));
+  // Aliases themselves are fine.
+  assert.equal(resolveConfig([parseConfigText('hub:\n  admin_group: &g family\n  users_group: *g\n', 'c.yaml')]).hub.users_group, 'family');
+});
+
+test('__proto__, constructor and prototype keys are refused, never merged', () => {
+  for (const key of ['__proto__', 'constructor', 'prototype']) {
+    assert.match(errorOf(`hub:\n  ${key}:\n    port: 1\n`), new RegExp(`^config\\.yaml:2:3: \`${key}\` cannot be a key`));
+    assert.throws(() => setLayer([`${key}.polluted=1`]), new RegExp(`^InputError: --set ${key}\\.polluted=…: \`${key}\` cannot be a key`));
+  }
+  assert.throws(() => setLayer(['hub={"__proto__": {"polluted": 1}}']), /--set hub=…: `__proto__` cannot be a key/);
+  assert.throws(() => deepMerge({}, JSON.parse('{"__proto__": {"polluted": 1}}')), /`__proto__` cannot be a key/);
+  const stage = scratch('pihub-proto-');
+  writeFileSync(join(stage, 'stage.yaml'), 'description: x\nfiles:\n  __proto__: { mode: "0600" }\n');
+  assert.throws(() => loadStage(stage, '10-x'), /stage\.yaml:3:3: `__proto__` cannot be a key/);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is untouched');
 });

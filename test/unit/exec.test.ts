@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeRunner, formatCommand, shellQuote, CommandError, createRunner } from '../../build/exec.ts';
+import { formatCommand, shellQuote, CommandError, createRunner } from '../../build/exec.ts';
+import { FakeRunner } from '../helpers/fakes.ts';
 import { chooseRenderer } from '../../build/progress.ts';
 
 test('commands print the same way everywhere, quoted for a shell', () => {

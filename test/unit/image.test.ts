@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alignUp, genimageConfig, layout, rootSize, uuidFromHex, idFromHex, MiB, ALIGN } from '../../build/image/layout.ts';
-import { parseMbr, parseForward, qemuCommand, kernelCommandLine } from '../../build/boot/qemu.ts';
-import { exportNames, compressCommand } from '../../build/image/export.ts';
-import { resolveConfig } from '../../build/config/load.ts';
+import { parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, pi3DeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
+import { exportNames, bmapDataBytes } from '../../build/image/export.ts';
+import { compressCommand, compressionOf, imageBase } from '../../build/image/naming.ts';
+import { resolveConfig, setLayer } from '../../build/config/load.ts';
 
 test('root size: content plus headroom and metadata, aligned to 4 MiB', () => {
   const s = rootSize({ usedBytes: 2000 * MiB, inodes: 190_000, headroomPercent: 20, headroomMiB: 256 });
@@ -19,16 +20,19 @@ test('layout: FAT at 4 MiB, root after it, both aligned', () => {
   assert.equal(l.root.offset % ALIGN, 0);
   assert.ok(l.root.offset >= l.boot.offset + l.boot.size);
   assert.equal(l.total, l.root.offset + 1024 * MiB);
-  const cfg = genimageConfig('x.img', l, 'deadbeef');
+  const cfg = genimageConfig('x.img', l, 'deadbeef', 'empty.img');
   assert.match(cfg, /partition-type = 0xC/);
+  assert.equal(cfg.match(/image = "empty\.img"/g)?.length, 2, 'genimage lays out the partitions; they are filled in place');
   assert.match(cfg, /partition-type = 0x83/);
   assert.match(cfg, /disk-signature = 0xdeadbeef/);
 });
 
-test('ids from a digest are stable and well formed', () => {
-  const hex = 'a'.repeat(64);
-  assert.match(uuidFromHex(hex), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/);
-  assert.equal(idFromHex(hex, 1), idFromHex(hex, 1));
+test('ids from a digest: the n-th 32-bit word, odd (never zero); a UUID of version 4 and variant a from the first 128 bits', () => {
+  assert.equal(idFromHex(`aaaaaaaa${'bbbbbbb0'}cccccccc`, 1), 'bbbbbbb1');
+  assert.equal(idFromHex(`aaaaaaaa${'bbbbbbb0'}cccccccc`, 2), 'cccccccd');
+  assert.equal(idFromHex('00000000', 0), '00000001');
+  assert.equal(uuidFromHex('00112233445566778899aabbccddeeff0011'), '00112233-4455-4677-a899-aabbccddeeff');
+  assert.notEqual(uuidFromHex('f'.repeat(64)), uuidFromHex('e'.repeat(64)), 'other inputs, another file system id');
 });
 
 test('MBR parsing finds the partitions', () => {
@@ -63,14 +67,88 @@ test('the QEMU command boots the image kernel with root by label, networking and
   const text = args.join(' ');
   assert.match(text, /-M virt -cpu cortex-a72/);
   assert.match(text, /hostfwd=tcp:127\.0\.0\.1:8888-:8888,hostfwd=tcp:127\.0\.0\.1:2222-:22/);
-  assert.match(kernelCommandLine({ machine: 'virt', extraAppend: 'quiet' }), /^root=LABEL=RASPIROOT rw console=ttyAMA0 .* quiet$/);
+  assert.match(kernelCommandLine({ machine: 'virt', extraAppend: 'quiet' }), /^root=LABEL=RASPIROOT console=ttyAMA0 rw .* quiet$/);
+  assert.doesNotMatch(text, /restrict/);
+  const offline = qemuCommand({
+    machine: 'virt', kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 2048, cpus: 2,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '', offline: true,
+  })[1].join(' ');
+  assert.match(offline, /-netdev user,id=net0,restrict=on,hostfwd=tcp:127\.0\.0\.1:8888-:8888 /);
+});
+
+test('output names and compression, from one table', () => {
+  const n = exportNames(resolveConfig([]), '2026-01-02');
+  assert.deepEqual(n, {
+    base: 'pihub-2026-01-02-trixie-arm64',
+    image: 'pihub-2026-01-02-trixie-arm64.img',
+    compressed: 'pihub-2026-01-02-trixie-arm64.img.zst',
+    bmap: 'pihub-2026-01-02-trixie-arm64.img.bmap',
+    sha256: 'pihub-2026-01-02-trixie-arm64.sha256',
+    info: 'pihub-2026-01-02-trixie-arm64.info',
+    manifest: 'pihub-2026-01-02-trixie-arm64.json',
+  });
+  // Every compression's file name leads back to it and to the base name where .json and .sha256 are.
+  for (const c of ['xz', 'zstd', 'gzip', 'none'] as const) {
+    const file = exportNames(resolveConfig([setLayer([`image.compression=${c}`])]), '2026-01-02').compressed;
+    assert.equal(compressionOf(`deploy/${file}`), c);
+    assert.equal(imageBase(`deploy/${file}`), 'deploy/pihub-2026-01-02-trixie-arm64');
+  }
+  assert.equal(compressionOf('notes.txt'), undefined);
+});
+
+// Debian's raspi-firmware writes this config.txt (trixie), with sections added to check the filters.
+const CONFIG_TXT = `# Do not modify this file!
+arm_64bit=1
+
+enable_uart=1
+upstream_kernel=1
+
+kernel=vmlinuz-6.12.117+deb13-arm64
+initramfs initrd.img-6.12.117+deb13-arm64
+[pi4]
+dtoverlay=vc4-kms-v3d-pi4
+kernel=other
+[pi3]
+dtparam=audio=on # on the GPIO header
+[all]
+`;
+
+test('config.txt as a Pi 3 B reads it: [all] and [pi3] apply, [pi4] does not', () => {
+  const c = parseConfigTxt(CONFIG_TXT);
+  assert.deepEqual(c, {
+    cmdlineFile: 'cmdline.txt', arm64: true, enableUart: true, upstreamKernel: true,
+    kernel: 'vmlinuz-6.12.117+deb13-arm64', initramfs: 'initrd.img-6.12.117+deb13-arm64', unapplied: ['dtparam=audio=on'],
+  });
+  assert.equal(pi3DeviceTree(c), 'bcm2837-rpi-3-b.dtb', 'the 3 B, not the 3 B+, under its upstream name');
+  assert.equal(pi3DeviceTree(parseConfigTxt('arm_64bit=1\n')), 'bcm2710-rpi-3-b.dtb');
+  assert.equal(pi3DeviceTree(parseConfigTxt('device_tree=my.dtb\n')), 'my.dtb');
+});
+
+test('the Pi 3 B board model: 1 GiB, four cores, its device tree, cmdline.txt, console on the mini UART, USB network', () => {
+  const [, args] = qemuCommand({
+    machine: 'raspi3b', kernel: 'k', initrd: 'i', dtb: 'bcm2837-rpi-3-b.dtb', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 2048, cpus: 2,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: 'quiet', cmdline: ' console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw rootwait \n',
+  });
+  const text = args.join(' ');
+  assert.match(text, /-M raspi3b -m 1024 -smp 4 -dtb bcm2837-rpi-3-b\.dtb -drive if=sd,file=d\.qcow2,format=qcow2/);
+  assert.match(text, /-device usb-net,netdev=net0 -netdev user,id=net0,hostfwd=tcp:127\.0\.0\.1:8888-:8888/);
+  // The PL011 is Bluetooth's on a Pi 3; the console (ttyS1) is QEMU's second serial port.
+  assert.match(text, /-serial null -serial stdio/);
+  assert.equal(args[args.indexOf('-append') + 1], 'console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw rootwait quiet');
+  assert.equal(powerOfTwoAtLeast(3_000_000_000), 4 * 1024 ** 3);
+  assert.equal(powerOfTwoAtLeast(8 * 1024 ** 3), 8 * 1024 ** 3);
 });
 
 test('output names and compression commands', () => {
   const c = resolveConfig([]);
   const n = exportNames(c, '2026-01-02');
-  assert.equal(n.compressed, 'pihub-2026-01-02-trixie-arm64.img.xz');
+  assert.equal(n.compressed, 'pihub-2026-01-02-trixie-arm64.img.zst', 'zstd by default: a local build is flashed right away');
   assert.equal(n.sha256, 'pihub-2026-01-02-trixie-arm64.sha256');
-  assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-3', '--keep', '--force', '-q', 'f.img']]);
+  assert.equal(n.bmap, 'pihub-2026-01-02-trixie-arm64.img.bmap', 'bmaptool finds it beside .img and .img.xz');
+  assert.equal(bmapDataBytes('<bmap version="2.0">\n<BlockSize> 4096 </BlockSize>\n<MappedBlocksCount> 3 </MappedBlocksCount>\n</bmap>'), 12288);
+  assert.deepEqual(compressCommand('zstd', 'f.img'), ['zstd', ['-T0', '-1', '--keep', '--force', '-q', 'f.img']]);
+  assert.deepEqual(compressCommand('xz', 'f.img'), ['xz', ['--threads=0', '-9', '--keep', '--force', 'f.img']]);
   assert.equal(compressCommand('none', 'f.img'), undefined);
+  // Compressors keep the raw image: its checksum is read at the same time.
+  for (const c of ['xz', 'zstd', 'gzip'] as const) assert.ok(compressCommand(c, 'f.img')![1].includes('--keep'), c);
 });

@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadOverlay, resolveOverlays, listShipped } from '../../build/overlays/load.ts';
-import { build, prepare, type BuildOptions } from '../../build/build.ts';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { loadOverlay, resolveOverlays, listShipped } from '../../build/stages/overlays.ts';
+import { build, type BuildOptions } from '../../build/build.ts';
+import { loadInputs, PROJECT_DIR } from '../../build/plan/inputs.ts';
+import { fakeDeps } from '../helpers/fakes.ts';
 import { InputError } from '../../build/errors.ts';
 import { scratch, tmpTree } from '../helpers/tmp.ts';
 
@@ -15,9 +16,11 @@ const overlay = (files: Record<string, string>) => tmpTree('pihub-overlay-', fil
 function opts(over: Partial<BuildOptions>): BuildOptions {
   return {
     overlays: [], sets: [], dryRun: true, outDir: '/nonexistent/deploy', workDir: '/nonexistent/work', cacheDir: '/nonexistent/cache',
-    noCache: false, quiet: true, signal: new AbortController().signal, isTTY: false, env: {}, skipHostChecks: true, ...over,
+    noCache: false, quiet: true, signal: new AbortController().signal, isTTY: false, env: {}, ...over,
   };
 }
+
+const prepare = (o: BuildOptions) => loadInputs(o);
 
 test('every shipped overlay loads and has a README', () => {
   const names = listShipped(SHIPPED);
@@ -39,7 +42,7 @@ test('overlays merge over the config file in the order given, and --set wins ove
   assert.equal(p.config.hub.users_group, 'family', 'the file keeps what no overlay sets');
   const q = prepare(opts({ configPath: cfg, overlays: [a, b], sets: ['hub.port=8123'] }));
   assert.equal(q.config.hub.port, 8123);
-  assert.deepEqual(q.stages.map((s) => s.def.id).slice(-3), [`overlay-${a.split('/').pop()}`, `overlay-${b.split('/').pop()}`, '99-finalise']);
+  assert.deepEqual(q.stages.map((s) => s.id).slice(-3), [`overlay-${a.split('/').pop()}`, `overlay-${b.split('/').pop()}`, '99-finalise']);
 });
 
 test('overlays listed in the config come before those on the command line; requires come first', () => {
@@ -52,6 +55,12 @@ test('overlays listed in the config come before those on the command line; requi
   assert.deepEqual(p.config.overlays, ['port-8000', 'admin-group']);
   assert.equal(p.config.hub.port, 8000);
   assert.equal(p.config.hub.admin_group, 'sudo');
+});
+
+test('`overlays` is chosen in the config file or with --overlay: with --set or inside an overlay it is an error, not ignored', () => {
+  assert.throws(() => prepare(opts({ sets: ['overlays=[https]'] })), (e: Error) => e instanceof InputError && /^--set overlays=…: overlays are chosen in the config file/.test(e.message));
+  const nested = overlay({ 'overlay.yaml': 'description: nested\nconfig:\n  overlays: [port-8000]\n' });
+  assert.throws(() => prepare(opts({ overlays: [nested] })), (e: Error) => e instanceof InputError && /an overlay cannot choose overlays/.test(e.message));
 });
 
 test('an overlay cannot introduce an unknown key: the error names the overlay and the line', () => {
@@ -79,6 +88,10 @@ test('a rootfs/ path escaping the root through .. or a symlink is refused', () =
   assert.throws(() => resolveOverlays([dotdot], SHIPPED), /rootfs\/etc\/shadow-link: symlink to `\.\.\/.*` climbs out of the image root/);
 });
 
+test('`owns` must name config keys, with the line', () => {
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\nowns:\n  - hub.htps\n' })], SHIPPED), /overlay\.yaml:3:5: `owns` names `hub\.htps`, which is not a config key/);
+});
+
 test('a requires cycle is refused', () => {
   const dir = scratch('pihub-cycle-');
   mkdirSync(join(dir, 'a'));
@@ -89,16 +102,16 @@ test('a requires cycle is refused', () => {
 });
 
 test('hub.https.mode needs the https overlay; files mode needs existing files', () => {
-  assert.throws(() => prepare(opts({ sets: ['hub.https.mode=self-signed'] })), /`hub\.https\.mode` is `self-signed` but the https overlay is not applied; add `--overlay https`/);
+  assert.throws(() => prepare(opts({ sets: ['hub.https.mode=self-signed'] })), /^InputError: `hub\.https\.mode` is `self-signed`, but only the https overlay acts on `hub\.https` and it is not applied; add `--overlay https`$/);
   assert.throws(
     () => prepare(opts({ overlays: ['https'], sets: ['hub.https.mode=files', 'hub.https.cert_file=/nonexistent.crt', 'hub.https.key_file=/nonexistent.key'] })),
-    /`hub\.https\.cert_file`: \/nonexistent\.crt does not exist/,
+    /`hub\.https\.cert_file`: \/nonexistent\.crt does not exist; give a file on the build machine/,
   );
   assert.throws(() => prepare(opts({ overlays: ['https'], sets: ['hub.https.mode=files'] })), /mode `files` needs `cert_file` and `key_file`/);
 });
 
 test('--dry-run --overlay X shows what X changes', async () => {
-  const r = await build(opts({ overlays: ['port-8000', 'python-datascience'], sets: ['base.mirror=file:///nonexistent'] }));
+  const r = await build(opts({ overlays: ['port-8000', 'python-datascience'], sets: ['base.mirror=file:///nonexistent'] }), fakeDeps());
   assert.ok('plan' in r);
   const text = r.plan.join('\n');
   assert.match(text, /^overlay port-8000: the hub on port 8000 instead of 8888; sets hub\.port = 8000$/m);

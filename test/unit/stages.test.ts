@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, symlinkSync, chmodSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, symlinkSync, chmodSync } from 'node:fs';
+import { scriptCommand } from '../../build/stages/step.ts';
 import { join } from 'node:path';
 import { loadStage, loadStages, parsePackageList, parseShebang, climbsOut } from '../../build/stages/load.ts';
 import { renderTemplate, templateKeys, pyLiteral } from '../../build/stages/template.ts';
 import { InputError } from '../../build/errors.ts';
-import { PROJECT_DIR } from '../../build/build.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { scratch, tmpTree } from '../helpers/tmp.ts';
 
 const stageDir = (files: Record<string, string>) => tmpTree('pihub-stage-', files);
@@ -117,4 +119,22 @@ test('templates: keys, filters and Python literals', () => {
   const values: Record<string, unknown> = { 'hub.port': 8000, name: "it's", users: [{ a: true }], x: "a b'c" };
   assert.equal(renderTemplate(text, (k) => values[k]), `a=8000 b='it\\'s' c=[{"a":true}] d='a b'\\''c'`);
   assert.equal(pyLiteral({ a: [true, null, 'x'] }), "{'a': [True, None, 'x']}");
+});
+
+test('shell scripts run with -e -u whatever their #! line; other interpreters as written', () => {
+  assert.deepEqual(scriptCommand(['/bin/sh'], '/s/x.sh'), ['/bin/sh', '-e', '-u', '/s/x.sh']);
+  assert.deepEqual(scriptCommand(['/bin/sh', '-e'], '/s/x.sh'), ['/bin/sh', '-e', '-u', '/s/x.sh']);
+  assert.deepEqual(scriptCommand(['/bin/bash', '-x'], '/s/x.sh'), ['/bin/bash', '-e', '-u', '-x', '/s/x.sh']);
+  assert.deepEqual(scriptCommand(['/usr/bin/env', 'bash'], '/s/x.sh'), ['/usr/bin/env', 'bash', '-e', '-u', '/s/x.sh']);
+  assert.deepEqual(scriptCommand(['/usr/bin/python3', '-B'], '/s/x.py'), ['/usr/bin/python3', '-B', '/s/x.py']);
+});
+
+test('a stage script that fails half way, or reads an unset variable, stops there (real sh)', () => {
+  const dir = stageDir({ 'fail.sh': '#!/bin/sh\nfalse\necho reached\n', 'unset.sh': '#!/bin/sh\necho "$PIHUB_NO_SUCH_KEY"\necho reached\n' });
+  for (const f of ['fail.sh', 'unset.sh']) {
+    const [program, ...args] = scriptCommand(parseShebang(readFileSync(join(dir, f), 'utf8'), f), join(dir, f));
+    const r = spawnSync(program!, args, { encoding: 'utf8' });
+    assert.notEqual(r.status, 0, `${f} went on`);
+    assert.doesNotMatch(r.stdout, /reached/);
+  }
 });

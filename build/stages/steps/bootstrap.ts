@@ -3,9 +3,13 @@
 // maintainer scripts that support DPKG_ROOT, as every essential package does), plus any
 // packages listed (they must support DPKG_ROOT too). Everything else goes in NN-packages.
 import { rmSync } from 'node:fs';
-import { formatCommand, type Command } from '../../exec.ts';
+import type { Command } from '../../exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
-import type { PlanContext, Step, StepFactory } from '../step.ts';
+import { clearRecords, recordsDir } from '../../cache/restore.ts';
+import { stepName, type PlanContext, type Step, type StepFactory } from '../step.ts';
+
+/** Files mmdebstrap leaves in the target with the options it was given. */
+export const BUILD_ONLY_FILES = ['/etc/dpkg/dpkg.cfg.d/99mmdebstrap', '/etc/apt/apt.conf.d/99mmdebstrap'];
 
 export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[]): Command {
   const { base, apt_proxy } = ctx.config;
@@ -26,6 +30,10 @@ export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[])
   args.push(
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${ctx.paths.debs} "$1/var/cache/apt/archives"`,
     '--customize-hook=umount "$1/var/cache/apt/archives"',
+    // mmdebstrap writes --dpkgopt and --aptopt into the target for good; they are build-time
+    // options (no fsync, the build machine's proxy), so they go before the first snapshot.
+    // Later steps pass them per command (DPKG_FORCE, apt's -o; stages/step.ts).
+    `--customize-hook=rm -f ${BUILD_ONLY_FILES.map((f) => `"$1${f}"`).join(' ')}`,
     base.suite,
     ctx.paths.rootfs,
     base.mirror,
@@ -39,11 +47,18 @@ export const bootstrapStep: StepFactory = (sub) => {
   const step: Step = {
     title: `${sub.name}: mmdebstrap ${packages.length} packages`,
     tools: ['mmdebstrap', 'unshare', 'arch-test'],
-    describe: (ctx) => [`rm -rf ${ctx.paths.rootfs}`, formatCommand(mmdebstrapCommand(ctx, packages))],
-    async run(ctx) {
-      rmSync(ctx.paths.rootfs, { recursive: true, force: true });
-      await ctx.runner.run(mmdebstrapCommand(ctx, packages), { step: `${ctx.stage.id}/${sub.name}`, onLine: ctx.onLine });
-    },
+    usesPackageCache: true,
+    ops: (ctx) => [
+      {
+        kind: 'do',
+        text: `rm -rf ${ctx.paths.rootfs} ${recordsDir(ctx.paths.rootfs)}`,
+        fn: () => {
+          clearRecords(ctx.paths.rootfs);
+          rmSync(ctx.paths.rootfs, { recursive: true, force: true });
+        },
+      },
+      { kind: 'run', command: mmdebstrapCommand(ctx, packages), step: stepName(ctx, sub) },
+    ],
   };
   return step;
 };

@@ -4,9 +4,8 @@
 import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pack as tarPack } from 'tar-stream';
-import { formatCommand } from '../../exec.ts';
 import { renderTemplate } from '../template.ts';
-import { inChroot, runInChroot, type StepFactory } from '../step.ts';
+import { inTarget, stepName, type StepFactory } from '../step.ts';
 import type { FileEntry } from '../load.ts';
 
 export const EXTRACT = ['tar', '--extract', '--file=-', '--directory=/', '--preserve-permissions', '--same-owner', '--keep-directory-symlink', '--no-overwrite-dir'];
@@ -66,16 +65,25 @@ export const filesStep: StepFactory = (sub) => {
   return {
     title: `${sub.name}: copy ${count} file${count === 1 ? '' : 's'}`,
     tools: ['unshare', 'chroot', 'mount'],
-    describe: (ctx) => [
-      ...entries
-        .filter((e) => e.type !== 'dir')
-        .map((e) => `  ${e.target} (${e.owner}:${e.group} ${e.mode.toString(8).padStart(4, '0')}${e.template ? ', from template' : ''})`),
-      `${formatCommand(inChroot(ctx, EXTRACT))} < archive of ${sub.name}/`,
-    ],
-    async run(ctx) {
-      for (const path of replacedFiles(ctx.paths.rootfs, entries)) ctx.note(`${ctx.stage.id}/${sub.name} replaces ${path}`);
-      const archive = await buildArchive(entries, (k) => ctx.values[k]);
-      await runInChroot(ctx, EXTRACT, { input: archive, step: `${ctx.stage.id}/${sub.name}` });
+    ops: (ctx) => {
+      const step = stepName(ctx, sub);
+      return [
+        {
+          kind: 'info',
+          lines: entries
+            .filter((e) => e.type !== 'dir')
+            .map((e) => `${e.target} (${e.owner}:${e.group} ${e.mode.toString(8).padStart(4, '0')}${e.template ? ', from template' : ''})`),
+        },
+        {
+          kind: 'do',
+          hidden: true,
+          text: 'name the files it replaces in the build log',
+          fn: (st) => {
+            for (const path of replacedFiles(ctx.paths.rootfs, entries)) st.note(`${step} replaces ${path}`);
+          },
+        },
+        inTarget(ctx, EXTRACT, step, { input: { text: `archive of ${sub.name}/`, make: (st) => buildArchive(entries, (k) => st.values[k]) } }),
+      ];
     },
   };
 };

@@ -10,14 +10,12 @@
 //  - depmod and dracut-install, as in every step in the target (native-tools.sh).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatCommand, type Command } from '../../exec.ts';
+import type { Command } from '../../exec.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
-import { UserError } from '../../errors.ts';
-import {
-  DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, describeTools, installedVersion, isForeign,
-} from '../../chroot/tools.ts';
+import { DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, installedVersion, isForeign } from '../../chroot/tools.ts';
+import type { Op } from '../../plan/ops.ts';
 import { noteProfile } from '../profile.ts';
-import { aptOptions, chrootEnv, inChroot, NATIVE, runInChroot, toolsBinds, type PlanContext, type StepContext, type StepFactory } from '../step.ts';
+import { aptOptions, chrootEnv, inTarget, stepName, toolsBinds, withNativeTools, type PlanContext, type StepFactory } from '../step.ts';
 
 function installArgs(ctx: PlanContext, packages: readonly string[], recommends: boolean): string[] {
   return ['install', ...aptOptions(ctx.config), ...(recommends ? [] : ['--no-install-recommends']), ...packages];
@@ -54,20 +52,33 @@ export function nativeCompileCommand(tools: string, rootfs: string): Command {
   ]);
 }
 
+const pythonOf = (root: string) => installedVersion(root, 'python3-minimal');
+
 /** Byte-compile what py3compile was asked for: natively when the Pythons match, else in the target. */
-async function compileDeferred(ctx: StepContext, step: string): Promise<void> {
-  if (!existsSync(join(ctx.paths.rootfs, 'var/lib/pihub/py3compile.todo'))) return;
-  const tools = ctx.tools;
-  if (!tools) throw new UserError('internal: the native tools root is missing');
-  const target = installedVersion(ctx.paths.rootfs, 'python3-minimal');
-  const native = installedVersion(tools, 'python3-minimal');
-  if (target !== undefined && target === native) {
-    await ctx.runner.run(nativeCompileCommand(tools, ctx.paths.rootfs), { step, onLine: ctx.onLine });
-  } else {
-    ctx.note(`${step}: target python3 ${target ?? 'missing'} differs from the native ${native ?? 'missing'}; byte-compiling under emulation`);
-    await runInChroot(ctx, DEFER('replay'), { step });
-  }
+function compileDeferred(ctx: PlanContext, step: string): Op {
+  const tools = ctx.tools ?? '<tools root>';
+  return {
+    kind: 'if',
+    text: `py3compile was asked for something (${TODO})`,
+    test: () => existsSync(join(ctx.paths.rootfs, TODO)),
+    then: [{
+      kind: 'if',
+      text: 'the target\'s python3 is the native tools root\'s version',
+      test: () => pythonOf(ctx.paths.rootfs) !== undefined && pythonOf(ctx.paths.rootfs) === pythonOf(tools),
+      then: [{ kind: 'run', command: nativeCompileCommand(tools, ctx.paths.rootfs), step }],
+      else: [
+        {
+          kind: 'do',
+          text: 'say so in the build log',
+          fn: (st) => st.note(`${step}: target python3 ${pythonOf(ctx.paths.rootfs) ?? 'missing'} differs from the native ${pythonOf(tools) ?? 'missing'}; byte-compiling under emulation`),
+        },
+        inTarget(ctx, DEFER('replay'), step),
+      ],
+    }],
+  };
 }
+
+const TODO = 'var/lib/pihub/py3compile.todo';
 
 export const packagesStep: StepFactory = (sub) => {
   const packages = sub.packages ?? [];
@@ -75,46 +86,36 @@ export const packagesStep: StepFactory = (sub) => {
   return {
     title: `${sub.name}: install ${packages.length} package${packages.length === 1 ? '' : 's'}`,
     tools: ['unshare', 'chroot', 'mount', 'apt-get', 'dpkg', 'mmdebstrap'],
-    describe: (ctx) => {
-      if (!isForeign(ctx.config)) return [formatCommand(inChroot(ctx, ['apt-get', ...installArgs(ctx, packages, recommends)]))];
+    usesPackageCache: true,
+    ops: (ctx) => {
+      if (packages.length === 0) return [];
+      const step = stepName(ctx, sub);
+      if (!isForeign(ctx.config)) return [inTarget(ctx, ['apt-get', ...installArgs(ctx, packages, recommends)], step)];
       return [
-        formatCommand(inChroot(ctx, DEFER('on'))),
-        formatCommand(inChroot(ctx, NATIVE('on'))),
-        formatCommand(nativeAptCommand(ctx, packages, recommends)),
-        formatCommand(inChroot(ctx, NATIVE('off'))),
-        formatCommand(inChroot(ctx, DEFER('off'))),
-        describeTools(ctx.config, ctx.paths.cache, ctx.release),
-        formatCommand(nativeCompileCommand(ctx.tools ?? '<tools root>', ctx.paths.rootfs)),
-      ];
-    },
-    async run(ctx) {
-      if (packages.length === 0) return;
-      const step = `${ctx.stage.id}/${sub.name}`;
-      if (!isForeign(ctx.config)) {
-        await runInChroot(ctx, ['apt-get', ...installArgs(ctx, packages, recommends)], { step });
-        return;
-      }
-      // dpkg's log has local time; the build machine and the target agree on UTC in the chroot.
-      const since = new Date(Math.floor(Date.now() / 1000) * 1000);
-      await runInChroot(ctx, DEFER('on'), { step });
-      try {
-        await runInChroot(ctx, NATIVE('on'), { step });
-        try {
-          await ctx.runner.run(nativeAptCommand(ctx, packages, recommends), {
+        // dpkg's log has local time; the build machine and the target agree on UTC in the chroot.
+        { kind: 'do', hidden: true, text: 'note the time', fn: (st) => { st.scratch.since = new Date(Math.floor(Date.now() / 1000) * 1000); } },
+        inTarget(ctx, DEFER('on'), step),
+        {
+          kind: 'try',
+          body: withNativeTools(ctx, step, [{
+            kind: 'run',
+            command: nativeAptCommand(ctx, packages, recommends),
             step,
             cleanEnv: true,
-            env: { ...chrootEnv(ctx, ctx.values), PIHUB_TARGET_ROOT: ctx.paths.rootfs },
-            onLine: ctx.onLine,
-          });
-        } finally {
-          await runInChroot(ctx, NATIVE('off'), { step });
-        }
-      } finally {
-        await runInChroot(ctx, DEFER('off'), { step });
-      }
-      const compileStarted = Date.now();
-      await compileDeferred(ctx, step);
-      noteProfile(ctx, step, since, Math.round((Date.now() - compileStarted) / 1000));
+            env: { ...chrootEnv(ctx), PIHUB_TARGET_ROOT: ctx.paths.rootfs },
+            valuesEnv: true,
+          }]),
+          finally: [inTarget(ctx, DEFER('off'), step)],
+        },
+        { kind: 'do', hidden: true, text: 'note the time', fn: (st) => { st.scratch.compileStarted = Date.now(); } },
+        compileDeferred(ctx, step),
+        {
+          kind: 'do',
+          text: 'note where dpkg spent its time (the build profile, in the log)',
+          hidden: true,
+          fn: (st) => noteProfile(ctx.paths.rootfs, st.note, step, st.scratch.since as Date, Math.round((Date.now() - (st.scratch.compileStarted as number)) / 1000)),
+        },
+      ];
     },
   };
 };

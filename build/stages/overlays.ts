@@ -5,13 +5,15 @@ import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { displayPath, parseConfigText, type ConfigLayer } from '../config/load.ts';
-import { checkTemplateReads, parsePackageList, parseShebang, walkFiles, type StageDef, type Substep } from '../stages/load.ts';
-import { isConfigKey } from '../stages/values.ts';
+import { checkTemplateReads, parsePackageList, parseShebang, walkFiles, type StageDef, type Substep } from './load.ts';
+import { configValue, isConfigKey } from '../config/settings.ts';
 
 const OverlayYamlSchema = z.strictObject({
   description: z.string({ error: 'is required: one line saying what the overlay changes' }),
   requires: z.array(z.string()).default([]),
   reads: z.array(z.string()).default([]),
+  /** Settings only this overlay acts on: set without it, they would silently do nothing. */
+  owns: z.array(z.string()).default([]),
   config: z.record(z.string(), z.unknown()).default({}),
   files: z
     .record(
@@ -28,6 +30,7 @@ export interface Overlay {
   dir: string;
   description: string;
   requires: string[];
+  owns: string[];
   layer: ConfigLayer;
   stage: StageDef;
 }
@@ -68,13 +71,15 @@ export function loadOverlay(nameOrDir: string, shippedDir: string): Overlay {
     const issue = parsed.error.issues[0]!;
     const where = file.locator.locate(issue.path as string[]) ?? displayPath(yamlPath);
     const what = issue.code === 'unrecognized_keys'
-      ? `unknown key \`${issue.keys.join('`, `')}\` (known: description, requires, reads, config, files)`
+      ? `unknown key \`${issue.keys.join('`, `')}\` (known: description, requires, reads, owns, config, files)`
       : `\`${issue.path.join('.')}\`: ${issue.message}`;
     throw new InputError(`${who}: ${where}: ${what}`);
   }
   const meta = parsed.data;
-  for (const key of meta.reads) {
-    if (!isConfigKey(key)) throw new InputError(`${who}: ${displayPath(yamlPath)}: \`reads\` names \`${key}\`, which is not a config key`);
+  for (const [field, keys] of [['reads', meta.reads], ['owns', meta.owns]] as const) {
+    keys.forEach((key, i) => {
+      if (!isConfigKey(key)) throw new InputError(`${who}: ${file.locator.locate([field, i]) ?? displayPath(yamlPath)}: \`${field}\` names \`${key}\`, which is not a config key`);
+    });
   }
   const substeps: Substep[] = [];
   for (const entry of readdirSync(dir).sort()) {
@@ -114,8 +119,9 @@ export function loadOverlay(nameOrDir: string, shippedDir: string): Overlay {
     label: `${who} (${displayPath(yamlPath)})`,
     data: meta.config,
     locator: { locate: (path, preferKey) => (path.length ? file.locator.locate(['config', ...path], preferKey) : undefined) },
+    baseDir: dir,
   };
-  return { name, dir, description: meta.description, requires: meta.requires, layer, stage };
+  return { name, dir, description: meta.description, requires: meta.requires, owns: meta.owns, layer, stage };
 }
 
 /** Load overlays and what they require, requirements first, each once. */
@@ -136,4 +142,39 @@ export function resolveOverlays(requested: readonly string[], shippedDir: string
   };
   for (const r of requested) visit(r);
   return out;
+}
+
+/** Leaves under `key` whose value differs from the default, as `key = value`. */
+function changedUnder(config: unknown, defaults: unknown, key: string): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, d: unknown, path: string) => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && d !== null && typeof d === 'object') {
+      for (const [k, x] of Object.entries(v)) walk(x, (d as Record<string, unknown>)[k], `${path}.${k}`);
+    } else if (JSON.stringify(v) !== JSON.stringify(d)) {
+      out.push(`\`${path}\` is ${typeof v === 'string' ? `\`${v}\`` : JSON.stringify(v)}`);
+    }
+  };
+  walk(configValue(config, key), configValue(defaults, key), key);
+  return out;
+}
+
+/**
+ * Overlays declare the settings only they act on (`owns:`): such a setting changed while its
+ * overlay is not applied is an error, not a silent no-op.
+ */
+export function verifyOwnedSettings(config: unknown, defaults: unknown, applied: readonly Overlay[], known: readonly Overlay[]): void {
+  for (const o of known) {
+    if (applied.some((a) => a.dir === o.dir)) continue;
+    for (const key of o.owns) {
+      const changed = changedUnder(config, defaults, key);
+      if (changed.length) {
+        throw new InputError(`${changed[0]}, but only the ${o.name} overlay acts on \`${key}\` and it is not applied; add \`--overlay ${o.name}\``);
+      }
+    }
+  }
+}
+
+/** The shipped overlays (for what they own). */
+export function shippedOverlays(shippedDir: string): Overlay[] {
+  return listShipped(shippedDir).map((n) => loadOverlay(n, shippedDir));
 }

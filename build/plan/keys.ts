@@ -1,5 +1,7 @@
 // Cache keys: a digest of everything that decides a stage's result, and nothing else.
-import { createHash } from 'node:crypto';
+// Each stage's key covers its parent's key, its files, the values it reads, the base (with the
+// archive's Release date) and pihub's own code for the steps it uses.
+import { createHash, createHmac } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -7,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
 import type { BuildConfig } from '../config/schema.ts';
-import { configValue } from '../stages/values.ts';
+import { configValue, declarationAt } from '../config/settings.ts';
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -125,9 +127,6 @@ export async function releaseDate(mirror: string, suite: string, proxy: string |
   return m[1]!.trim();
 }
 
-/** Keys whose value is a file on the build machine: its content is what a stage depends on. */
-export const FILE_KEYS = new Set(['hub.https.cert_file', 'hub.https.key_file']);
-
 function fileDigest(path: unknown): unknown {
   if (typeof path !== 'string') return path;
   try {
@@ -137,24 +136,27 @@ function fileDigest(path: unknown): unknown {
   }
 }
 
-const secretDigest = (s: string) => sha256(`pihub:${s}`);
+/**
+ * A secret's stand-in in cache keys: keyed with this cache's own random salt, so the key
+ * changes when the secret does, while a published key (the .json beside an image) cannot be
+ * used to guess the secret without the salt, which never leaves the cache.
+ */
+export function secretDigest(salt: string, secret: string): string {
+  return createHmac('sha256', salt).update(secret).digest('hex');
+}
 
 /**
- * The values a stage reads, as they enter its cache key. Plain passwords and the Wi-Fi
- * passphrase enter only as a digest, so the key changes when they do but the cache never
- * stores them; files enter with their content.
+ * The values a stage reads, as they enter its cache key, as their declarations say (at any
+ * depth): a secret only as its salted digest, a file on the build machine with its content.
  */
-export function keyValues(config: BuildConfig, reads: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of reads) {
-    const v = configValue(config, key);
-    if (key === 'users') {
-      out[key] = config.users.map((u) => ({ ...u, password: u.password === undefined ? undefined : secretDigest(u.password) }));
-    } else if (key === 'wifi.psk' && typeof v === 'string') {
-      out[key] = secretDigest(v);
-    } else {
-      out[key] = FILE_KEYS.has(key) ? fileDigest(v) : v;
-    }
-  }
-  return out;
+export function keyValues(config: BuildConfig, reads: readonly string[], salt: string): Record<string, unknown> {
+  const enter = (v: unknown, path: string[]): unknown => {
+    const node = declarationAt(path);
+    if (node?.file) return fileDigest(v);
+    if (typeof v === 'string' && node?.secret) return { secret: secretDigest(salt, v) };
+    if (Array.isArray(v)) return v.map((x, i) => enter(x, [...path, String(i)]));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, enter(x, [...path, k])]));
+    return v;
+  };
+  return Object.fromEntries(reads.map((key) => [key, enter(configValue(config, key), key.split('.'))]));
 }

@@ -1,0 +1,96 @@
+// Secret settings: where they may come from (never only the command line), and how they are
+// kept out of errors, logs and published cache keys.
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { InputError } from '../errors.ts';
+import { formatPath, type PathKey } from './format.ts';
+import { declarationAt } from './settings.ts';
+
+/** Does a config path (`['users', 0, 'password']` or `users.0.password`) hold a secret? */
+export function isSecretPath(path: readonly PathKey[] | string): boolean {
+  return declarationAt(path)?.secret === true;
+}
+
+export const HIDDEN = '<hidden>';
+
+/**
+ * A secret may be given as a reference instead of its value, so that it needs neither the
+ * command line (seen in `ps` and shell history) nor a config file one might share:
+ * `{ env: NAME }` reads an environment variable, `{ file: PATH }` a file's first line
+ * (relative paths from `baseDir`: the config file's folder, or the working directory for --set).
+ */
+export function resolveSecretRefs(
+  data: Record<string, unknown>,
+  where: (path: readonly PathKey[]) => string,
+  baseDir: string,
+  env: NodeJS.ProcessEnv,
+): Record<string, unknown> {
+  const walk = (v: unknown, path: PathKey[]): unknown => {
+    if (isSecretPath(path) && v !== null && typeof v === 'object' && !Array.isArray(v)) return dereference(v as Record<string, unknown>, path);
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
+    if (v !== null && typeof v === 'object') {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, [...path, /^\d+$/.test(k) ? Number(k) : k])]));
+    }
+    return v;
+  };
+  const dereference = (ref: Record<string, unknown>, path: PathKey[]): string => {
+    const key = `${where(path)}: \`${formatPath(path)}\``;
+    const keys = Object.keys(ref);
+    const name = ref.env ?? ref.file;
+    if (keys.length !== 1 || (keys[0] !== 'env' && keys[0] !== 'file') || typeof name !== 'string' || name === '') {
+      throw new InputError(`${key}: give the secret itself, \`{ env: VARIABLE }\` or \`{ file: PATH }\``);
+    }
+    if (keys[0] === 'env') {
+      const value = env[name];
+      if (value === undefined || value === '') {
+        throw new InputError(`${key} comes from the environment variable ${name}, which is not set; export it before the build (through sudo: \`sudo --preserve-env=${name} …\`)`);
+      }
+      return value;
+    }
+    const file = isAbsolute(name) ? name : resolve(baseDir, name);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new InputError(`${key} comes from the file ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    const line = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0]!;
+    if (line === '') throw new InputError(`${key} comes from the file ${file}, whose first line is empty`);
+    return line;
+  };
+  return walk(data, []) as Record<string, unknown>;
+}
+
+/** Values to hide wherever pihub prints or logs text: secret settings, and credentials in URLs. */
+export function secretValues(config: unknown): string[] {
+  const out = new Set<string>();
+  const walk = (v: unknown, path: PathKey[]) => {
+    if (typeof v === 'string') {
+      const node = declarationAt(path);
+      if (node?.secret) out.add(v);
+      const userinfo = node?.url ? /^[a-z]+:\/\/([^@/]+)@/.exec(v) : null;
+      if (userinfo) out.add(userinfo[1]!);
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, [...path, i]));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+    }
+  };
+  walk(config, []);
+  return [...out];
+}
+
+/** Replaces every secret in text; too short a secret would hide common words, and is not worth hiding. */
+export class Redactor {
+  private readonly secrets: string[];
+
+  constructor(secrets: readonly string[]) {
+    this.secrets = [...new Set(secrets)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
+  }
+
+  redact(text: string): string {
+    let out = text;
+    for (const s of this.secrets) if (out.includes(s)) out = out.replaceAll(s, HIDDEN);
+    return out;
+  }
+}

@@ -1,0 +1,296 @@
+// Every config key, declared once: its type, default and meaning, and what pihub must know
+// about it (a secret? a file on the build machine? a URL that may carry a password? how stages
+// see it). The schema, the defaults, secret handling, cache-key inputs, stage values and the
+// README's config table are all derived from this tree (mkosi's SETTINGS, in spirit).
+import { z } from 'zod';
+
+interface Meaning {
+  /** One line for the README table. */
+  doc?: string;
+  /** How the default reads in the README, when the value itself does not say it well. */
+  docDefault?: string;
+  /** Never shown in errors or logs; enters cache keys only as a salted digest. */
+  secret?: boolean;
+  /** A path on the build machine: it must exist, and its content (not its name) enters cache keys. */
+  file?: boolean;
+  /** A URL that may carry `user:password@`: that part is never shown. */
+  url?: boolean;
+  /** Stages never see it: they get its crypt(3) hash (made at build time) under this key instead. */
+  hashedAs?: string;
+  /** The variable stage scripts get it in (default: PIHUB_ and the key in capitals). */
+  env?: string;
+  /** What pihub itself reads it for, beside the stages that list it in `reads` (for the README). */
+  engine?: string;
+}
+
+export interface Leaf<T extends z.ZodType = z.ZodType> extends Meaning {
+  kind: 'leaf';
+  schema: T;
+  /** Absent: the key has no default (required inside a list item or an optional section). */
+  default?: unknown;
+  optional?: boolean;
+}
+
+export interface Section<S extends Record<string, Node> = Record<string, Node>, N extends boolean = boolean> extends Meaning {
+  kind: 'section';
+  children: S;
+  nullable: N;
+  refine?: (value: never, ctx: z.core.$RefinementCtx) => void;
+}
+
+export interface List<I extends Node = Node> extends Meaning {
+  kind: 'list';
+  item: I;
+  refine?: (value: never[], ctx: z.core.$RefinementCtx) => void;
+}
+
+export type Node = Leaf | Section | List;
+
+type LeafOptions = Omit<Leaf, 'kind' | 'schema'>;
+
+export function leaf<T extends z.ZodType, const O extends LeafOptions = Record<never, never>>(schema: T, o?: O): Leaf<T> & O {
+  return { kind: 'leaf', schema, ...(o as O) };
+}
+
+export function section<S extends Record<string, Node>>(children: S, o: Meaning & { refine?: Section['refine'] } = {}): Section<S, false> {
+  return { kind: 'section', children, nullable: false, ...o };
+}
+
+/** A section that is `null` unless given; when given, each of its keys is required. */
+export function optionalSection<S extends Record<string, Node>>(children: S, o: Meaning = {}): Section<S, true> {
+  return { kind: 'section', children, nullable: true, ...o };
+}
+
+export function list<I extends Node>(item: I, o: Meaning & { refine?: List['refine'] } = {}): List<I> {
+  return { kind: 'list', item, ...o };
+}
+
+// ---- the rules values must follow -------------------------------------------------------
+
+/** Accounts a Debian base system already has, or that must never be a hub user. */
+export const RESERVED_USER_NAMES = new Set([
+  'root', 'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy',
+  'www-data', 'backup', 'list', 'irc', '_apt', 'nobody', 'nogroup', 'messagebus', 'sshd', 'polkitd',
+  'systemd-network', 'systemd-resolve', 'systemd-timesync', 'systemd-journal', 'systemd-coredump',
+  'tss', 'dnsmasq', 'avahi', 'sudo', 'adm', 'users', 'staff', 'video', 'audio', 'plugdev', 'netdev',
+  'dialout', 'input', 'render', 'kvm', 'disk', 'tty', 'shadow', 'utmp', 'operator', 'src',
+]);
+
+const NAME_RULE = /^[a-z_][a-z0-9_-]{0,31}$/;
+const nameMessage = (what: string) =>
+  `must be a ${what} name: a lowercase letter or \`_\` first, then up to 31 lowercase letters, digits, \`_\` or \`-\``;
+
+const userName = z
+  .string()
+  .regex(NAME_RULE, { error: nameMessage('user') })
+  .refine((n) => !RESERVED_USER_NAMES.has(n), {
+    error: (issue) => `\`${String(issue.input)}\` is a system account or group of Debian; choose another name`,
+  });
+const groupName = z.string().regex(NAME_RULE, { error: nameMessage('group') });
+const url = z.string().regex(/^(https?|file):\/\/\S+$/, { error: 'must be a URL such as `http://host:3142`' });
+const CRYPT_HASH = /^\$(y|gy|7|6|5|2b|2y|1)\$[./A-Za-z0-9$=,]+$/;
+const port = z
+  .number({ error: 'must be a port number' })
+  .int({ error: 'must be a whole number' })
+  .min(1, { error: 'must be a TCP port from 1 to 65535' })
+  .max(65535, { error: 'must be a TCP port from 1 to 65535' });
+
+// ---- the settings --------------------------------------------------------------------------
+
+const USER = section(
+  {
+    name: leaf(userName),
+    password: leaf(z.string().min(1, { error: 'must not be empty' }), { optional: true, secret: true, hashedAs: 'password_hash' }),
+    password_hash: leaf(
+      z.string().regex(CRYPT_HASH, { error: 'must be a crypt(3) hash such as the output of `mkpasswd -m yescrypt` or `openssl passwd -6`' }),
+      { optional: true, secret: true },
+    ),
+    admin: leaf(z.boolean(), { default: false }),
+    ssh_authorized_keys: leaf(
+      z.array(z.string().regex(/^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$/, { error: 'must be one public key line such as `ssh-ed25519 AAAA… me@laptop`' })),
+      { default: [] },
+    ),
+  },
+  {
+    refine: (u: { name: string; password?: string; password_hash?: string }, ctx) => {
+      const given = Number(u.password !== undefined) + Number(u.password_hash !== undefined);
+      if (given !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [],
+          message: given === 0
+            ? `user \`${u.name}\` needs \`password\` or \`password_hash\` (no account gets an empty or default password)`
+            : `user \`${u.name}\` has both \`password\` and \`password_hash\`; keep one`,
+        });
+      }
+    },
+  },
+);
+
+export const SETTINGS = section({
+  name: leaf(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'must be a file-name-safe name: letters, digits, `.`, `_` or `-`' }), {
+    default: 'pihub',
+    doc: 'image file name prefix',
+    engine: 'file names',
+  }),
+  hostname: leaf(
+    z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, {
+      error: 'must be a valid host name: letters, digits and `-`, 1 to 63 characters, not starting or ending with `-`',
+    }),
+    { default: 'pihub', doc: 'host name (also in `/etc/hosts`)' },
+  ),
+  base: section({
+    suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); other bases are not supported yet' }), { default: 'trixie', doc: 'Debian suite', engine: 'every stage (the base)' }),
+    architecture: leaf(z.enum(['arm64'], { error: 'must be `arm64` (Pi 3, 3+, 4, 400, Zero 2 W)' }), { default: 'arm64', doc: 'Debian architecture', engine: 'every stage (the base)' }),
+    mirror: leaf(url, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source)', engine: 'every stage (the base)' }),
+    components: leaf(z.array(z.string().regex(/^[a-z-]+$/)).min(1), { default: ['main', 'non-free-firmware'], doc: 'archive components', engine: 'every stage (the base)' }),
+  }),
+  users: list(USER, {
+    doc: 'accounts: `name`, `password` or `password_hash`, `admin`, `ssh_authorized_keys`',
+    refine: (users: Array<{ name: string }>, ctx) => {
+      const seen = new Set<string>();
+      users.forEach((u, i) => {
+        if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate user name \`${u.name}\`` });
+        seen.add(u.name);
+      });
+    },
+  }),
+  hub: section({
+    port: leaf(port, { default: 8888, doc: 'the hub\'s port (`bind_url`)' }),
+    admin_group: leaf(groupName, { default: 'jupyter_admin', doc: 'Unix group of hub admins (created if missing)' }),
+    users_group: leaf(groupName, { default: 'jupyter_users', doc: 'Unix group of hub users (created if missing)' }),
+    proxy: leaf(z.enum(['apt', 'npm'], { error: 'must be `apt` (Debian\'s package) or `npm` (npm install -g)' }), {
+      default: 'apt',
+      doc: 'configurable-http-proxy from `apt` or `npm`',
+    }),
+    npm_registry: leaf(url.nullable(), { default: null, url: true, doc: 'npm registry for `hub.proxy: npm` (default registry.npmjs.org)' }),
+    idle_timeout_minutes: leaf(z.number().int().min(0, { error: 'must be 0 (never shut idle servers down) or a number of minutes' }), {
+      default: 60,
+      doc: 'stop idle kernels and servers after this long; `0` never',
+    }),
+    https: section({
+      mode: leaf(z.enum(['off', 'self-signed', 'files'], { error: 'must be `off`, `self-signed` or `files`' }), {
+        default: 'off',
+        doc: '`off`, `self-signed` or `files` (see the `https` overlay)',
+      }),
+      cert_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'certificate for `files` mode' }),
+      key_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'its private key' }),
+    }),
+  }),
+  locale: leaf(z.string().regex(/^[a-zA-Z]{2,3}(_[A-Z]{2})?(\.UTF-8)?(@[a-z]+)?$|^C\.UTF-8$/, { error: 'must be a locale such as `en_GB.UTF-8`' }), {
+    default: 'en_US.UTF-8',
+    doc: 'system locale',
+  }),
+  timezone: leaf(z.string().regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, { error: 'must be a time zone such as `Europe/London`' }), {
+    default: 'Etc/UTC',
+    doc: 'time zone, e.g. `Europe/London`',
+  }),
+  keyboard: section({
+    layout: leaf(z.string().regex(/^[a-z]{2,}(,[a-z]{2,})*$/, { error: 'must be an XKB layout such as `gb` or `de`' }), { default: 'us', doc: 'console keyboard layout' }),
+    model: leaf(z.string().regex(/^[a-z0-9_]+$/), { default: 'pc105', doc: 'keyboard model' }),
+    variant: leaf(z.string().regex(/^[a-z0-9_,-]*$/), { default: '', doc: 'layout variant' }),
+    options: leaf(z.string().regex(/^[a-z0-9_:,-]*$/), { default: '', doc: 'XKB options' }),
+  }),
+  wifi: optionalSection(
+    {
+      country: leaf(z.string().regex(/^[A-Z]{2}$/, { error: 'must be a two-letter country code such as `GB`' })),
+      // Any bytes are safe: the image writes the SSID in hex. 32 bytes is 802.11's limit.
+      ssid: leaf(
+        z
+          .string()
+          .refine((s) => s.length > 0 && Buffer.byteLength(s, 'utf8') <= 32, {
+            error: 'must be 1 to 32 bytes long (in UTF-8; letters outside ASCII take 2 to 4 bytes each)',
+          })
+          .refine((s) => !s.includes('\0'), { error: 'must not contain a NUL character' }),
+      ),
+      psk: leaf(z.string().regex(/^([ -~]{8,63}|[0-9a-fA-F]{64})$/, { error: 'must be a WPA passphrase of 8 to 63 printable characters (or 64 hex digits)' }), {
+        secret: true,
+      }),
+    },
+    { doc: '`{country, ssid, psk}`: `ssid` any 1 to 32 bytes (written in hex, so any name is safe), `psk` a passphrase of 8 to 63 printable characters (stored only as its WPA hash) or the 64-hex-digit PSK itself' },
+  ),
+  ssh: section({
+    enabled: leaf(z.boolean(), { default: false, doc: 'start the SSH server' }),
+    password_auth: leaf(z.union([z.boolean(), z.literal('auto')], { error: 'must be true, false or `auto` (off when any user has ssh_authorized_keys)' }), {
+      default: 'auto',
+      doc: 'password logins over SSH; `auto` = off when any user has keys',
+    }),
+  }),
+  updates: section({
+    automatic: leaf(z.enum(['security', 'all', 'off'], { error: 'must be `security` (Debian\'s security fixes), `all` (also stable point releases) or `off`' }), {
+      default: 'security',
+      doc: 'updates the card installs on its own: `security` (Debian\'s security updates), `all` (also stable point releases and `-updates`) or `off`',
+    }),
+  }),
+  image: section({
+    compression: leaf(z.enum(['xz', 'zstd', 'gzip', 'none'], { error: 'must be one of `xz`, `zstd`, `gzip`, `none`' }), {
+      default: 'zstd',
+      engine: 'export',
+      doc: '`zstd` (level 1, seconds: for a card flashed right away), `xz` (smallest, minutes: releases use it), `gzip` or `none`; a `.bmap` block map is written beside the image either way',
+    }),
+    headroom_percent: leaf(z.number().min(0).max(400), { default: 0, engine: 'export', doc: 'extra free space in the root file system, in percent of its content (the first boot grows it to the card anyway)' }),
+    headroom_mib: leaf(z.number().int().min(0), { default: 128, engine: 'export', doc: 'and in MiB on top: room for the first boot before the grow' }),
+  }),
+  apt_proxy: leaf(url.nullable(), { default: null, url: true, engine: 'apt during the build', doc: 'HTTP proxy for apt during the build (e.g. apt-cacher-ng); never kept in the image' }),
+  overlays: leaf(z.array(z.string().min(1)), { default: [], engine: 'the build (one stage each)', doc: 'overlays to apply (see below)' }),
+}, {
+  // Rules between keys.
+  refine: (c: { hub: { admin_group: string; users_group: string; https: { mode: string; cert_file: string | null; key_file: string | null } }; users: Array<{ name: string }> }, ctx) => {
+    if (c.hub.https.mode === 'files' && (!c.hub.https.cert_file || !c.hub.https.key_file)) {
+      ctx.addIssue({ code: 'custom', path: ['hub', 'https'], message: 'mode `files` needs `cert_file` and `key_file` (paths on the build machine)' });
+    }
+    for (const [i, u] of c.users.entries()) {
+      if (u.name === c.hub.admin_group || u.name === c.hub.users_group) {
+        ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: `\`${u.name}\` is also a hub group name; a user and a group of one name would clash` });
+      }
+    }
+  },
+});
+
+// ---- derived views -------------------------------------------------------------------------
+
+/** A declared key with its path (`users[].password` for keys of list items). */
+export interface Declared {
+  key: string;
+  node: Node;
+}
+
+/** Every declaration, sections and list items included, in declaration order. */
+export function declarations(node: Node = SETTINGS, key = ''): Declared[] {
+  const out: Declared[] = key ? [{ key, node }] : [];
+  if (node.kind === 'section') for (const [k, child] of Object.entries(node.children)) out.push(...declarations(child, key ? `${key}.${k}` : k));
+  if (node.kind === 'list') out.push(...declarations(node.item, `${key}[]`).filter((d) => d.key !== `${key}[]`));
+  return out;
+}
+
+/** The declaration for a config path (`['users', 0, 'password']`, `hub.port`); undefined if none. */
+export function declarationAt(path: ReadonlyArray<string | number> | string): Node | undefined {
+  const parts = typeof path === 'string' ? path.split('.') : path;
+  let node: Node = SETTINGS;
+  for (const p of parts) {
+    if (node.kind === 'section' && typeof p === 'string' && Object.hasOwn(node.children, p)) node = node.children[p]!;
+    else if (node.kind === 'list' && (typeof p === 'number' || /^\d+$/.test(p))) node = node.item;
+    else return undefined;
+  }
+  return node;
+}
+
+/** `hub.port` → `PIHUB_HUB_PORT`, unless the declaration names another. */
+export function envName(key: string): string {
+  return declarationAt(key)?.env ?? `PIHUB_${key.toUpperCase().replaceAll('.', '_')}`;
+}
+
+/** Is `hub.port` a key stages may read (a declared key or section, not one inside a list item)? */
+export function isConfigKey(key: string): boolean {
+  return !key.includes('[') && declarations().some((d) => d.key === key);
+}
+
+/** The value of a key (`hub.port`) in a config. */
+export function configValue(config: unknown, key: string): unknown {
+  let cur: unknown = config;
+  for (const p of key.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}

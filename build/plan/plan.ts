@@ -1,0 +1,312 @@
+// The plan: the whole build as one immutable value, made before anything runs — every stage with
+// its cache key, where the build starts (work tree, cache, or the image reused), and the exact
+// operations of every step. `--dry-run` prints it (plan/print.ts); one executor runs it
+// (plan/execute.ts).
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BuildConfig } from '../config/schema.ts';
+import { installPolicyRcD, removePolicyRcD } from '../chroot/chroot.ts';
+import { isForeign, toolsKey, toolsRoot, toolsRootOps } from '../chroot/tools.ts';
+import { restoreCommand, snapshotCommand, type Cache } from '../cache/cache.ts';
+import { recordsDir, recordTree } from '../cache/restore.ts';
+import { describeExport, exportNames } from '../image/export.ts';
+import { COMPRESSORS, type ImageNames } from '../image/naming.ts';
+import type { Overlay } from '../stages/overlays.ts';
+import type { StageDef } from '../stages/load.ts';
+import { stepFor, KIND_SOURCES } from '../stages/steps/index.ts';
+import type { BuildPaths, PlanContext, Step } from '../stages/step.ts';
+import { valueOps } from '../stages/values.ts';
+import type { BuildInputs } from './inputs.ts';
+import { canonicalJson, digestTree, implementationDigest, keyValues, sha256, stageKey } from './keys.ts';
+import { commandsOf, deepFreeze, type Op, type RunState } from './ops.ts';
+
+/** pihub's own code that shapes every stage's result (the step kinds' sources are added per stage). */
+const SHARED_SOURCES = [
+  'stages/step.ts', 'stages/template.ts', 'stages/values.ts', 'chroot/chroot.ts', 'chroot/enter.sh',
+  'chroot/tools.ts', 'chroot/dpkg-split.sh', 'chroot/py3compile-defer.sh', 'chroot/py3compile-native.py',
+  'chroot/native-prepare.sh', 'chroot/native-tools.sh',
+];
+const EXPORT_SOURCES = ['image/export.ts', 'image/layout.ts', 'image/naming.ts', 'release/sbom.ts'];
+
+/** The work tree records which stage's result it holds. */
+export const MARKER = 'rootfs.key';
+/** Restoring a snapshot of a full root filesystem takes about this long here: quicker stages are not saved. */
+export const SNAPSHOT_MIN_MS = 20_000;
+
+export interface PlanPaths extends BuildPaths {
+  /** Scratch for the export, inside the work tree. */
+  export: string;
+  marker: string;
+}
+
+/**
+ * Where a stage's result comes from: `skip` (a later stage's result is used), `work-tree` (the
+ * work tree holds it already), `restore` (from the cache), `run`.
+ */
+export type StageStart = 'skip' | 'work-tree' | 'restore' | 'run';
+
+export interface PlannedStage {
+  def: StageDef;
+  /** Undefined when the archive's Release date is unknown (a dry run without network). */
+  key?: string;
+  /** A usable cache entry exists (whether or not the build needs it). */
+  cached: boolean;
+  start: StageStart;
+  /** The operations for its start: restore or run; none otherwise. */
+  ops: readonly Op[];
+}
+
+export interface Plan {
+  config: BuildConfig;
+  configLabel: string;
+  overlays: readonly Overlay[];
+  date: string;
+  paths: PlanPaths;
+  /** Host programs the build runs, checked before it starts. */
+  hostTools: ReadonlySet<string>;
+  release?: string;
+  stages: readonly PlannedStage[];
+  image: {
+    key?: string;
+    names: ImageNames;
+    /** The exported image of these very inputs is in the cache: no stage runs. */
+    reuse: boolean;
+    /** What the export runs (image/export.ts). */
+    describe: readonly string[];
+  };
+  /** Warnings and advice, for the log and the end of the output. */
+  notes: readonly string[];
+}
+
+export interface PlanOptions {
+  workDir: string;
+  outDir: string;
+  cache: Cache;
+  /** The archive's Release date; undefined when unknown (a dry run without network): then nothing counts as cached. */
+  release?: string;
+  /** This cache's salt for secrets in keys. */
+  salt: string;
+  noCache: boolean;
+  /** Check the entries the build will use (and discard damaged ones); a dry run only looks. */
+  verify: boolean;
+}
+
+export function planPaths(config: BuildConfig, o: Pick<PlanOptions, 'workDir' | 'outDir' | 'cache'>): PlanPaths {
+  const work = join(o.workDir, config.name);
+  return {
+    work,
+    rootfs: join(work, 'rootfs'),
+    cache: o.cache.dir,
+    debs: join(o.cache.dir, 'debs', `${config.base.suite}-${config.base.architecture}`),
+    deploy: o.outDir,
+    export: join(work, 'export'),
+    marker: join(work, MARKER),
+  };
+}
+
+/** Chain the stage keys: each covers its parent, its files, the values it reads, the base and pihub's code. */
+export function stageKeys(inputs: BuildInputs, release: string, salt: string): { stages: string[]; image: string } {
+  const base = { ...inputs.config.base, release };
+  let parent: string | null = null;
+  const stages = inputs.stages.map((def) => {
+    parent = stageKey({
+      parent,
+      stage: def.id,
+      files: digestTree(def.dir),
+      values: keyValues(inputs.config, def.reads, salt),
+      base,
+      implementation: implementationDigest([...SHARED_SOURCES, ...def.substeps.map((x) => `stages/steps/${KIND_SOURCES[x.kind]}`)]),
+    });
+    return parent;
+  });
+  const c = inputs.config;
+  const image = sha256(canonicalJson({ last: parent, name: c.name, image: c.image, implementation: implementationDigest(EXPORT_SOURCES) })).slice(0, 32);
+  return { stages, image };
+}
+
+function workTreeKey(paths: PlanPaths): string | undefined {
+  return existsSync(paths.marker) && existsSync(paths.rootfs) ? readFileSync(paths.marker, 'utf8').trim() : undefined;
+}
+
+const hidden = (text: string, fn: (st: RunState) => void): Op => ({ kind: 'do', hidden: true, text, fn });
+
+function restoreOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): Op[] {
+  return [
+    hidden('the work tree holds no finished stage', () => rmSync(paths.marker, { force: true })),
+    {
+      kind: 'do',
+      text: `put ${paths.rootfs} back to the snapshot: when it was that snapshot earlier in this boot, only the entries changed since then are removed and extracted again (${restoreCommand(paths.rootfs, cache.snapshotPath(key)).flat().join(' ')} with a member list); otherwise it is emptied and restored in full`,
+      fn: (st) => cache.restoreStage(st.runner, key, paths.rootfs, `restore ${stage.id}`, (line) => st.note(`stage ${stage.id}: ${line}`)),
+    },
+    hidden('mark the entry used and the work tree as this stage', () => {
+      cache.touch('stage', key);
+      writeFileSync(paths.marker, key);
+    }),
+  ];
+}
+
+function saveOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): Op[] {
+  return [{
+    kind: 'if',
+    text: `the stage took ${SNAPSHOT_MIN_MS / 1000} s or more (a quicker one runs again rather than being restored)`,
+    test: (st) => Date.now() - (st.scratch.stageStarted as number) >= SNAPSHOT_MIN_MS,
+    then: [{
+      kind: 'step',
+      title: 'save to cache',
+      body: [
+        hidden('the cache directory exists', () => cache.ensure()),
+        {
+          kind: 'try',
+          body: [
+            { kind: 'run', command: snapshotCommand(paths.rootfs, cache.partialSnapshotPath(key)), step: `save ${stage.id} to cache` },
+            { kind: 'do', text: 'record it in the cache (size and sha256, made durable), then prune the cache to its limit', fn: () => cache.commitStage(key, stage.id) },
+            { kind: 'do', text: `record each entry's inode and change time beside the work tree (${recordsDir(paths.rootfs)}), so a later restore of this stage puts back only what changed`, fn: (st) => recordTree(st.runner, paths.rootfs, key, `save ${stage.id} to cache`) },
+          ],
+          finally: [hidden('remove a partial snapshot', () => rmSync(cache.partialSnapshotPath(key), { force: true }))],
+        },
+      ],
+    }],
+    else: [{
+      kind: 'do',
+      hidden: true,
+      text: 'say why it is not cached',
+      fn: (st) => st.note(`stage ${stage.id}: not cached (ran in ${Math.round((Date.now() - (st.scratch.stageStarted as number)) / 1000)} s, quicker than a restore)`),
+    }],
+  }];
+}
+
+function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | undefined, cache: Cache, withTools: boolean): Op[] {
+  const { stage, paths } = ctx;
+  const rootfs = paths.rootfs;
+  const p = paths as PlanPaths;
+  const stepOps: Op[] = steps.map((step) => {
+    const own = step.ops(ctx);
+    return {
+      kind: 'step',
+      title: step.title,
+      body: [
+        // Before every step that works in an existing target (mmdebstrap sets up its own).
+        hidden('keep services from starting: policy-rc.d', (st) => {
+          if (!st.scratch.policy && existsSync(join(rootfs, 'usr/sbin'))) st.scratch.policy = installPolicyRcD(rootfs);
+        }),
+        ...(step.usesPackageCache ? [{ kind: 'lock', path: `${paths.debs}.lock`, text: 'one apt at a time on the package cache', body: own } as Op] : own),
+      ],
+    };
+  });
+  return [
+    hidden('the work tree holds no finished stage', () => rmSync(p.marker, { force: true })),
+    ...(withTools ? toolsRootOps(ctx.config, paths.cache, ctx.release, `${stage.id}: native tools`) : []),
+    ...valueOps(ctx.config, stage.reads, stage.id),
+    hidden('note the start', (st) => { st.scratch.stageStarted = Date.now(); }),
+    {
+      kind: 'try',
+      body: stepOps,
+      finally: [{
+        kind: 'do',
+        text: 'remove policy-rc.d (it kept services from starting during the stage)',
+        fn: (st) => {
+          if (st.scratch.policy) removePolicyRcD(rootfs);
+          st.scratch.policy = false;
+        },
+      }],
+    },
+    // Saved even with --no-cache: that flag means "do not reuse", and the fresh result refreshes the cache.
+    ...(key ? saveOps(stage, key, p, cache) : []),
+    hidden('mark the work tree as this stage', () => { if (key) writeFileSync(p.marker, key); }),
+  ];
+}
+
+/** The date in the name of a cached compressed image, if that name is one this config gives (with that date). */
+export function dateOfImage(config: BuildConfig, compressed: string): string | undefined {
+  for (const [date] of compressed.matchAll(/\d{4}-\d{2}-\d{2}/g)) if (exportNames(config, date).compressed === compressed) return date;
+  return undefined;
+}
+
+/** Make the plan. With `verify`, the cache entries it will use are checked now (damaged ones discarded, with a note). */
+export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Plan> {
+  const { config } = inputs;
+  const paths = planPaths(config, o);
+  const notes: string[] = [];
+  const keys = o.release ? stageKeys(inputs, o.release, o.salt) : undefined;
+  const stageSteps = inputs.stages.map((def) => def.substeps.map(stepFor));
+
+  const damaged = (what: string, key: string, problem: string) => {
+    notes.push(`the cached ${what} (key ${key.slice(0, 12)}) is damaged: ${problem}; discarded, it is made again`);
+  };
+  const cached = inputs.stages.map((_, i) => !o.noCache && keys !== undefined && o.cache.hasStage(keys.stages[i]!));
+  let reuse = !o.noCache && keys !== undefined && o.cache.hasImage(keys.image);
+  // A reused image keeps the names it was made with (the image key holds no date: an image built
+  // on an earlier day of the same archive is the same image). An entry whose name this config
+  // would not give (another naming) is made again: its files could not be placed under the names
+  // the plan shows.
+  let imageDate = inputs.date;
+  if (reuse) {
+    const label = o.cache.readMeta('image', keys!.image)?.label;
+    const date = label === undefined ? undefined : dateOfImage(config, label);
+    if (date) {
+      imageDate = date;
+    } else {
+      notes.push(`the cached image (key ${keys!.image.slice(0, 12)}) is named ${label ?? '(no name)'}, not as this build names its image; ${o.verify ? 'discarded, it is' : 'a build discards it: the image would be'} made again`);
+      if (o.verify) o.cache.discard('image', keys!.image);
+      reuse = false;
+    }
+  }
+  if (reuse && o.verify) {
+    const problem = await o.cache.verify('image', keys!.image);
+    if (problem) {
+      damaged('image', keys!.image, problem);
+      o.cache.discard('image', keys!.image);
+      reuse = false;
+    }
+  }
+  // The last stage whose result is cached (or in the work tree already); everything after it runs.
+  const inTree = workTreeKey(paths);
+  let resumeAt = -1;
+  for (;;) {
+    resumeAt = -1;
+    cached.forEach((c, i) => {
+      if (c || (keys && keys.stages[i] === inTree)) resumeAt = i;
+    });
+    if (reuse || resumeAt < 0 || !o.verify || keys!.stages[resumeAt] === inTree) break;
+    const key = keys!.stages[resumeAt]!;
+    const problem = await o.cache.verify('stage', key);
+    if (!problem) break;
+    damaged(`stage ${inputs.stages[resumeAt]!.id}`, key, problem);
+    o.cache.discard('stage', key);
+    cached[resumeAt] = false;
+  }
+
+  const tools = keys && isForeign(config) ? toolsRoot(o.cache.dir, toolsKey(config, o.release!)) : isForeign(config) ? join(o.cache.dir, 'tools', '<key>', 'root') : undefined;
+  const firstRun = reuse ? -1 : resumeAt + 1;
+  const stages: PlannedStage[] = inputs.stages.map((def, i) => {
+    const key = keys?.stages[i];
+    const start: StageStart = reuse || i < resumeAt ? 'skip' : i === resumeAt ? (key === inTree ? 'work-tree' : 'restore') : 'run';
+    const ctx: PlanContext = { config, paths, stage: def, release: o.release, tools };
+    const ops = start === 'restore' ? restoreOps(def, key!, paths, o.cache) : start === 'run' ? stageRunOps(ctx, stageSteps[i]!, key, o.cache, tools !== undefined && i === firstRun) : [];
+    return { def, key, cached: cached[i]!, start, ops };
+  });
+  // What a build of these inputs may run on the build machine, whatever the cache holds today:
+  // every step's tools, the programs of the planned commands, and the export's.
+  const hostTools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'bmaptool', 'dpkg-query', 'du', 'find', 'getfattr', 'setfattr']);
+  const compressor = COMPRESSORS[config.image.compression].tool;
+  if (compressor) hostTools.add(compressor);
+  for (const steps of stageSteps) for (const step of steps) for (const t of step.tools) hostTools.add(t);
+  for (const s of stages) for (const r of commandsOf(s.ops)) hostTools.add(r.command[0]);
+  return deepFreeze({
+    config,
+    configLabel: inputs.configLabel,
+    overlays: inputs.overlays,
+    date: inputs.date,
+    paths,
+    hostTools,
+    release: o.release,
+    stages,
+    image: {
+      key: keys?.image,
+      names: exportNames(config, imageDate),
+      reuse,
+      describe: describeExport(config, { rootfs: paths.rootfs, dir: paths.export }, imageDate),
+    },
+    notes,
+  });
+}

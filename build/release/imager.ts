@@ -1,0 +1,144 @@
+// Raspberry Pi Imager repository JSON (its `os_list` format) for the images in a deploy folder.
+// Imager 2.x customises only images from a repository, according to their `init_format`; with
+// `cloudinit` it writes user-data, network-config and meta-data for the image's cloud-init.
+// Field names and requirements: raspberrypi/rpi-imager, doc/json-schema/os-list-schema.json.
+import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { InputError } from '../errors.ts';
+import { sha256File } from '../files.ts';
+
+export const REPOSITORY_FILE = 'rpi-imager.json';
+export const ICON_FILE = 'pihub.png';
+const ICON_SOURCE = new URL('./pihub.png', import.meta.url);
+
+/** The boards the image boots on (Debian's arm64 kernel and raspi-firmware), with Imager's device tags. */
+export const DEVICES = [
+  { name: 'Raspberry Pi 4', description: 'Raspberry Pi 4 Model B, Raspberry Pi 400, Compute Module 4', tags: ['pi4-64bit'] },
+  { name: 'Raspberry Pi 3', description: 'Raspberry Pi 3 Model B, B+ and A+, Compute Module 3', tags: ['pi3-64bit'] },
+  { name: 'Raspberry Pi Zero 2 W', description: 'Raspberry Pi Zero 2 W', tags: ['pi3-64bit'] },
+].map((d) => ({ ...d, matching_type: 'exclusive', architecture: 'armv8' }));
+
+/** The fields of pihub's per-image manifest (<image>.json) that a repository entry needs. */
+export interface ImageManifest {
+  name: string;
+  date: string;
+  suite: string;
+  architecture: string;
+  image: string;
+  file: string;
+  raw_sha256: string;
+  sha256: string;
+  size: number;
+  hostname?: string;
+  hub?: { port?: number };
+}
+
+function isImageManifest(x: unknown): x is ImageManifest {
+  const m = x as Partial<ImageManifest> | null;
+  return !!m && typeof m.file === 'string' && typeof m.image === 'string' && typeof m.raw_sha256 === 'string' && typeof m.sha256 === 'string' && typeof m.size === 'number';
+}
+
+/** pihub's image manifests in a folder (the .json files that describe an image file beside them). */
+export function findImages(dir: string): ImageManifest[] {
+  if (!existsSync(dir)) throw new InputError(`${dir} does not exist; build an image first (pihub build --out ${dir})`);
+  const out: ImageManifest[] = [];
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+    let data: unknown;
+    try {
+      data = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (isImageManifest(data) && existsSync(join(dir, data.file))) out.push(data);
+  }
+  return out;
+}
+
+export interface Entry {
+  name: string;
+  description: string;
+  icon: string;
+  url: string;
+  extract_size: number;
+  extract_sha256: string;
+  image_download_size: number;
+  image_download_sha256: string;
+  release_date: string;
+  init_format: 'cloudinit';
+  devices: string[];
+  architecture: string;
+  capabilities: string[];
+  website?: string;
+}
+
+/** `https://host/path` or `file:///dir` with exactly one trailing slash; anything else is an input error. */
+export function normaliseBaseUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InputError(`--base-url ${url}: expected an absolute URL such as https://github.com/OWNER/REPO/releases/download/v1.0/`);
+  }
+  if (!['https:', 'http:', 'file:'].includes(u.protocol)) throw new InputError(`--base-url ${url}: expected an https://, http:// or file:// URL`);
+  return u.href.endsWith('/') ? u.href : `${u.href}/`;
+}
+
+/**
+ * The repository entry for one image. Sizes come from the files; checksums from the manifest,
+ * which the export wrote from the files it made, and with `verify` from reading the file again.
+ */
+export async function entryFor(dir: string, m: ImageManifest, baseUrl: string, opts: { website?: string; verify?: boolean } = {}): Promise<Entry> {
+  const download = join(dir, m.file);
+  const raw = m.file === m.image;
+  const downloadSha = opts.verify ? await sha256File(download) : m.sha256;
+  if (downloadSha !== m.sha256) {
+    throw new InputError(`${download}: its sha256 is ${downloadSha}, but ${m.image.replace(/\.img$/, '.json')} says ${m.sha256}; rebuild the image`);
+  }
+  const port = m.hub?.port ?? 8888;
+  return {
+    name: `${m.name}: JupyterHub for the home (Debian ${m.suite}, 64-bit)`,
+    description: `A home JupyterHub on Debian ${m.suite}: everyone with an account on the Pi logs in at http://${m.hostname ?? 'pihub'}.local:${port}/ and gets JupyterLab with numpy.`,
+    icon: `${baseUrl}${ICON_FILE}`,
+    url: `${baseUrl}${encodeURIComponent(m.file)}`,
+    // The image is written uncompressed: its size and checksum (Imager refuses a mismatch).
+    extract_size: raw ? statSync(download).size : m.size,
+    extract_sha256: m.raw_sha256,
+    image_download_size: statSync(download).size,
+    image_download_sha256: downloadSha,
+    release_date: m.date,
+    init_format: 'cloudinit',
+    devices: [...new Set(DEVICES.flatMap((d) => d.tags))],
+    architecture: 'armv8',
+    capabilities: ['passwordless_sudo'],
+    ...(opts.website ? { website: opts.website } : {}),
+  };
+}
+
+export interface RepositoryResult {
+  file: string;
+  icon: string;
+  entries: Entry[];
+}
+
+/** Write <dir>/rpi-imager.json (and the icon it names) for every image in dir. */
+export async function writeRepository(dir: string, opts: { baseUrl?: string; website?: string; verify?: boolean } = {}): Promise<RepositoryResult> {
+  const images = findImages(dir);
+  if (!images.length) throw new InputError(`${dir} holds no pihub image (an .img or compressed image with its .json manifest); build one with pihub build --out ${dir}`);
+  const baseUrl = normaliseBaseUrl(opts.baseUrl ?? pathToFileURL(`${dir}/`).href);
+  const entries: Entry[] = [];
+  for (const m of images) entries.push(await entryFor(dir, m, baseUrl, opts));
+  entries.sort((a, b) => b.release_date.localeCompare(a.release_date) || a.name.localeCompare(b.name));
+  const repository = { imager: { devices: DEVICES }, os_list: entries };
+  const file = join(dir, REPOSITORY_FILE);
+  const icon = join(dir, ICON_FILE);
+  // Complete files only under their final names.
+  const tmp = `${file}.partial-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(repository, null, 2)}\n`);
+  renameSync(tmp, file);
+  const iconTmp = `${icon}.partial-${process.pid}`;
+  rmSync(iconTmp, { force: true });
+  copyFileSync(ICON_SOURCE, iconTmp);
+  renameSync(iconTmp, icon);
+  return { file, icon, entries };
+}

@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { kernelCommandLine, parseForward, qemuCommand } from '../../build/boot/qemu.ts';
+import { parseBootFile } from '../../build/boot/boot.ts';
+
+// What Debian's raspi-firmware writes, plus what Raspberry Pi Imager appends for cloud-init.
+const CARD = 'console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0  rootwait cfg80211.ieee80211_regdom=GB ds=nocloud;i=rpi-imager-1764200000000';
+
+test("the kernel gets the card's cmdline.txt, with QEMU's console and root in place of the Pi's", () => {
+  const line = kernelCommandLine({ machine: 'virt', extraAppend: '', cmdline: CARD });
+  assert.equal(line, 'root=LABEL=RASPIROOT console=ttyAMA0 rw fsck.repair=yes net.ifnames=0 rootwait cfg80211.ieee80211_regdom=GB ds=nocloud;i=rpi-imager-1764200000000');
+  assert.doesNotMatch(line, /ttyS1|tty0/);
+  assert.equal((line.match(/root=/g) ?? []).length, 1);
+  assert.match(kernelCommandLine({ machine: 'virt', extraAppend: 'quiet', cmdline: CARD }), / quiet$/);
+  // A card without cmdline.txt boots with pihub's defaults; the Pi 3 model boots with the card's line as it is.
+  assert.equal(kernelCommandLine({ machine: 'virt', extraAppend: '' }), 'root=LABEL=RASPIROOT console=ttyAMA0 rw fsck.repair=yes net.ifnames=1');
+  assert.equal(kernelCommandLine({ machine: 'raspi3b', extraAppend: '', cmdline: CARD }), CARD.replace(/\s+/g, ' '));
+});
+
+test('--boot-file FILE[:NAME] names a file on the boot partition', () => {
+  assert.deepEqual(parseBootFile('/tmp/x/user-data'), { source: '/tmp/x/user-data', name: 'user-data' });
+  assert.deepEqual(parseBootFile('/tmp/x/my-cmdline:cmdline.txt'), { source: '/tmp/x/my-cmdline', name: 'cmdline.txt' });
+  assert.throws(() => parseBootFile('/tmp/x/a:b c'), /not a plain file name/);
+  assert.throws(() => parseBootFile('/tmp/x/..'), /not a plain file name/);
+});
+
+test('--tap adds a second network card on the host tap device', () => {
+  const base = {
+    machine: 'virt' as const, kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2' as const, memoryMiB: 2048, cpus: 2,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '',
+  };
+  const plain = qemuCommand(base)[1].join(' ');
+  assert.doesNotMatch(plain, /tap/);
+  const tapped = qemuCommand({ ...base, tap: 'pihubtap0' })[1].join(' ');
+  assert.match(tapped, /-netdev tap,id=net1,ifname=pihubtap0,script=no,downscript=no -device virtio-net-pci,netdev=net1/);
+  assert.match(tapped, /-netdev user,id=net0,hostfwd=tcp:127\.0\.0\.1:8888-:8888/);
+});

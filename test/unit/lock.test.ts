@@ -1,0 +1,164 @@
+// Two pihub processes at once: work tree alone, cache shared (clear/prune alone), apt's package
+// cache one at a time; locks of processes that are gone are taken over.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { holderFor, isLock, processStart, SharedLock, tryLock, waitLock, type LockHolder } from '../../build/lock.ts';
+import { Cache } from '../../build/cache/cache.ts';
+import { build } from '../../build/build.ts';
+import { UserError } from '../../build/errors.ts';
+import { formatCommand } from '../../build/exec.ts';
+import { FakeRunner, fakeDeps } from '../helpers/fakes.ts';
+import { buildOptions } from '../helpers/options.ts';
+import { scratch } from '../helpers/tmp.ts';
+
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Another live process, as the holder of a lock. */
+function otherProcess(what = 'pihub build of other (other.yaml)'): { holder: LockHolder; child: ChildProcess } {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  children.push(child);
+  return { child, holder: { pid: child.pid!, start: processStart(child.pid!), what, since: '2026-01-10T09:00:00.000Z' } };
+}
+
+/** A process that has exited. */
+function goneProcess(): LockHolder {
+  const r = spawnSync('sh', ['-c', 'echo $$']);
+  const pid = Number(r.stdout.toString().trim());
+  return { pid, start: 1, what: 'pihub build of gone', since: '2026-01-10T09:00:00.000Z' };
+}
+
+const writeHolder = (path: string, h: LockHolder) => {
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, JSON.stringify(h));
+};
+
+test('an exclusive lock: free → taken; held by a live process → its holder; held by a gone or reused pid → taken over', () => {
+  const dir = scratch('pihub-lock-');
+  const me = holderFor('test');
+  const a = tryLock(join(dir, 'a.lock'), me);
+  assert.ok(isLock(a));
+  assert.equal(JSON.parse(readFileSync(join(dir, 'a.lock'), 'utf8')).pid, process.pid);
+  a.release();
+  assert.equal(existsSync(join(dir, 'a.lock')), false);
+
+  const { holder } = otherProcess();
+  writeHolder(join(dir, 'b.lock'), holder);
+  const b = tryLock(join(dir, 'b.lock'), me);
+  assert.ok(!isLock(b));
+  assert.equal(b.pid, holder.pid);
+
+  writeHolder(join(dir, 'c.lock'), goneProcess());
+  assert.ok(isLock(tryLock(join(dir, 'c.lock'), me)), 'a lock of a gone process is taken over');
+  // The pid lives, but it is another process than the one that took the lock.
+  writeHolder(join(dir, 'd.lock'), { ...holder, start: (holder.start ?? 0) + 12345 });
+  assert.ok(isLock(tryLock(join(dir, 'd.lock'), me)), 'a reused pid does not hold the lock');
+});
+
+test('waitLock waits for the holder to go, says once whom it waits for, and stops on abort', async () => {
+  const dir = scratch('pihub-lock-');
+  const { holder, child } = otherProcess();
+  writeHolder(join(dir, 'debs.lock'), holder);
+  const waits: LockHolder[] = [];
+  setTimeout(() => child.kill('SIGKILL'), 300);
+  const lock = await waitLock(join(dir, 'debs.lock'), holderFor('test'), (h) => waits.push(h), undefined, 50);
+  assert.deepEqual(waits.map((h) => h.pid), [holder.pid]);
+  lock.release();
+
+  const other = otherProcess();
+  writeHolder(join(dir, 'e.lock'), other.holder);
+  const ac = new AbortController();
+  setTimeout(() => ac.abort('SIGINT'), 200);
+  await assert.rejects(waitLock(join(dir, 'e.lock'), holderFor('test'), () => {}, ac.signal, 50), /stopped while waiting for pihub build of other/);
+});
+
+test('shared and exclusive: builds share, clear/prune is alone, each refuses while the other kind is live', () => {
+  const dir = join(scratch('pihub-lock-'), 'locks');
+  const locks = new SharedLock(dir);
+  const { holder, child } = otherProcess();
+  writeHolder(join(dir, `shared-${holder.pid}-${holder.start}.json`), holder);
+  const mine = locks.tryShared(holderFor('pihub build of mine'));
+  assert.ok(isLock(mine), 'two builds share the cache');
+  const ex = locks.tryExclusive(holderFor('pihub cache prune'));
+  assert.ok(!isLock(ex) && ex.pid === holder.pid, 'prune refused while another build is live');
+  mine.release();
+  child.kill('SIGKILL');
+  spawnSync('sleep', ['0.2']);
+  const ex2 = locks.tryExclusive(holderFor('pihub cache prune'));
+  assert.ok(isLock(ex2), 'a gone build does not hold the cache');
+  assert.deepEqual(locks.sharedHolders(), [], 'and its file is cleaned up');
+  ex2.release();
+
+  const pruner = otherProcess('pihub cache clear');
+  writeHolder(join(dir, 'exclusive.json'), pruner.holder);
+  const refused = locks.tryShared(holderFor('pihub build of mine'));
+  assert.ok(!isLock(refused) && refused.what === 'pihub cache clear');
+  assert.deepEqual(locks.sharedHolders(), [], 'the refused build leaves no shared file');
+});
+
+test('a build\'s LRU prune leaves the entries other running builds will restore', () => {
+  const cache = new Cache(scratch('pihub-cache-'), 1);
+  cache.ensure();
+  for (const key of ['a', 'b', 'c']) {
+    writeFileSync(cache.snapshotPath(key), 'x'.repeat(10));
+    writeFileSync(join(cache.stagesDir, `${key}.json`), JSON.stringify({ key, kind: 'stage', label: key, created: '', lastUsed: `2026-01-0${key.charCodeAt(0) - 96}`, bytes: 10 }));
+  }
+  const { holder } = otherProcess();
+  writeHolder(join(cache.dir, 'locks', `shared-${holder.pid}-${holder.start}.json`), { ...holder, keys: ['a'] });
+  const removed = cache.prune(1, 'c').map((e) => e.key);
+  assert.deepEqual(removed, ['b']);
+  assert.ok(cache.hasStage('a'), 'in use by the other build');
+  assert.ok(cache.hasStage('c'), 'just written');
+});
+
+/** The native tools root's mmdebstrap (made once per base) succeeds; anything else is refused. */
+const toolsOnly = () => new FakeRunner().expect((c) => formatCommand(c).includes('--include=python3-minimal'));
+
+test('a build refuses a work tree another live build uses, naming it; takes over a gone one\'s lock; releases its own', async () => {
+  const o = buildOptions();
+  const deps = () => fakeDeps(toolsOnly());
+  const { holder } = otherProcess('pihub build of pihub (config.yaml)');
+  writeHolder(join(o.workDir, 'pihub.lock'), holder);
+  await assert.rejects(build(o, deps()), (err: Error) => {
+    assert.ok(err instanceof UserError);
+    assert.match(err.message, new RegExp(`^the work tree \\S+/work/pihub is in use by pihub build of pihub \\(config\\.yaml\\), pid ${holder.pid}, since 2026-01-10 09:00:00 UTC; wait for it to finish, or give this build another --work-dir$`));
+    return true;
+  });
+  assert.equal(existsSync(o.outDir), false, 'nothing was started');
+
+  writeHolder(join(o.workDir, 'pihub.lock'), goneProcess());
+  // Past the locks, the fake runner refuses the first command: the build got that far.
+  await assert.rejects(build(o, deps()), /FakeRunner: unexpected command: unshare .* mmdebstrap --mode=chrootless/);
+  assert.equal(existsSync(join(o.workDir, 'pihub.lock')), false, 'the build released its lock');
+  assert.deepEqual(new SharedLock(join(o.cacheDir, 'locks')).sharedHolders(), []);
+  assert.equal(existsSync(join(o.cacheDir, 'locks', `shared-${process.pid}-${processStart(process.pid)}.json`)), false);
+});
+
+test('a build refuses a cache that `pihub cache clear` has alone', async () => {
+  const o = buildOptions();
+  const { holder } = otherProcess('pihub cache clear');
+  writeHolder(join(o.cacheDir, 'locks', 'exclusive.json'), holder);
+  await assert.rejects(build(o, fakeDeps()), new RegExp(`the cache \\S+ is being changed by pihub cache clear, pid ${holder.pid}, .*build again when it has finished`));
+  assert.equal(existsSync(join(o.workDir, 'pihub.lock')), false, 'the work tree lock is given back');
+});
+
+test('a step that runs apt waits while another build\'s apt has the package cache', async () => {
+  const o = buildOptions({});
+  const { holder, child } = otherProcess();
+  writeHolder(join(o.cacheDir, 'debs', 'trixie-arm64.lock'), holder);
+  let firstCommandAt = 0;
+  const runner = toolsOnly().expect(() => {
+    firstCommandAt ||= Date.now();
+    return false;
+  });
+  const started = Date.now();
+  setTimeout(() => child.kill('SIGKILL'), 1500);
+  await assert.rejects(build(o, fakeDeps(runner)), /unexpected command: unshare .* mmdebstrap --mode=chrootless/);
+  assert.ok(firstCommandAt - started >= 1400, `mmdebstrap started after ${firstCommandAt - started} ms, before the other build let go`);
+  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), new RegExp(`waiting for pihub build of other \\(other\\.yaml\\), pid ${holder.pid}.*: it is using \\S+/debs/trixie-arm64`));
+});

@@ -1,0 +1,119 @@
+// Secrets: given without the command line, never shown in errors or logs, salted in cache keys.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { parseConfigText, resolveConfig, setLayer, loadConfigFile } from '../../build/config/load.ts';
+import { isSecretPath, Redactor, secretValues } from '../../build/config/secrets.ts';
+import { keyValues, secretDigest } from '../../build/plan/keys.ts';
+import { createRunner } from '../../build/exec.ts';
+import { InputError } from '../../build/errors.ts';
+import { secretsOnCommandLine } from '../../build/build.ts';
+import { invokingUser } from '../../build/deploy/deploy.ts';
+import { tmpTree } from '../helpers/tmp.ts';
+
+const PSK = 'correct-horse-battery';
+const PASSWORD = 'alice-very-secret';
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof InputError, String(err));
+    return err.message;
+  }
+  assert.fail('expected an error');
+}
+
+test('secret paths: passwords, password hashes and the Wi-Fi passphrase', () => {
+  assert.ok(isSecretPath(['users', 0, 'password']));
+  assert.ok(isSecretPath('users.3.password_hash'));
+  assert.ok(isSecretPath('wifi.psk'));
+  assert.equal(isSecretPath('wifi.ssid'), false);
+  assert.equal(isSecretPath('users.x.password'), false);
+  assert.equal(isSecretPath('users'), false);
+});
+
+test('a secret comes from an environment variable or a file, in the config file or with --set', () => {
+  const dir = tmpTree('pihub-secrets-', { 'wifi.txt': `\uFEFF${PSK}\r\nsecond line ignored\n`, 'sub/alice.pw': `${PASSWORD}\n` });
+  const file = join(dir, 'config.yaml');
+  const layer = { ...parseConfigText('users:\n  - name: alice\n    password: { env: ALICE_PW }\nwifi:\n  country: GB\n  ssid: Home\n  psk: { file: wifi.txt }\n', file), baseDir: dir };
+  const c = resolveConfig([layer], { ALICE_PW: PASSWORD });
+  assert.equal(c.users[0]!.password, PASSWORD);
+  assert.equal(c.wifi!.psk, PSK, 'first line, without BOM or CR');
+  const viaSet = resolveConfig([layer, setLayer([`users.0.password.file=${join(dir, 'sub/alice.pw')}`, 'wifi.psk.env=PSK'])], { ALICE_PW: 'unused-here', PSK: 'from-the-environment' });
+  assert.equal(viaSet.users[0]!.password, PASSWORD);
+  assert.equal(viaSet.wifi!.psk, 'from-the-environment');
+  // Relative to the config file's folder, not the working directory.
+  const loaded = loadConfigFile(join(tmpTree('pihub-secrets-', { 'c.yaml': 'wifi:\n  country: GB\n  ssid: Home\n  psk: { file: psk }\n', psk: `${PSK}\n` }), 'c.yaml'));
+  assert.equal(resolveConfig([loaded], {}).wifi!.psk, PSK);
+});
+
+test('a missing variable or file, or a malformed reference, is a clear error', () => {
+  const yaml = (psk: string) => parseConfigText(`wifi:\n  country: GB\n  ssid: Home\n  psk: ${psk}\n`, 'config.yaml');
+  assert.match(errorOf(() => resolveConfig([yaml('{ env: WIFI_PSK }')], {})), /^config\.yaml:4:3: `wifi\.psk` comes from the environment variable WIFI_PSK, which is not set; export it before the build \(through sudo: `sudo --preserve-env=WIFI_PSK …`\)$/);
+  assert.match(errorOf(() => resolveConfig([yaml('{ file: /nonexistent/psk }')], {})), /`wifi\.psk` comes from the file \/nonexistent\/psk, which cannot be read \(ENOENT\)/);
+  assert.match(errorOf(() => resolveConfig([yaml('{ env: A, file: b }')], {})), /`wifi\.psk`: give the secret itself, `\{ env: VARIABLE \}` or `\{ file: PATH \}`/);
+});
+
+test('errors never show a secret value, wherever it came from', () => {
+  const short = 'hunter7';
+  const e1 = errorOf(() => resolveConfig([parseConfigText(`wifi:\n  country: GB\n  ssid: Home\n  psk: ${short}\n`, 'config.yaml')]));
+  assert.match(e1, /`wifi\.psk`: must be a WPA passphrase .*\(got 7 characters, not shown: a secret\)/);
+  assert.ok(!e1.includes(short), e1);
+  const e2 = errorOf(() => resolveConfig([setLayer(['users.0.name=alice', `users.0.password_hash=${PASSWORD}`])]));
+  assert.ok(!e2.includes(PASSWORD), e2);
+  assert.match(e2, /--set users\.0\.password_hash=<hidden>: `users\[0\]\.password_hash`: must be a crypt\(3\) hash/);
+  const e3 = errorOf(() => resolveConfig([setLayer([`users.0.password=${PASSWORD}`])]));
+  assert.ok(!e3.includes(PASSWORD), e3);
+  const e4 = errorOf(() => setLayer([`users..password=${PASSWORD}`]));
+  assert.ok(!e4.includes(PASSWORD), e4);
+});
+
+test('cache keys hold a secret only as a digest keyed with the cache\'s salt', () => {
+  const config = resolveConfig([parseConfigText(`users:\n  - name: alice\n    password: ${PASSWORD}\nwifi:\n  country: GB\n  ssid: Home\n  psk: ${PSK}\n`, 'c.yaml')]);
+  const reads = ['users', 'wifi.psk', 'wifi.ssid', 'wifi'];
+  const a = JSON.stringify(keyValues(config, reads, 'salt-a'));
+  const b = JSON.stringify(keyValues(config, reads, 'salt-b'));
+  assert.notEqual(a, b, 'another cache, another digest');
+  assert.equal(a, JSON.stringify(keyValues(config, reads, 'salt-a')), 'stable within one cache');
+  const unsalted = (s: string) => createHash('sha256').update(`pihub:${s}`).digest('hex');
+  for (const s of [PASSWORD, PSK]) {
+    assert.ok(!a.includes(s), 'no plain secret');
+    assert.ok(!a.includes(unsalted(s)), 'no unsalted digest');
+    assert.ok(a.includes(secretDigest('salt-a', s)));
+  }
+  assert.match(a, /"wifi\.ssid":"Home"/, 'other values stay as they are');
+  const changed = resolveConfig([parseConfigText(`users:\n  - name: alice\n    password: other-password\n`, 'c.yaml')]);
+  assert.notEqual(JSON.stringify(keyValues(changed, ['users'], 'salt-a')), JSON.stringify(keyValues(config, ['users'], 'salt-a')));
+});
+
+test('the redactor hides secrets and URL credentials; short ones are left alone', () => {
+  const config = resolveConfig([parseConfigText(`users:\n  - name: alice\n    password: ${PASSWORD}\n  - name: bob\n    password: abc\nwifi:\n  country: GB\n  ssid: Home\n  psk: ${PSK}\napt_proxy: http://proxyuser:proxypass@10.0.0.1:3142\n`, 'c.yaml')]);
+  const r = new Redactor(secretValues(config));
+  assert.equal(
+    r.redact(`-o Acquire::http::Proxy=http://proxyuser:proxypass@10.0.0.1:3142 ${PASSWORD} and ${PSK}; abc stays`),
+    '-o Acquire::http::Proxy=http://<hidden>@10.0.0.1:3142 <hidden> and <hidden>; abc stays',
+  );
+});
+
+test('a password hash from mkpasswd is returned but never logged', async () => {
+  const log: string[] = [];
+  const runner = createRunner({ write: (t) => log.push(t) });
+  // The command line names the parts only: the whole text exists in the output alone.
+  const r = await runner.run(['sh', ['-c', "printf '$y$j9T$%s-%s-output\\n' hash looking"]], { secretOutput: true });
+  assert.equal(r.stdout.trim(), '$y$j9T$hash-looking-output');
+  assert.ok(!log.join('').includes('hash-looking'), log.join(''));
+  assert.match(log.join(''), /^\$ sh -c/);
+});
+
+test('--set with a secret value gets a note; a reference does not', () => {
+  assert.deepEqual(secretsOnCommandLine(['hub.port=1', `users.0.password=${PASSWORD}`, 'wifi.psk.env=X', 'wifi.psk=y']), ['users.0.password', 'wifi.psk']);
+});
+
+test('private outputs belong to whoever ran sudo', () => {
+  const root = (process.getuid?.() ?? -1) === 0;
+  assert.deepEqual(invokingUser({ SUDO_UID: '1000', SUDO_GID: '1001' }), root ? { uid: 1000, gid: 1001 } : undefined);
+  assert.equal(invokingUser({}), undefined);
+  assert.equal(invokingUser({ SUDO_UID: 'x', SUDO_GID: '1' }), undefined);
+});

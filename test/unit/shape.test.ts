@@ -1,0 +1,75 @@
+// The engine's shape, checked: the README's config table is the declarations' own; no module
+// imports itself through others; no test stand-in or overlay name lives in build/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { settingsTable, TABLE_END, TABLE_START } from '../../build/config/docs.ts';
+import { declarations } from '../../build/config/settings.ts';
+import { DEFAULTS } from '../../build/config/schema.ts';
+import { isSecretPath } from '../../build/config/secrets.ts';
+import { configValue } from '../../build/config/settings.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
+import { readmeWithTable, shippedReaders } from '../../ci/docs.ts';
+
+const BUILD = join(PROJECT_DIR, 'build');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+test('the README\'s config table is the one the declarations make (npm run docs writes it)', () => {
+  const { current, wanted } = readmeWithTable();
+  assert.ok(current.includes(TABLE_START) && current.includes(TABLE_END));
+  assert.equal(current, wanted, 'README.md is out of date: run `npm run docs`');
+});
+
+test('every declared key a config sets has a row, and its declaration decides defaults and secrecy', () => {
+  const table = settingsTable(shippedReaders()).join('\n');
+  for (const { key, node } of declarations()) {
+    const inWhole = key.includes('[]') || key.startsWith('wifi.');
+    if (node.kind === 'leaf' && !inWhole) {
+      assert.ok(table.includes(`| \`${key}\` |`), `no README row for ${key}`);
+      assert.deepEqual(configValue(DEFAULTS, key), node.default ?? null, `default of ${key}`);
+    }
+    if (node.kind === 'leaf') assert.equal(isSecretPath(key.replace('[]', '.0')), node.secret === true, `secrecy of ${key}`);
+  }
+});
+
+test('no import cycles in build/', () => {
+  const graph = new Map<string, string[]>();
+  for (const file of sources(BUILD)) {
+    const text = readFileSync(file, 'utf8');
+    // Static imports and re-exports, and `await import(...)`: a cycle either way.
+    const specs = [...text.matchAll(/^(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gms), ...text.matchAll(/\bimport\('(\.[^']+)'\)/g)];
+    const deps = specs.map((m) => resolve(dirname(file), m[1]!));
+    graph.set(file, deps);
+  }
+  const state = new Map<string, 'open' | 'done'>();
+  const cycles: string[] = [];
+  const visit = (f: string, path: string[]) => {
+    if (state.get(f) === 'done') return;
+    if (state.get(f) === 'open') {
+      cycles.push([...path.slice(path.indexOf(f)), f].map((x) => relative(BUILD, x)).join(' → '));
+      return;
+    }
+    state.set(f, 'open');
+    for (const d of graph.get(f) ?? []) visit(d, [...path, f]);
+    state.set(f, 'done');
+  };
+  for (const f of graph.keys()) visit(f, []);
+  assert.ok(graph.size > 30, `found only ${graph.size} modules`);
+  assert.deepEqual(cycles, []);
+});
+
+test('build/ holds no test stand-in or test switch, and no engine code names an overlay\'s setting', () => {
+  for (const file of sources(BUILD)) {
+    const text = readFileSync(file, 'utf8');
+    const name = relative(BUILD, file);
+    assert.doesNotMatch(text, /FakeRunner|skipHostChecks|[Ff]or tests\b/, `${name} has a test hook`);
+    if (name !== 'config/settings.ts') assert.doesNotMatch(text, /'https'|hub\.https/, `${name} names the https overlay or its settings`);
+  }
+});
