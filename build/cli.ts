@@ -10,6 +10,7 @@ import { describeHolder, holderFor, isLock } from './lock.ts';
 import { formatBytes } from './host.ts';
 import { formatDuration } from './progress.ts';
 import { listShipped, loadOverlay } from './stages/overlays.ts';
+import { describeBases, listBases, loadBase } from './bases/load.ts';
 import { join } from 'node:path';
 import { normaliseBaseUrl, REPOSITORY_FILE, writeRepository } from './release/imager.ts';
 
@@ -20,6 +21,7 @@ Usage:
   pihub boot IMAGE [options]     boot an image in QEMU (see \`pihub boot --help\`)
   pihub manifest [options]       write the Raspberry Pi Imager repository for the images in deploy/
   pihub overlays                 list the overlays shipped in overlays/
+  pihub bases                    list the base profiles in bases/: Pi models, architecture, how each is tested
   pihub cache list|prune|clear   show or trim the stage cache
   pihub --version                print the version
   pihub --help                   this text
@@ -240,6 +242,10 @@ export async function main(argv: string[], signal: AbortSignal): Promise<number>
       return cacheCommand(rest);
     case 'overlays':
       return overlaysCommand();
+    case 'bases':
+      if (rest.length) throw new InputError(`pihub bases takes no arguments (got \`${rest[0]}\`)`);
+      process.stdout.write(`${describeBases(listBases().map((n) => loadBase(n)))}\n`);
+      return 0;
     case 'manifest':
       return manifestCommand(rest);
     default:
