@@ -122,7 +122,7 @@ test('an image of the very same inputs is reused, under the names it was made wi
   assert.equal(result.reusedImage, true);
   assert.deepEqual(result.ranStages, []);
   assert.equal(result.image, join(o.outDir, files[0]!));
-  assert.deepEqual(readdirSync(o.outDir).filter((f) => f.startsWith('pihub')).sort(), [...files, 'pihub.log'].sort());
+  assert.deepEqual(readdirSync(o.outDir).filter((f) => f.startsWith('pihub-') || f === 'pihub.log').sort(), [...files, 'pihub.log'].sort());
   assert.equal((statSync(join(o.outDir, files[0]!)).mode & 0o777).toString(8), '600');
   assert.equal((statSync(join(o.outDir, files[2]!)).mode & 0o777).toString(8), '644');
 });
