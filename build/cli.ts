@@ -33,8 +33,8 @@ export const BUILD_HELP = `Usage: pihub build [options]
 
 Builds deploy/<name>-<date>-trixie-arm64.img.zst (plus its block map .img.bmap, .sha256,
 .info, .json and the SBOM .spdx.json), the log deploy/<name>.log and deploy/rpi-imager.json
-(with its icon pihub.png), the Raspberry Pi Imager repository of the images in deploy/; --set image.compression=xz makes the smaller
-.img.xz of a release.
+(with its icon pihub.png), the Raspberry Pi Imager repository of the images in deploy/;
+--set image.compression=xz makes the smaller .img.xz of a release.
 With no --config the default config is used: no user accounts in the image (create them
 at first boot with userconf.txt), hub on port 8888, admins = group jupyter_admin.
 

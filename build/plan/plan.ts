@@ -217,7 +217,7 @@ function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | und
 }
 
 /** The date in the name of a cached compressed image, if that name is one this config gives (with that date). */
-export function dateOfImage(config: BuildConfig, compressed: string): string | undefined {
+function dateOfImage(config: BuildConfig, compressed: string): string | undefined {
   for (const [date] of compressed.matchAll(/\d{4}-\d{2}-\d{2}/g)) if (exportNames(config, date).compressed === compressed) return date;
   return undefined;
 }

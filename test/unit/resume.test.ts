@@ -49,23 +49,31 @@ test('a damaged cached stage is discarded with a warning; the build restores the
   assert.equal(existsSync(join(o.workDir, 'pihub', 'rootfs.key')), false, 'stage 10 had begun to change the tree: no longer marked as a finished stage');
 });
 
-test('a damaged cached image is discarded; the build restores the last stage and exports again', async () => {
+/**
+ * A cached image (one file, `name`) the build must not use, beside a cached last stage: the build
+ * restores that stage and exports again (the fake restore leaves an empty tree, so the export
+ * stops at its first check). Returns the build's log.
+ */
+async function rejectedImage(name: string, damage: boolean): Promise<string> {
   const o = buildOptions();
   const keys = plannedKeys(o);
   const cache = new Cache(o.cacheDir);
   stageEntry(cache, keys.stages['99-finalise']!, '99-finalise');
   const out = join(o.cacheDir, 'export-out');
   mkdirSync(out, { recursive: true });
-  const name = 'pihub-2026-01-02-trixie-arm64.img.zst';
   writeFileSync(join(out, name), 'image');
   await cache.saveImage(keys.image, name, out, [name]);
-  writeFileSync(join(cache.imageDir(keys.image), name), 'imagf');
+  if (damage) writeFileSync(join(cache.imageDir(keys.image), name), 'imagf');
   const runner = new FakeRunner().expect(`tar --extract --file=${cache.snapshotPath(keys.stages['99-finalise']!)}`).walks();
-  // The fake restore leaves an empty tree: export starts and stops at its first check.
   await assert.rejects(build(o, fakeDeps(runner)), /the root filesystem has no \/boot\/firmware\/config\.txt/);
   assert.equal(runner.calls.filter((c) => c[0] !== 'find').length, 1);
-  assert.equal(cache.hasImage(keys.image), false);
-  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /warning: the cached image \(key [0-9a-f]{12}\) is damaged: pihub-2026-01-02-trixie-arm64\.img\.zst does not match its recorded sha256/);
+  assert.equal(cache.hasImage(keys.image), false, 'the entry is gone');
+  return readFileSync(join(o.outDir, 'pihub.log'), 'utf8');
+}
+
+test('a damaged cached image is discarded; the build restores the last stage and exports again', async () => {
+  const log = await rejectedImage('pihub-2026-01-02-trixie-arm64.img.zst', true);
+  assert.match(log, /warning: the cached image \(key [0-9a-f]{12}\) is damaged: pihub-2026-01-02-trixie-arm64\.img\.zst does not match its recorded sha256/);
 });
 
 /** The tools root's mmdebstrap (made by the first stage that runs) succeeds; anything else is refused. */
@@ -114,23 +122,12 @@ test('an image of the very same inputs is reused, under the names it was made wi
   assert.equal(result.reusedImage, true);
   assert.deepEqual(result.ranStages, []);
   assert.equal(result.image, join(o.outDir, files[0]!));
-  assert.deepEqual(readdirSync(o.outDir).filter((f) => f.startsWith('pihub')).sort(), [...files, 'pihub.log'].sort());
+  assert.deepEqual(readdirSync(o.outDir).filter((f) => f.startsWith('pihub-') || f === 'pihub.log').sort(), [...files, 'pihub.log'].sort());
   assert.equal((statSync(join(o.outDir, files[0]!)).mode & 0o777).toString(8), '600');
   assert.equal((statSync(join(o.outDir, files[2]!)).mode & 0o777).toString(8), '644');
 });
 
 test('a cached image under a name this build does not give is discarded with a note and made again', async () => {
-  const o = buildOptions();
-  const keys = plannedKeys(o);
-  const cache = new Cache(o.cacheDir);
-  stageEntry(cache, keys.stages['99-finalise']!, '99-finalise');
-  const out = join(o.cacheDir, 'export-out');
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'other-2026-01-02.img.xz'), 'image');
-  await cache.saveImage(keys.image, 'other-2026-01-02.img.xz', out, ['other-2026-01-02.img.xz']);
-  const runner = new FakeRunner().expect(`tar --extract --file=${cache.snapshotPath(keys.stages['99-finalise']!)}`).walks();
-  // The fake restore leaves an empty tree: export starts and stops at its first check.
-  await assert.rejects(build(o, fakeDeps(runner)), /the root filesystem has no \/boot\/firmware\/config\.txt/);
-  assert.equal(cache.hasImage(keys.image), false);
-  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /warning: the cached image \(key [0-9a-f]{12}\) is named other-2026-01-02\.img\.xz, not as this build names its image; discarded, it is made again/);
+  const log = await rejectedImage('other-2026-01-02.img.xz', false);
+  assert.match(log, /warning: the cached image \(key [0-9a-f]{12}\) is named other-2026-01-02\.img\.xz, not as this build names its image; discarded, it is made again/);
 });
