@@ -11,6 +11,8 @@ import { ProfileSchema, type BaseProfile } from './schema.ts';
 
 export const BASES_DIR = fileURLToPath(new URL('../../bases', import.meta.url));
 export const DEFAULT_BASE = 'debian-trixie-arm64';
+/** The profiles the engine builds today; the others describe bases still to be wired (issue 12). */
+export const BUILT_BASES: readonly string[] = [DEFAULT_BASE];
 
 export interface LoadedBase {
   name: string;

@@ -140,6 +140,11 @@ export const SETTINGS = section({
     { default: 'pihub', doc: 'host name (also in `/etc/hosts`)' },
   ),
   base: section({
+    profile: leaf(z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { error: 'must be the name of a base profile such as `debian-trixie-arm64` (see `pihub bases`)' }), {
+      default: 'debian-trixie-arm64',
+      doc: 'base profile, bases/NAME.yaml (`base: NAME` for short; see `pihub bases`); the keys below override it',
+      engine: 'every stage (the base)',
+    }),
     suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); other bases are not supported yet' }), { default: 'trixie', doc: 'Debian suite', engine: 'every stage (the base)' }),
     architecture: leaf(z.enum(['arm64'], { error: 'must be `arm64` (Pi 3, 3+, 4, 400, Zero 2 W)' }), { default: 'arm64', doc: 'Debian architecture', engine: 'every stage (the base)' }),
     mirror: leaf(url, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source)', engine: 'every stage (the base)' }),

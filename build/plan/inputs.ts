@@ -2,7 +2,8 @@
 // --set), the overlays and the stage folders. Any problem here is bad input (exit 2).
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfigFile, resolveConfig, setLayer, type ConfigLayer } from '../config/load.ts';
+import { displayPath, loadConfigFile, resolveConfig, setLayer, type ConfigLayer } from '../config/load.ts';
+import { BUILT_BASES, DEFAULT_BASE, loadBase } from '../bases/load.ts';
 import { DEFAULTS, type BuildConfig } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
 import { loadStages, type StageDef } from '../stages/load.ts';
@@ -60,7 +61,7 @@ export function loadInputs(o: InputOptions): BuildInputs {
     if (Object.hasOwn(x.layer.data, 'overlays')) throw new InputError(`${x.layer.label}: an overlay cannot choose overlays (\`overlays\`); name them in the config file or with --overlay`);
   }
   const layers = [...(fileLayer ? [fileLayer] : []), ...overlays.map((x) => x.layer), ...(sets ? [sets] : [])];
-  const config = effectiveConfig(resolveConfig(layers, o.env));
+  const config = effectiveConfig(resolveConfig([baseLayer(layers), ...layers], o.env));
   config.overlays = overlays.map((x) => x.name);
   verifyOwnedSettings(config, DEFAULTS, overlays, [...shippedOverlays(overlaysDir), ...overlays]);
   return {
@@ -69,6 +70,40 @@ export function loadInputs(o: InputOptions): BuildInputs {
     overlays,
     stages: orderStages(loadStages(stagesDir), overlays),
     date: buildDate(o.env),
+  };
+}
+
+/**
+ * The base profile's layer, merged first: its suite, architecture, mirror and components; the
+ * layers' own `base.*` keys override them. `base: NAME` is short for `base: {profile: NAME}`
+ * (rewritten here in each layer); the last layer that names a profile chooses it.
+ */
+export function baseLayer(layers: readonly ConfigLayer[]): ConfigLayer {
+  let chosen: { name: string; where: string } | undefined;
+  for (const layer of layers) {
+    if (typeof layer.data.base === 'string') layer.data.base = { profile: layer.data.base };
+    const profile = (layer.data.base as { profile?: unknown } | undefined)?.profile;
+    if (profile !== undefined) {
+      if (typeof profile !== 'string') throw new InputError(`${layer.locator.locate(['base']) ?? layer.label}: \`base\` must be the name of a base profile (see \`pihub bases\`)`);
+      chosen = { name: profile, where: layer.locator.locate(['base']) ?? layer.label };
+    }
+  }
+  let base;
+  try {
+    base = loadBase(chosen?.name ?? DEFAULT_BASE);
+  } catch (err) {
+    throw err instanceof InputError && chosen ? new InputError(`${chosen.where}: ${err.message}`) : err;
+  }
+  if (!BUILT_BASES.includes(base.name)) {
+    throw new InputError(
+      `${chosen?.where ?? 'base'}: the base \`${base.name}\` (${base.profile.description}) is described in bases/ but pihub does not build it yet; the bases it builds: ${BUILT_BASES.join(', ')} (see \`pihub bases\`)`,
+    );
+  }
+  const p = base.profile;
+  return {
+    label: displayPath(base.file),
+    data: { base: { profile: base.name, suite: p.suite, architecture: p.architecture, mirror: p.mirror, components: p.components } },
+    locator: { locate: () => displayPath(base.file) },
   };
 }
 

@@ -6,6 +6,7 @@ import { BASES_DIR, basePackages, describeBases, listBases, loadBase, verifyKeyr
 import { dearmor, keyringKeys } from '../../build/bases/openpgp.ts';
 import { InputError } from '../../build/errors.ts';
 import { scratch } from '../helpers/tmp.ts';
+import { loadInputs } from '../../build/plan/inputs.ts';
 
 // Fingerprints as `gpg --show-keys` prints them for the shipped keyrings.
 const RASPBERRYPI = 'CF8A1AF502A2AA2D763BAE7E82B129927FA3303E';
@@ -144,4 +145,28 @@ test('`pihub bases` lists every base with models, architecture and how it is tes
   assert.match(text, /raspbian-buster-armhf\n.*\n.*hub from: pip\n/);
   assert.match(text, /tested: not reachable from CI: its machinery is tested with local stand-ins/);
   assert.match(text, /tested: built and booted in the end-to-end tier; QEMU virt \(Cortex-A15\) with the full hub check/);
+});
+
+test('`base: NAME` chooses a profile; the config\'s own base keys override it; a base not built yet is refused by name', () => {
+  const inputs = (sets: string[], file?: string) => {
+    const o = { overlays: [], sets, env: {}, configPath: undefined as string | undefined };
+    if (file !== undefined) {
+      o.configPath = join(scratch('pihub-base-config-'), 'config.yaml');
+      writeFileSync(o.configPath, file);
+    }
+    return loadInputs(o);
+  };
+  const plain = inputs([]).config.base;
+  assert.deepEqual(
+    { profile: plain.profile, suite: plain.suite, architecture: plain.architecture, mirror: plain.mirror },
+    { profile: 'debian-trixie-arm64', suite: 'trixie', architecture: 'arm64', mirror: 'http://deb.debian.org/debian' },
+  );
+  assert.equal(inputs([], 'base: debian-trixie-arm64\n').config.base.profile, 'debian-trixie-arm64');
+  const mirrored = inputs([], 'base:\n  profile: debian-trixie-arm64\n  mirror: http://127.0.0.1:3142/debian\n').config.base;
+  assert.equal(mirrored.mirror, 'http://127.0.0.1:3142/debian', 'the config overrides the profile');
+  assert.equal(inputs(['base.mirror=http://10.0.0.1/debian'], 'base: debian-trixie-arm64\n').config.base.mirror, 'http://10.0.0.1/debian');
+  assert.match(errorOf(() => inputs([], 'base: debian-trixie-armhx\n')), /config\.yaml:1:\d+: unknown base `debian-trixie-armhx` \(did you mean `debian-trixie-armhf`\?\)/);
+  assert.match(errorOf(() => inputs(['base=raspios-trixie-arm64'])), /^--set base=raspios-trixie-arm64: the base `raspios-trixie-arm64` \(.*\) is described in bases\/ but pihub does not build it yet; the bases it builds: debian-trixie-arm64/);
+  assert.match(errorOf(() => inputs([], 'base:\n  profile: 5\n')), /`base` must be the name of a base profile/);
+  assert.match(errorOf(() => inputs([], 'base: [1]\n')), /config\.yaml:1:1: `base`: must be a mapping of keys \(got a list\)/);
 });
