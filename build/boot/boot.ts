@@ -1,4 +1,4 @@
-// `pihub boot`: run an image in qemu-system-aarch64 with its own kernel and initrd, on a
+// `pihub boot`: run an image in QEMU (qemu-system-aarch64, or qemu-system-arm for armhf) with its own kernel and initrd, on a
 // copy-on-write overlay, so the image file itself is never modified.
 import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, linkSync, copyFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
-import { FAT_TYPES, RASPI3B, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
+import { FAT_TYPES, RASPI3B, VIRT_SYSTEMS, type BootArchitecture, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
 
 export interface BootOptions {
@@ -16,6 +16,8 @@ export interface BootOptions {
   cpus: number;
   diskSize: string;
   machine: 'virt' | 'raspi3b';
+  /** The image's architecture, from its manifest (default arm64). */
+  architecture?: BootArchitecture;
   /** Files to put on the boot partition of this boot's copy of the card (never on the image). */
   bootFiles: BootFile[];
   /** A host tap device for a second network card. */
@@ -55,9 +57,9 @@ export function parseBootFile(spec: string): BootFile {
 }
 
 /** The hub port an image was built with, from the manifest written beside it. */
-export function manifestFor(image: string): { hub?: { port?: number } } | undefined {
+export function manifestFor(image: string): { hub?: { port?: number }; architecture?: string } | undefined {
   try {
-    return JSON.parse(readFileSync(`${imageBase(image)}.json`, 'utf8')) as { hub?: { port?: number } };
+    return JSON.parse(readFileSync(`${imageBase(image)}.json`, 'utf8')) as { hub?: { port?: number }; architecture?: string };
   } catch {
     return undefined;
   }
@@ -178,7 +180,8 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 
 export async function boot(o: BootOptions): Promise<number> {
   const tool = COMPRESSORS[compressionOf(o.image) ?? 'none'].tool;
-  verifyHostTools(['qemu-system-aarch64', 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(tool ? [tool] : [])]);
+  const system = o.machine === 'raspi3b' ? 'qemu-system-aarch64' : VIRT_SYSTEMS[o.architecture ?? 'arm64'].binary;
+  verifyHostTools([system, 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(tool ? [tool] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
   for (const f of o.bootFiles) {
     if (!existsSync(f.source) || !statSync(f.source).isFile()) throw new UserError(`${f.source} (for ${f.name} on the boot partition) is not a file`);
@@ -215,6 +218,7 @@ export async function boot(o: BootOptions): Promise<number> {
     const qmpSocket = join(runDir, 'qmp.sock');
     const command = qemuCommand({
       machine: o.machine,
+      architecture: o.architecture,
       kernel: files.kernel,
       initrd: files.initrd,
       dtb: files.dtb,

@@ -5,12 +5,12 @@ import { InputError } from '../errors.ts';
 import { createRunner } from '../exec.ts';
 import { BuildLog } from '../progress.ts';
 import { boot, manifestFor, parseBootFile, type BootFile } from './boot.ts';
-import { parseForward, type Forward } from './qemu.ts';
+import { bootArchitecture, parseForward, type BootArchitecture, type Forward } from './qemu.ts';
 
 export const BOOT_HELP = `Usage: pihub boot IMAGE [options]
 
-Boots an image (.img, .img.xz, .img.zst or .img.gz) in qemu-system-aarch64 with the image's
-own kernel and initrd, and the kernel command line from the card's cmdline.txt (on virt its
+Boots an image (.img, .img.xz, .img.zst or .img.gz) in qemu-system-aarch64 (an armhf image,
+as its .json manifest says: qemu-system-arm with a Cortex-A15) with the image's own kernel and initrd, and the kernel command line from the card's cmdline.txt (on virt its
 console= and root= replaced by QEMU's; raspi3b uses it as it is). The image file is never modified: the guest writes to a copy-on-write
 disk that is thrown away afterwards. The serial console is on this terminal; Ctrl-C shuts the
 guest down cleanly (twice: at once).
@@ -23,7 +23,7 @@ Options:
       --cpus N                     guest CPUs (default 2)
       --disk-size SIZE             size of the guest's disk, which the first boot grows
                                    the root file system to fill (default 8G)
-      --machine virt|raspi3b       QEMU machine: virt (default), or raspi3b: the Pi 3 B board
+      --machine virt|raspi3b       QEMU machine: virt (default), or raspi3b (arm64 images): the Pi 3 B board
                                    model (1024 MiB, 4 CPUs, the card's config.txt, device
                                    tree and cmdline.txt, console on the GPIO UART, USB
                                    networking; several times slower than virt)
@@ -89,6 +89,15 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   }
   const machine = values.machine ?? 'virt';
   if (machine !== 'virt' && machine !== 'raspi3b') throw new InputError(`--machine ${machine}: expected virt or raspi3b`);
+  let architecture: BootArchitecture;
+  try {
+    architecture = bootArchitecture(manifestFor(image)?.architecture);
+  } catch (err) {
+    throw new InputError(`${image}: ${(err as Error).message}`);
+  }
+  if (machine === 'raspi3b' && architecture !== 'arm64') {
+    throw new InputError(`--machine raspi3b boots 64-bit (arm64) images; this ${architecture} image boots in virt (the default)`);
+  }
   if (machine === 'raspi3b' && (values.memory !== undefined || values.cpus !== undefined)) {
     throw new InputError('--memory and --cpus do not apply to --machine raspi3b: the Pi 3 B board has 1024 MiB and 4 cores');
   }
@@ -114,6 +123,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
     cpus: int(values.cpus, 2, 'cpus', 1),
     diskSize,
     machine,
+    architecture,
     bootFiles,
     tap: values.tap,
     serialLog: values['serial-log'] ? resolve(values['serial-log']) : undefined,

@@ -51,8 +51,24 @@ export function parseForward(spec: string): Forward {
   throw new Error(`--forward ${spec}: expected HOST_PORT:GUEST_PORT (e.g. 8888:8888 or 2222:22), optionally ADDRESS:HOST_PORT:GUEST_PORT`);
 }
 
+/** The image's Debian architectures `pihub boot` runs, with QEMU's system emulator and virt CPU for each. */
+export const VIRT_SYSTEMS = {
+  arm64: { binary: 'qemu-system-aarch64', cpu: 'cortex-a72' },
+  // ARMv7 with LPAE, which Debian's armmp-lpae kernel needs (a Pi 2's Cortex-A7 has it too).
+  armhf: { binary: 'qemu-system-arm', cpu: 'cortex-a15' },
+} as const;
+export type BootArchitecture = keyof typeof VIRT_SYSTEMS;
+
+export function bootArchitecture(architecture: unknown): BootArchitecture {
+  if (architecture === undefined) return 'arm64';
+  if (typeof architecture === 'string' && Object.hasOwn(VIRT_SYSTEMS, architecture)) return architecture as BootArchitecture;
+  throw new Error(`the image is for ${String(architecture)}, which \`pihub boot\` cannot run (it boots ${Object.keys(VIRT_SYSTEMS).join(' and ')} images)`);
+}
+
 export interface QemuOptions {
   machine: 'virt' | 'raspi3b';
+  /** The image's architecture (default arm64); raspi3b is a 64-bit board model. */
+  architecture?: BootArchitecture;
   kernel: string;
   initrd: string;
   disk: string;
@@ -175,8 +191,9 @@ export function qemuCommand(o: QemuOptions): Command {
       ...common,
     ]];
   }
-  return ['qemu-system-aarch64', [
-    '-M', 'virt', '-cpu', 'cortex-a72', '-smp', String(o.cpus), '-m', String(o.memoryMiB),
+  const system = VIRT_SYSTEMS[o.architecture ?? 'arm64'];
+  return [system.binary, [
+    '-M', 'virt', '-cpu', system.cpu, '-smp', String(o.cpus), '-m', String(o.memoryMiB),
     '-drive', `if=none,file=${o.disk},format=${o.diskFormat},id=hd0,cache=unsafe,discard=unmap`,
     '-device', 'virtio-blk-pci,drive=hd0',
     '-netdev', net,

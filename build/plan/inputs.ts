@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { displayPath, loadConfigFile, resolveConfig, setLayer, type ConfigLayer } from '../config/load.ts';
-import { BUILT_BASES, DEFAULT_BASE, loadBase } from '../bases/load.ts';
+import { BUILT_BASES, DEFAULT_BASE, basePackages, loadBase, packageChanges, type LoadedBase } from '../bases/load.ts';
 import { DEFAULTS, type BuildConfig } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
 import { loadStages, type StageDef } from '../stages/load.ts';
@@ -30,6 +30,10 @@ export interface BuildInputs {
   stages: StageDef[];
   /** The build date (SOURCE_DATE_EPOCH when set): part of the image's name. */
   date: string;
+  /** The base profile; absent: the default base. */
+  base?: LoadedBase;
+  /** What the base changes in the stages' package lists (applied to `stages`; empty for the default base). */
+  packageChanges?: Record<string, string[]>;
 }
 
 /** Overlay stages go after the built-in stages numbered below 90, before the final ones (90–99). */
@@ -61,15 +65,26 @@ export function loadInputs(o: InputOptions): BuildInputs {
     if (Object.hasOwn(x.layer.data, 'overlays')) throw new InputError(`${x.layer.label}: an overlay cannot choose overlays (\`overlays\`); name them in the config file or with --overlay`);
   }
   const layers = [...(fileLayer ? [fileLayer] : []), ...overlays.map((x) => x.layer), ...(sets ? [sets] : [])];
-  const config = effectiveConfig(resolveConfig([baseLayer(layers), ...layers], o.env));
+  const { layer: profileLayer, base } = baseLayer(layers);
+  const config = effectiveConfig(resolveConfig([profileLayer, ...layers], o.env));
   config.overlays = overlays.map((x) => x.name);
   verifyOwnedSettings(config, DEFAULTS, overlays, [...shippedOverlays(overlaysDir), ...overlays]);
+  for (const key of ['suite', 'architecture'] as const) {
+    if (config.base[key] !== base.profile[key]) {
+      throw new InputError(`\`base.${key}: ${config.base[key]}\` differs from the base profile \`${base.name}\` (${base.profile[key]}); choose a base profile with \`base: NAME\` instead (see \`pihub bases\`)`);
+    }
+  }
+  const changes = packageChanges(base.profile, loadBase(DEFAULT_BASE).profile);
+  const stages = orderStages(loadStages(stagesDir), overlays);
+  for (const stage of stages) for (const sub of stage.substeps) if (sub.packages) sub.packages = basePackages(sub.packages, changes);
   return {
     config,
     configLabel: fileLayer?.label ?? 'the default config (no --config)',
     overlays,
-    stages: orderStages(loadStages(stagesDir), overlays),
+    stages,
     date: buildDate(o.env),
+    base,
+    packageChanges: changes,
   };
 }
 
@@ -78,7 +93,7 @@ export function loadInputs(o: InputOptions): BuildInputs {
  * layers' own `base.*` keys override them. `base: NAME` is short for `base: {profile: NAME}`
  * (rewritten here in each layer); the last layer that names a profile chooses it.
  */
-export function baseLayer(layers: readonly ConfigLayer[]): ConfigLayer {
+export function baseLayer(layers: readonly ConfigLayer[]): { layer: ConfigLayer; base: LoadedBase } {
   let chosen: { name: string; where: string } | undefined;
   for (const layer of layers) {
     if (typeof layer.data.base === 'string') layer.data.base = { profile: layer.data.base };
@@ -101,9 +116,12 @@ export function baseLayer(layers: readonly ConfigLayer[]): ConfigLayer {
   }
   const p = base.profile;
   return {
-    label: displayPath(base.file),
-    data: { base: { profile: base.name, suite: p.suite, architecture: p.architecture, mirror: p.mirror, components: p.components } },
-    locator: { locate: () => displayPath(base.file) },
+    layer: {
+      label: displayPath(base.file),
+      data: { base: { profile: base.name, suite: p.suite, architecture: p.architecture, mirror: p.mirror, components: p.components } },
+      locator: { locate: () => displayPath(base.file) },
+    },
+    base,
   };
 }
 

@@ -106,7 +106,11 @@ export function planPaths(config: BuildConfig, o: Pick<PlanOptions, 'workDir' | 
 
 /** Chain the stage keys: each covers its parent, its files, the values it reads, the base and pihub's code. */
 export function stageKeys(inputs: BuildInputs, release: string, salt: string): { stages: string[]; image: string } {
-  const base = { ...inputs.config.base, release };
+  // The profile's name decides nothing by itself: its suite, architecture, mirror and components
+  // (in the config) and what it changes in the stages' package lists do.
+  const { profile: _name, ...values } = inputs.config.base as typeof inputs.config.base & { profile?: string };
+  const changes = inputs.packageChanges && Object.keys(inputs.packageChanges).length ? inputs.packageChanges : undefined;
+  const base = { ...values, release, packages: changes };
   let parent: string | null = null;
   const stages = inputs.stages.map((def) => {
     parent = stageKey({

@@ -12,12 +12,44 @@ export const REPOSITORY_FILE = 'rpi-imager.json';
 export const ICON_FILE = 'pihub.png';
 const ICON_SOURCE = new URL('./pihub.png', import.meta.url);
 
-/** The boards the image boots on (Debian's arm64 kernel and raspi-firmware), with Imager's device tags. */
-export const DEVICES = [
-  { name: 'Raspberry Pi 4', description: 'Raspberry Pi 4 Model B, Raspberry Pi 400, Compute Module 4', tags: ['pi4-64bit'] },
-  { name: 'Raspberry Pi 3', description: 'Raspberry Pi 3 Model B, B+ and A+, Compute Module 3', tags: ['pi3-64bit'] },
-  { name: 'Raspberry Pi Zero 2 W', description: 'Raspberry Pi Zero 2 W', tags: ['pi3-64bit'] },
-].map((d) => ({ ...d, matching_type: 'exclusive', architecture: 'armv8' }));
+/**
+ * The boards pihub's images boot on, with Imager's device tag for each architecture an image can
+ * have (Debian's arm64 kernel on the 64-bit boards; the armhf armmp-lpae kernel on every ARMv7 Pi).
+ */
+export const BOARDS = [
+  { name: 'Raspberry Pi 4', description: 'Raspberry Pi 4 Model B, Raspberry Pi 400, Compute Module 4', architecture: 'armv8', tags: { arm64: 'pi4-64bit' } },
+  { name: 'Raspberry Pi 3', description: 'Raspberry Pi 3 Model B, B+ and A+, Compute Module 3', architecture: 'armv8', tags: { arm64: 'pi3-64bit', armhf: 'pi3-32bit' } },
+  { name: 'Raspberry Pi Zero 2 W', description: 'Raspberry Pi Zero 2 W', architecture: 'armv8', tags: { arm64: 'pi3-64bit', armhf: 'pi3-32bit' } },
+  { name: 'Raspberry Pi 2', description: 'Raspberry Pi 2 Model B', architecture: 'armv7', tags: { armhf: 'pi2-32bit' } },
+] as const;
+
+/** Imager's name for each Debian architecture pihub builds, and how an entry says it. */
+const ARCHITECTURES: Record<string, { imager: string; bits: string }> = {
+  arm64: { imager: 'armv8', bits: '64-bit' },
+  armhf: { imager: 'armv7', bits: '32-bit' },
+};
+
+function architectureOf(m: { architecture: string; file: string }): { imager: string; bits: string } {
+  const a = ARCHITECTURES[m.architecture];
+  if (!a) throw new InputError(`${m.file}: an image for ${m.architecture}, which the Imager repository does not describe (it knows ${Object.keys(ARCHITECTURES).join(', ')})`);
+  return a;
+}
+
+/** Imager's device tags of the boards an image of this Debian architecture boots on. */
+export function deviceTags(architecture: string): string[] {
+  return [...new Set(BOARDS.flatMap((b) => (Object.hasOwn(b.tags, architecture) ? [b.tags[architecture as keyof typeof b.tags]!] : [])))];
+}
+
+/** The repository's device list: the boards the images in it boot on, with their tags for those images' architectures. */
+export function devicesFor(architectures: readonly string[]): { name: string; description: string; tags: string[]; matching_type: string; architecture: string }[] {
+  return BOARDS.map((b) => ({
+    name: b.name,
+    description: b.description,
+    tags: [...new Set(architectures.flatMap((a) => (Object.hasOwn(b.tags, a) ? [b.tags[a as keyof typeof b.tags]!] : [])))],
+    matching_type: 'exclusive',
+    architecture: b.architecture,
+  })).filter((d) => d.tags.length > 0);
+}
 
 /** The fields of pihub's per-image manifest (<image>.json) that a repository entry needs. */
 export interface ImageManifest {
@@ -96,8 +128,9 @@ export async function entryFor(dir: string, m: ImageManifest, baseUrl: string, o
     throw new InputError(`${download}: its sha256 is ${downloadSha}, but ${m.image.replace(/\.img$/, '.json')} says ${m.sha256}; rebuild the image`);
   }
   const port = m.hub?.port ?? 8888;
+  const arch = architectureOf(m);
   return {
-    name: `${m.name}: JupyterHub for the home (Debian ${m.suite}, 64-bit)`,
+    name: `${m.name}: JupyterHub for the home (Debian ${m.suite}, ${arch.bits})`,
     description: `A home JupyterHub on Debian ${m.suite}: everyone with an account on the Pi logs in at http://${m.hostname ?? 'pihub'}.local:${port}/ and gets JupyterLab with numpy.`,
     icon: `${baseUrl}${ICON_FILE}`,
     url: `${baseUrl}${encodeURIComponent(m.file)}`,
@@ -108,8 +141,8 @@ export async function entryFor(dir: string, m: ImageManifest, baseUrl: string, o
     image_download_sha256: downloadSha,
     release_date: m.date,
     init_format: 'cloudinit',
-    devices: [...new Set(DEVICES.flatMap((d) => d.tags))],
-    architecture: 'armv8',
+    devices: deviceTags(m.architecture),
+    architecture: arch.imager,
     capabilities: ['passwordless_sudo'],
     ...(opts.website ? { website: opts.website } : {}),
   };
@@ -129,7 +162,7 @@ export async function writeRepository(dir: string, opts: { baseUrl?: string; web
   const entries: Entry[] = [];
   for (const m of images) entries.push(await entryFor(dir, m, baseUrl, opts));
   entries.sort((a, b) => b.release_date.localeCompare(a.release_date) || a.name.localeCompare(b.name));
-  const repository = { imager: { devices: DEVICES }, os_list: entries };
+  const repository = { imager: { devices: devicesFor([...new Set(images.map((m) => m.architecture))]) }, os_list: entries };
   const file = join(dir, REPOSITORY_FILE);
   const icon = join(dir, ICON_FILE);
   // Complete files only under their final names.

@@ -9,7 +9,7 @@ import { bootVm, greeting, hostKeys, scpTo, sleep, ssh, waitForSsh, type Vm, typ
 import { buildImage, imageBase, manifest, usersImage, CACHE_DIR, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, secondBootToHub, type MemorySnapshot } from '../helpers/measure.ts';
-import { makeWheel } from '../helpers/wheel.ts';
+import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
 
 // A ceiling for a loaded machine (TCG on 2 shared cores); a boot takes two or three minutes here.
 const BOOT_TIMEOUT = 12 * 60_000;
@@ -260,55 +260,12 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   });
 
   it('lets the admin log in through the form, start a server and run numpy as herself', async () => {
-    const s = new HubSession(hub, 'alice');
-    const login = await s.login('alice-secret-1');
-    assert.equal(login.status, 302, `login answered ${login.status}: ${login.body.slice(0, 300)}`);
-    await s.createToken('alice-secret-1');
-    await s.startServer(300_000);
-    const outText = await s.runCode(
-      [
-        'import getpass, numpy',
-        'x = numpy.ones((64, 64)) @ numpy.ones(64) @ numpy.ones(64)',
-        'print("user", getpass.getuser())',
-        'print("numpy", numpy.__version__)',
-        'print("blas", sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l}))',
-        'print("sum", int(x))',
-        'import subprocess',
-        'print("memory", sum(int(v) for v in subprocess.run(["systemctl", "show", "jupyterhub", "jupyterhub-proxy", "-p", "MemoryCurrent", "--value"], capture_output=True, text=True).stdout.split()))',
-      ].join('\n'),
-    );
-    const memory = Number(/^memory (\d+)$/m.exec(outText)?.[1]);
-    console.log(`# memory: jupyterhub.service and its proxy with one user's JupyterLab and a numpy kernel: ${Math.round(memory / 1024 ** 2)} MiB`);
-    assert.match(outText, /^user alice$/m);
-    assert.match(outText, /^numpy 2\./m);
-    assert.match(outText, /openblas/i);
-    assert.match(outText, /^sum 4096$/m);
-    const admin = await s.json('/hub/api/users');
-    assert.equal(admin.status, 200);
-    const page = await s.request('/hub/admin');
-    assert.equal(page.status, 200);
-    const lab = await s.page('/hub/');
-    assert.equal(lab.status, 200, `JupyterLab at ${lab.url}`);
-    assert.match(lab.url, /^\/user\/alice\/lab/, 'the hub sends a logged-in user to JupyterLab');
-    assert.match(lab.body, /JupyterLab/);
+    const { memoryBytes } = await adminUsesHub(hub, 'alice', 'alice-secret-1');
+    console.log(`# memory: jupyterhub.service and its proxy with one user's JupyterLab and a numpy kernel: ${Math.round(memoryBytes / 1024 ** 2)} MiB`);
   });
 
   it('lets a non-admin pip install --user a wheel and import it, but not see the admin page', async () => {
-    const s = new HubSession(hub, 'bob');
-    assert.equal((await s.login('bob-secret-2')).status, 302);
-    await s.createToken('bob-secret-2');
-    await s.startServer(300_000);
-    const wheel = makeWheel('pihub_e2e_probe', '1.0', 'def answer():\n    return 42\n');
-    assert.equal(await s.upload(wheel.name, wheel.data), 201);
-    const text = await s.runCode(
-      `import subprocess, sys\nr = subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index", "${wheel.name}"], capture_output=True, text=True)\nprint(r.stdout[-500:], r.stderr[-800:])\nimport importlib, site\nimportlib.invalidate_caches()\nsys.path.insert(0, site.getusersitepackages())\nimport pihub_e2e_probe\nprint("answer", pihub_e2e_probe.answer(), pihub_e2e_probe.__file__)\nimport getpass\nprint("user", getpass.getuser())`,
-    );
-    assert.match(text, /^answer 42 \/home\/bob\/\.local\/lib\/python3\.\d+\/site-packages\/pihub_e2e_probe/m);
-    assert.match(text, /^user bob$/m);
-    assert.equal((await s.json('/hub/api/users')).status, 403);
-    assert.equal((await s.request('/hub/admin')).status, 403);
-    const screen = await s.terminal('echo "term-$(id -un)-$((6*7))"', /term-bob-42/);
-    assert.match(screen, /term-bob-42/);
+    await personUsesHub(hub, 'bob', 'bob-secret-2');
   });
 
   it('adds a person made with `sudo adduser` to the hub users, not to the admins', async () => {

@@ -10,14 +10,15 @@ export const CACHE_DIR = process.env.PIHUB_CACHE_DIR ?? '/var/cache/pihub';
 
 /**
  * The e2e-users image of image.test.ts: two people (alice an admin with an SSH key, bob), SSH
- * on. The key pair lives in `dir` and is made once.
+ * on. The key pair lives in `dir` and is made once. Other tests name it differently and put
+ * `head` first (e.g. `base: NAME`).
  */
-export function usersImage(dir: string): { config: string; key: string } {
+export function usersImage(dir: string, o: { name?: string; head?: string; compression?: string } = {}): { config: string; key: string } {
   mkdirSync(dir, { recursive: true });
   const key = join(dir, 'id_ed25519');
   if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-e2e', '-f', key]);
   const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
-  const config = `name: e2e-users
+  const config = `${o.head ? `${o.head}\n` : ''}name: ${o.name ?? 'e2e-users'}
 hostname: kitchen-pi
 users:
   - name: alice
@@ -30,7 +31,7 @@ users:
 ssh:
   enabled: true
 image:
-  compression: zstd
+  compression: ${o.compression ?? 'zstd'}
 `;
   return { config, key };
 }
@@ -93,6 +94,7 @@ export interface Manifest {
   size: number;
   layout: { boot: { offset: number; size: number }; root: { offset: number; size: number }; total: number };
   hub: { port: number };
+  architecture?: string;
 }
 
 export function manifest(outDir: string, base: string): Manifest {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASES_DIR, basePackages, describeBases, listBases, loadBase, verifyKeyring } from '../../build/bases/load.ts';
+import { BASES_DIR, basePackages, packageChanges, describeBases, listBases, loadBase, verifyKeyring } from '../../build/bases/load.ts';
 import { dearmor, keyringKeys } from '../../build/bases/openpgp.ts';
 import { InputError } from '../../build/errors.ts';
 import { scratch } from '../helpers/tmp.ts';
@@ -126,13 +126,21 @@ test('keyring fingerprints match gpg, binary and armored', () => {
 
 test('stage package lists in a base\'s names', () => {
   const buster = loadBase('raspbian-buster-armhf').profile;
+  const trixie = loadBase('debian-trixie-arm64').profile;
   assert.deepEqual(
-    basePackages(['systemd-resolved', 'systemd-timesyncd', 'libnss-myhostname', 'python3', 'python-is-python3'], buster),
+    basePackages(['systemd-resolved', 'systemd-timesyncd', 'libnss-myhostname', 'python3', 'python-is-python3'], packageChanges(buster, trixie)),
     ['libnss-myhostname', 'python3'],
   );
-  const trixie = loadBase('debian-trixie-arm64').profile;
-  assert.deepEqual(basePackages(['systemd-resolved', 'python3'], trixie), ['systemd-resolved', 'python3']);
-  assert.deepEqual(basePackages(['a', 'b', 'a'], { packages: { ...trixie.packages, substitute: { b: ['a', 'c'] } } }), ['a', 'c']);
+  assert.deepEqual(packageChanges(trixie, trixie), {}, 'the default base changes nothing');
+  assert.deepEqual(basePackages(['systemd-resolved', 'python3'], packageChanges(trixie, trixie)), ['systemd-resolved', 'python3']);
+  assert.deepEqual(basePackages(['a', 'b', 'a'], { b: ['a', 'c'] }), ['a', 'c']);
+  const armhf = loadBase('debian-trixie-armhf').profile;
+  assert.deepEqual(packageChanges(armhf, trixie), { 'linux-image-arm64': ['linux-image-armmp-lpae'] });
+  assert.deepEqual(
+    basePackages(['linux-image-arm64', 'raspi-firmware', 'libopenblas0-pthread'], packageChanges(armhf, trixie)),
+    ['linux-image-armmp-lpae', 'raspi-firmware', 'libopenblas0-pthread'],
+  );
+  assert.deepEqual(basePackages(['constructor', 'toString'], {}), ['constructor', 'toString'], 'names that are Object properties');
 });
 
 test('`pihub bases` lists every base with models, architecture and how it is tested', () => {

@@ -51,6 +51,25 @@ test('the plan changes with the config: a --set that changes hub.port changes on
   assert.notEqual(ka['99-finalise'], kb['99-finalise']);
 });
 
+test('--dry-run of `base: debian-trixie-armhf`: armhf throughout, the armmp-lpae kernel for arm64\'s, and no default key reused', async () => {
+  const arm64 = buildOptions({ dryRun: true });
+  const armhf = { ...arm64, sets: [...arm64.sets, 'base=debian-trixie-armhf'] };
+  const a = await build(arm64, fakeDeps());
+  const b = await build(armhf, fakeDeps());
+  assert.ok('plan' in a && 'plan' in b);
+  const text = b.plan.join('\n');
+  assert.match(text, /^pihub build plan: pihub \(trixie armhf, from /m);
+  assert.match(text, /mmdebstrap --mode=chrootless --variant=essential --architectures=armhf /);
+  assert.match(text, /-o APT::Architecture=armhf .* install -y .*linux-image-armmp-lpae raspi-firmware/);
+  assert.doesNotMatch(text, /linux-image-arm64/);
+  assert.match(text, /→ \S+\/deploy\/pihub-\d{4}-\d\d-\d\d-trixie-armhf\.img\.zst/);
+  const keys = (plan: string[]) => plan.filter((l) => l.startsWith('stage ')).map((l) => /key ([0-9a-f]+)/.exec(l)![1]);
+  const shared = keys(a.plan).filter((k) => keys(b.plan).includes(k));
+  assert.deepEqual(shared, [], 'no stage of the arm64 image serves the armhf one');
+  // The profile decides the architecture: a config that says otherwise is bad input.
+  await assert.rejects(build({ ...arm64, sets: [...arm64.sets, 'base.profile=debian-trixie-armhf', 'base.architecture=arm64'] }, fakeDeps()), /`base\.architecture: arm64` differs from the base profile `debian-trixie-armhf` \(armhf\); choose a base profile/);
+});
+
 /** Two small stages: a bootstrap, then packages and a script. */
 function smallStages(packages: string): string {
   const dir = scratch('pihub-stages-');

@@ -7,7 +7,7 @@ import parseSpdx from 'spdx-expression-parse';
 import {
   declaredLicense, makeSbom, parseCopyright, parseDpkgStatus, purl, readInRoot, spdxExpression, spdxId,
 } from '../../build/release/sbom.ts';
-import { DEVICES, REPOSITORY_FILE, normaliseBaseUrl, writeRepository } from '../../build/release/imager.ts';
+import { REPOSITORY_FILE, deviceTags, devicesFor, normaliseBaseUrl, writeRepository } from '../../build/release/imager.ts';
 import { releaseNotes, versionsFromInfo } from '../../build/release/notes.ts';
 import { imagerCmdline, imagerFiles, wpaPsk } from '../helpers/imager.ts';
 import { scratch, tmpTree } from '../helpers/tmp.ts';
@@ -181,7 +181,7 @@ test("the Imager repository lists each image with Imager's required fields, size
   const r = await writeRepository(dir, { baseUrl: 'https://example.org/releases/download/v1', verify: true });
   assert.equal(r.file, join(dir, REPOSITORY_FILE));
   assert.ok(existsSync(r.icon));
-  const repo = JSON.parse(readFileSync(r.file, 'utf8')) as { imager: { devices: Array<{ tags: string[] }> }; os_list: Array<Record<string, unknown>> };
+  const repo = JSON.parse(readFileSync(r.file, 'utf8')) as { imager: { devices: Array<{ name: string; tags: string[] }> }; os_list: Array<Record<string, unknown>> };
   assert.equal(repo.os_list.length, 1, 'only pihub image manifests become entries');
   const e = repo.os_list[0]!;
   for (const key of ['name', 'description', 'icon', 'url', 'extract_size', 'extract_sha256', 'image_download_size', 'release_date', 'devices']) assert.ok(key in e, key);
@@ -195,7 +195,17 @@ test("the Imager repository lists each image with Imager's required fields, size
   assert.match(String(e.release_date), /^\d{4}-\d\d-\d\d$/);
   const tags = new Set(repo.imager.devices.flatMap((d) => d.tags));
   assert.deepEqual(new Set(e.devices as string[]), tags, "the entry's devices are exactly the repository's device tags");
-  assert.deepEqual(DEVICES.map((d) => d.name), ['Raspberry Pi 4', 'Raspberry Pi 3', 'Raspberry Pi Zero 2 W']);
+  assert.deepEqual(repo.imager.devices.map((d) => d.name), ['Raspberry Pi 4', 'Raspberry Pi 3', 'Raspberry Pi Zero 2 W'], 'an arm64 image: the 64-bit boards');
+  assert.equal(e.architecture, 'armv8');
+  // An armhf image (Pi 2, Pi 3 and Zero 2 W in 32-bit) beside it: both architectures' boards and tags.
+  assert.deepEqual(deviceTags('armhf'), ['pi3-32bit', 'pi2-32bit']);
+  const both = devicesFor(['arm64', 'armhf']);
+  assert.deepEqual(both.map((d) => [d.name, d.tags]), [
+    ['Raspberry Pi 4', ['pi4-64bit']],
+    ['Raspberry Pi 3', ['pi3-64bit', 'pi3-32bit']],
+    ['Raspberry Pi Zero 2 W', ['pi3-64bit', 'pi3-32bit']],
+    ['Raspberry Pi 2', ['pi2-32bit']],
+  ]);
   // Without --base-url the images are where they are now.
   const local = await writeRepository(dir);
   assert.match(String(local.entries[0]!.url), /^file:\/\/\/.*\.img\.zst$/);
