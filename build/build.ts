@@ -13,7 +13,7 @@ import { thisMachine, type Machine } from './host.ts';
 import { describeHolder, holderFor, isLock, readLockHolder, tryLock, type Lock, type LockHolder } from './lock.ts';
 import { execute } from './plan/execute.ts';
 import { loadInputs, type BuildInputs } from './plan/inputs.ts';
-import { releaseDate } from './plan/keys.ts';
+import { baseRelease } from './plan/keys.ts';
 import { makePlan, type Plan } from './plan/plan.ts';
 import { planLines } from './plan/print.ts';
 import { BuildLog, chooseRenderer, formatDuration } from './progress.ts';
@@ -111,7 +111,7 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
     if (other) notes.push(`a build now would stop: ${describeHolder(other)} is using the work tree or the cache`);
     let release: string | undefined;
     try {
-      release = await releaseDate(inputs.config.base.mirror, inputs.config.base.suite, inputs.config.apt_proxy);
+      release = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
     } catch (err) {
       notes.push(`cache state unknown: ${(err as Error).message}`);
     }
@@ -121,7 +121,7 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
 
   const locks = takeLocks(workLock, cache, holder);
   try {
-    const release = await releaseDate(inputs.config.base.mirror, inputs.config.base.suite, inputs.config.apt_proxy);
+    const release = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
     const plan = await makePlan(inputs, { ...opts, cache, release, salt: cache.salt(), verify: true });
     // Other builds' prunes leave alone what this one will restore.
     locks[1]!.update({ ...holder, keys: [...plan.stages.map((s) => s.key!), plan.image.key!] });

@@ -31,6 +31,7 @@ export const HOST_TOOLS: Record<string, string> = {
   'arch-test': 'arch-test',
   'qemu-img': 'qemu-utils',
   'qemu-system-aarch64': 'qemu-system-arm',
+  'qemu-system-arm': 'qemu-system-arm',
   openssl: 'openssl',
   du: 'coreutils',
   find: 'findutils',

@@ -48,10 +48,14 @@ for name in aarch64 arm; do
   fi
 done
 
+# The architectures pihub builds: arm64 (qemu-aarch64) and armhf (qemu-arm).
 arch-test arm64
-grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || {
-  echo "setup-host.sh: the qemu-aarch64 binfmt entry has no F flag; pihub needs qemu-user-static" >&2
-  exit 1
-}
+arch-test armhf
+for name in aarch64 arm; do
+  grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-$name || {
+    echo "setup-host.sh: the qemu-$name binfmt entry has no F flag; pihub needs qemu-user-static" >&2
+    exit 1
+  }
+done
 qemu=$(sed -n 's/^interpreter //p' /proc/sys/fs/binfmt_misc/qemu-aarch64)
 echo "setup-host.sh: ready ($("$(readlink -f "$qemu")" --version | head -n 1))"

@@ -1,7 +1,7 @@
 // Base profiles: bases/NAME.yaml read with the config's YAML reader and checked against
 // ProfileSchema, and every keyring they name checked to hold exactly the keys the profile lists.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.ts';
 import { displayPath, parseConfigText } from '../config/load.ts';
@@ -11,8 +11,26 @@ import { ProfileSchema, type BaseProfile } from './schema.ts';
 
 export const BASES_DIR = fileURLToPath(new URL('../../bases', import.meta.url));
 export const DEFAULT_BASE = 'debian-trixie-arm64';
-/** The profiles the engine builds today; the others describe bases still to be wired (issue 12). */
-export const BUILT_BASES: readonly string[] = [DEFAULT_BASE, 'debian-trixie-armhf'];
+
+/**
+ * Why the engine cannot build this profile yet, or undefined when it can: Debian trixie (the
+ * chrootless bootstrap), arm64 or armhf, the `debian` boot scheme (raspi-firmware writes
+ * config.txt and cmdline.txt) and the hub from apt. Extra repositories are supported.
+ */
+export function unbuildable(p: BaseProfile): string | undefined {
+  const why: string[] = [];
+  if (p.suite !== 'trixie') why.push(`the suite \`${p.suite}\` (only trixie)`);
+  if (!['arm64', 'armhf'].includes(p.architecture)) why.push(`the architecture \`${p.architecture}\` (only arm64 and armhf)`);
+  if (p.boot.scheme !== 'debian') why.push(`the boot scheme \`${p.boot.scheme}\` (only \`debian\`: raspi-firmware)`);
+  if (p.boot.config_txt !== '' || p.boot.cmdline !== '') why.push('`boot.config_txt`/`boot.cmdline` (raspi-firmware writes them)');
+  if (p.hub.install[0] !== 'apt') why.push(`the hub from \`${p.hub.install[0]}\` (only apt)`);
+  return why.length ? `pihub does not build ${why.join(', ')} yet` : undefined;
+}
+
+/** The shipped profiles the engine builds. */
+export function builtBases(dir: string = BASES_DIR): string[] {
+  return listBases(dir).filter((n) => !unbuildable(loadBase(n, dir).profile));
+}
 
 export interface LoadedBase {
   name: string;
@@ -81,9 +99,23 @@ export function loadBase(name: string, dir: string = BASES_DIR): LoadedBase {
     const known = listBases(dir);
     const hint = suggest(name, known);
     throw new InputError(
-      `unknown base \`${name}\`${hint ? ` (did you mean \`${hint}\`?)` : ''}; the bases are ${known.map((b) => `\`${b}\``).join(', ')} (see \`pihub bases\`)`,
+      `unknown base \`${name}\`${hint ? ` (did you mean \`${hint}\`?)` : ''}; the bases are ${known.map((b) => `\`${b}\``).join(', ')} (see \`pihub bases\`), or give the path of your own profile (a .yaml file)`,
     );
   }
+  return loadBaseFile(file, name);
+}
+
+/** `NAME` of a profile in bases/, or the path of one's own profile (with a slash, or ending in .yaml). */
+export function loadBaseSpec(spec: string, dir: string = BASES_DIR): LoadedBase {
+  if (!spec.includes('/') && !spec.endsWith('.yaml')) return loadBase(spec, dir);
+  const file = resolve(spec);
+  if (!existsSync(file)) throw new InputError(`base profile ${displayPath(file)} does not exist`);
+  return loadBaseFile(file, basename(file).replace(/\.ya?ml$/, ''));
+}
+
+/** A profile file, checked; its keyrings and requirements are relative to its folder. */
+export function loadBaseFile(file: string, name: string): LoadedBase {
+  const dir = dirname(file);
   const label = displayPath(file);
   const layer = parseConfigText(readFileSync(file, 'utf8'), label);
   const result = ProfileSchema.safeParse(layer.data);

@@ -140,9 +140,9 @@ export const SETTINGS = section({
     { default: 'pihub', doc: 'host name (also in `/etc/hosts`)' },
   ),
   base: section({
-    profile: leaf(z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { error: 'must be the name of a base profile such as `debian-trixie-arm64` (see `pihub bases`)' }), {
+    profile: leaf(z.string().min(1, { error: 'must be the name of a base profile such as `debian-trixie-arm64` (see `pihub bases`) or the path of a profile' }), {
       default: 'debian-trixie-arm64',
-      doc: 'base profile, bases/NAME.yaml (`base: NAME` for short; see `pihub bases`); the keys below override it',
+      doc: 'base profile: NAME of bases/NAME.yaml (`base: NAME` for short; see `pihub bases`), or the path of your own profile (.yaml); the keys below override it',
       engine: 'every stage (the base)',
     }),
     suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'trixie', doc: 'Debian suite (set by the base profile)', engine: 'every stage (the base)' }),

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { displayPath, loadConfigFile, resolveConfig, setLayer, type ConfigLayer } from '../config/load.ts';
-import { BUILT_BASES, DEFAULT_BASE, basePackages, loadBase, packageChanges, type LoadedBase } from '../bases/load.ts';
+import { DEFAULT_BASE, basePackages, builtBases, loadBase, loadBaseSpec, packageChanges, unbuildable, type LoadedBase } from '../bases/load.ts';
 import { DEFAULTS, type BuildConfig } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
 import { loadStages, type StageDef } from '../stages/load.ts';
@@ -77,6 +77,7 @@ export function loadInputs(o: InputOptions): BuildInputs {
   const changes = packageChanges(base.profile, loadBase(DEFAULT_BASE).profile);
   const stages = orderStages(loadStages(stagesDir), overlays);
   for (const stage of stages) for (const sub of stage.substeps) if (sub.packages) sub.packages = basePackages(sub.packages, changes);
+  addRepositories(stages, base);
   return {
     config,
     configLabel: fileLayer?.label ?? 'the default config (no --config)',
@@ -86,6 +87,23 @@ export function loadInputs(o: InputOptions): BuildInputs {
     base,
     packageChanges: changes,
   };
+}
+
+/** The base's extra apt repositories go into the target right after the bootstrap, before any other package. */
+export function addRepositories(stages: StageDef[], base: LoadedBase): void {
+  const repos = base.profile.repositories;
+  if (!repos.length) return;
+  const stage = stages.find((s) => s.substeps.some((x) => x.kind === 'bootstrap'));
+  if (!stage) throw new InputError(`base \`${base.name}\` has extra apt repositories, but no stage bootstraps (NN-bootstrap) to add them after`);
+  const at = stage.substeps.findIndex((x) => x.kind === 'bootstrap');
+  const boot = stage.substeps[at]!;
+  stage.substeps.splice(at + 1, 0, {
+    kind: 'repositories',
+    order: boot.order,
+    name: `${String(boot.order).padStart(2, '0')}-repositories (base ${base.name})`,
+    path: base.file,
+    repositories: repos.map((repo) => ({ repo, keyring: base.keyrings.repositories[repo.name]! })),
+  });
 }
 
 /**
@@ -105,13 +123,14 @@ export function baseLayer(layers: readonly ConfigLayer[]): { layer: ConfigLayer;
   }
   let base;
   try {
-    base = loadBase(chosen?.name ?? DEFAULT_BASE);
+    base = loadBaseSpec(chosen?.name ?? DEFAULT_BASE);
   } catch (err) {
     throw err instanceof InputError && chosen ? new InputError(`${chosen.where}: ${err.message}`) : err;
   }
-  if (!BUILT_BASES.includes(base.name)) {
+  const why = unbuildable(base.profile);
+  if (why) {
     throw new InputError(
-      `${chosen?.where ?? 'base'}: the base \`${base.name}\` (${base.profile.description}) is described in bases/ but pihub does not build it yet; the bases it builds: ${BUILT_BASES.join(', ')} (see \`pihub bases\`)`,
+      `${chosen?.where ?? 'base'}: the base \`${base.name}\` (${base.profile.description}): ${why}; the bases it builds: ${builtBases().join(', ')} (see \`pihub bases\`)`,
     );
   }
   const p = base.profile;

@@ -108,22 +108,38 @@ export function fetchText(url: string, proxy: string | null, timeoutMs = 15_000)
   });
 }
 
+/**
+ * What the base's stages were built from, as its archives date it: the main archive's Release
+ * date, then each extra repository suite's (`NAME SUITE: DATE`). A change anywhere rebuilds.
+ */
+export async function baseRelease(config: BuildConfig, repositories: readonly { name: string; uri: string; suites: readonly string[] }[]): Promise<string> {
+  const dates = [await releaseDate(config.base.mirror, config.base.suite, config.apt_proxy)];
+  for (const r of repositories) {
+    for (const suite of r.suites) dates.push(`${r.name} ${suite}: ${await releaseDate(r.uri, suite, config.apt_proxy, `repository \`${r.name}\` of the base`)}`);
+  }
+  return dates.join('; ');
+}
+
 /** The `Date:` of the suite's InRelease: when the archive changes, cached stages are rebuilt. */
-export async function releaseDate(mirror: string, suite: string, proxy: string | null): Promise<string> {
+export async function releaseDate(mirror: string, suite: string, proxy: string | null, what = 'the Debian mirror'): Promise<string> {
   const url = `${mirror.replace(/\/+$/, '')}/dists/${suite}/InRelease`;
   if (url.startsWith('file://')) {
     return /^Date: (.+)$/m.exec(readFileSync(fileURLToPath(url), 'utf8'))?.[1] ?? 'unknown';
   }
   let text: string;
   try {
-    text = await fetchText(url, proxy);
+    // A repository without InRelease may still have Release (+ Release.gpg), or be unsigned: apt judges that.
+    text = await fetchText(url, proxy).catch((err: Error) => {
+      if (err.message !== 'HTTP 404') throw err;
+      return fetchText(url.replace(/InRelease$/, 'Release'), proxy).catch(() => { throw err; });
+    });
   } catch (err) {
     throw new UserError(
-      `cannot reach the Debian mirror: ${url}: ${(err as Error).message}; check the network, \`base.mirror\` or \`apt_proxy\``,
+      `cannot reach ${what}: ${url}: ${(err as Error).message}; check the network, ${what === 'the Debian mirror' ? '`base.mirror`' : 'its `uri`'} or \`apt_proxy\``,
     );
   }
   const m = /^Date: (.+)$/m.exec(text);
-  if (!m) throw new UserError(`${url} has no Date: field; is \`base.mirror\` a Debian archive?`);
+  if (!m) throw new UserError(`${url} has no Date: field; is ${what === 'the Debian mirror' ? '`base.mirror`' : `the \`uri\` of ${what}`} a Debian archive?`);
   return m[1]!.trim();
 }
 

@@ -110,7 +110,11 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string): {
   // (in the config) and what it changes in the stages' package lists do.
   const { profile: _name, ...values } = inputs.config.base as typeof inputs.config.base & { profile?: string };
   const changes = inputs.packageChanges && Object.keys(inputs.packageChanges).length ? inputs.packageChanges : undefined;
-  const base = { ...values, release, packages: changes };
+  // Extra repositories: where, which suites and components, and their keyrings' content.
+  const repos = inputs.base?.profile.repositories.length
+    ? inputs.base.profile.repositories.map((r) => ({ ...r, keyring: sha256(readFileSync(inputs.base!.keyrings.repositories[r.name]!)) }))
+    : undefined;
+  const base = { ...values, release, packages: changes, repositories: repos };
   let parent: string | null = null;
   const stages = inputs.stages.map((def) => {
     parent = stageKey({

@@ -6,13 +6,15 @@ import { InputError } from '../errors.ts';
 import { displayPath } from '../config/load.ts';
 import { readYamlMapping } from '../config/yaml.ts';
 import type { PathKey } from '../config/format.ts';
+import type { BaseRepository } from './steps/repositories.ts';
 import { isConfigKey } from '../config/settings.ts';
 import { templateKeys, unknownFilters } from './template.ts';
 
-export type SubstepKind = 'bootstrap' | 'debconf' | 'packages-nr' | 'packages' | 'files' | 'run' | 'run-chroot';
+/** `repositories` comes from the base profile (right after the bootstrap), never from a stage file. */
+export type SubstepKind = 'bootstrap' | 'repositories' | 'debconf' | 'packages-nr' | 'packages' | 'files' | 'run' | 'run-chroot';
 
 /** Order of kinds that share one two-digit prefix (pi-gen's order). */
-const KIND_ORDER: readonly SubstepKind[] = ['bootstrap', 'debconf', 'packages-nr', 'packages', 'files', 'run', 'run-chroot'];
+const KIND_ORDER: readonly SubstepKind[] = ['bootstrap', 'repositories', 'debconf', 'packages-nr', 'packages', 'files', 'run', 'run-chroot'];
 
 export interface FileEntry {
   /** Absolute path in the image. */
@@ -37,6 +39,8 @@ export interface Substep {
   files?: FileEntry[];
   /** Interpreter and its arguments from the script's #! line. */
   interpreter?: string[];
+  /** The base's extra apt repositories (kind `repositories`). */
+  repositories?: BaseRepository[];
 }
 
 export interface StageDef {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alignUp, genimageConfig, layout, rootSize, uuidFromHex, idFromHex, MiB, ALIGN } from '../../build/image/layout.ts';
-import { parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, pi3DeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
+import { bootArchitecture, parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, pi3DeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
 import { exportNames, bmapDataBytes } from '../../build/image/export.ts';
 import { compressCommand, compressionOf, imageBase } from '../../build/image/naming.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
@@ -74,6 +74,16 @@ test('the QEMU command boots the image kernel with root by label, networking and
     forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '', offline: true,
   })[1].join(' ');
   assert.match(offline, /-netdev user,id=net0,restrict=on,hostfwd=tcp:127\.0\.0\.1:8888-:8888 /);
+  // An armhf image: qemu-system-arm's virt with an ARMv7 CPU that has LPAE (the armmp-lpae kernel).
+  const [armProg, armArgs] = qemuCommand({
+    machine: 'virt', architecture: 'armhf', kernel: 'k', initrd: 'i', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 1024, cpus: 2,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '',
+  });
+  assert.equal(armProg, 'qemu-system-arm');
+  assert.match(armArgs.join(' '), /-M virt -cpu cortex-a15 -smp 2 -m 1024 .*virtio-blk-pci/);
+  assert.equal(bootArchitecture(undefined), 'arm64', 'a manifest without architecture is an arm64 image');
+  assert.equal(bootArchitecture('armhf'), 'armhf');
+  assert.throws(() => bootArchitecture('armel'), /the image is for armel, which `pihub boot` cannot run \(it boots arm64 and armhf images\)/);
 });
 
 test('output names and compression, from one table', () => {

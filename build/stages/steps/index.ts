@@ -6,6 +6,7 @@ import { debconfStep } from './debconf.ts';
 import { filesStep } from './files.ts';
 import { runStep } from './run.ts';
 import { runChrootStep } from './run-chroot.ts';
+import { repositoriesStep } from './repositories.ts';
 
 const FACTORIES: Record<SubstepKind, (sub: Substep) => Step> = {
   bootstrap: bootstrapStep,
@@ -15,6 +16,7 @@ const FACTORIES: Record<SubstepKind, (sub: Substep) => Step> = {
   files: filesStep,
   run: runStep,
   'run-chroot': runChrootStep,
+  repositories: repositoriesStep,
 };
 
 /** Source files of each step kind; their content is part of every cache key that uses the kind. */
@@ -26,6 +28,7 @@ export const KIND_SOURCES: Record<SubstepKind, string> = {
   files: 'files.ts',
   run: 'run.ts',
   'run-chroot': 'run-chroot.ts',
+  repositories: 'repositories.ts',
 };
 
 export function stepFor(sub: Substep): Step {

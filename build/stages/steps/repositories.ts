@@ -1,0 +1,82 @@
+// A base's extra apt repositories (its profile's `repositories`), put into the target right after
+// the bootstrap: each gets its keyring in /etc/apt/keyrings and a deb822 .sources file that trusts
+// exactly that keyring (Signed-By), then apt reads their package lists. apt's refusal of a
+// repository (unsigned, signed by another key) stops the build with a sentence naming it.
+import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { UserError } from '../../errors.ts';
+import { CommandError, formatCommand, type Command } from '../../exec.ts';
+import { explainAptFailure, keyringInImage, sourcesEntry, sourcesFileInImage } from '../../bases/apt.ts';
+import type { Repository } from '../../bases/schema.ts';
+import { chrootCommand } from '../../chroot/chroot.ts';
+import { isForeign } from '../../chroot/tools.ts';
+import type { Op } from '../../plan/ops.ts';
+import { aptOptions, chrootEnv, inChroot, stepName, toolsBinds, type PlanContext, type StepFactory } from '../step.ts';
+
+export interface BaseRepository {
+  repo: Repository;
+  /** The keyring file on the build machine (already checked to hold exactly the listed keys). */
+  keyring: string;
+}
+
+/** apt-get update for the target: natively for a foreign architecture, the target's keyrings in place of the build machine's. */
+export function aptUpdateCommand(ctx: PlanContext): Command {
+  const root = ctx.paths.rootfs;
+  if (!isForeign(ctx.config)) return inChroot(ctx, ['apt-get', 'update', ...aptOptions(ctx.config)]);
+  const arch = ctx.config.base.architecture;
+  return chrootCommand(root, ['apt-get',
+    '-o', `Dir=${root}/`,
+    '-o', `Dir::State::status=${root}/var/lib/dpkg/status`,
+    '-o', `APT::Architecture=${arch}`,
+    '-o', `APT::Architectures::=${arch}`,
+    '-o', 'APT::Sandbox::User=root',
+    'update', ...aptOptions(ctx.config),
+  ], toolsBinds(ctx), { noChroot: true, hostBinds: [{ source: join(root, 'etc/apt/keyrings'), target: '/etc/apt/keyrings' }] });
+}
+
+export const repositoriesStep: StepFactory = (sub) => {
+  const repos: readonly BaseRepository[] = sub.repositories ?? [];
+  return {
+    title: `${sub.name}: ${repos.map((r) => r.repo.name).join(', ')}`,
+    tools: ['unshare', 'chroot', 'mount', 'apt-get'],
+    usesPackageCache: true,
+    ops: (ctx) => {
+      const step = stepName(ctx, sub);
+      const root = ctx.paths.rootfs;
+      const write: Op[] = repos.map(({ repo, keyring }) => ({
+        kind: 'do',
+        text: `${repo.uri} ${repo.suites.join(' ')}: ${sourcesFileInImage(repo)}, trusting only ${keyringInImage(repo)} (from ${keyring}: ${repo.fingerprints.join(', ')})`,
+        fn: () => {
+          const key = join(root, keyringInImage(repo));
+          mkdirSync(dirname(key), { recursive: true });
+          copyFileSync(keyring, key);
+          chmodSync(key, 0o644);
+          const sources = join(root, sourcesFileInImage(repo));
+          mkdirSync(dirname(sources), { recursive: true });
+          writeFileSync(sources, sourcesEntry(repo), { mode: 0o644 });
+        },
+      }));
+      const update = aptUpdateCommand(ctx);
+      const hostKeyrings: Op[] = isForeign(ctx.config)
+        ? [{ kind: 'do', text: 'the build machine has /etc/apt/keyrings (the native apt sees the target\'s keyrings there, in its own mount namespace)', fn: () => { mkdirSync('/etc/apt/keyrings', { recursive: true }); } }]
+        : [];
+      return [
+        ...write,
+        ...hostKeyrings,
+        {
+          kind: 'do',
+          text: `$ ${formatCommand(update)}`,
+          fn: async (st) => {
+            try {
+              await st.runner.run(update, { step, env: chrootEnv(ctx), cleanEnv: true });
+            } catch (err) {
+              const said = err instanceof CommandError ? explainAptFailure(err.tail.join('\n'), repos.map((r) => r.repo)) : undefined;
+              if (said) throw new UserError(`step "${step}": ${said}`, 1);
+              throw err;
+            }
+          },
+        },
+      ];
+    },
+  };
+};
