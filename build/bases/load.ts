@@ -170,6 +170,7 @@ const HOW: Record<BaseProfile['tested']['how'], string> = {
   slow: 'built and booted in the slow tier',
   bench: 'built and booted by the bench',
   'stand-in': 'not reachable from CI: its machinery is tested with local stand-ins',
+  none: 'not built or booted yet',
 };
 
 /** `pihub bases`: one block per profile. */
@@ -178,9 +179,10 @@ export function describeBases(bases: readonly LoadedBase[]): string {
     .map(({ name, profile: p }) => [
       `${name}${name === DEFAULT_BASE ? ' (default)' : ''}`,
       `  ${p.description}`,
-      `  architecture: ${p.architecture}   suite: ${p.suite}   Python ${p.python}   hub from: ${p.hub.install.join(' or ')}`,
+      `  architecture: ${p.architecture}   suite: ${p.suite}   Python ${p.python}   hub from: ${p.hub.install.includes('apt') ? 'apt' : 'pip'}${p.hub.install.includes('pip') ? ' (pip: not built yet)' : ''}`,
       `  Raspberry Pi: ${p.models.join(', ')}`,
       `  QEMU: ${p.qemu.machines.map((m) => `${m.machine}${m.dtb ? ` (${m.dtb})` : ''} to the ${m.reaches === 'hub' ? 'hub' : 'login prompt'}`).join('; ')}`,
+      `  built by pihub: ${unbuildable(p)?.replace(/^pihub does not build /, 'not yet: ').replace(/ yet$/, '') ?? 'yes'}`,
       `  tested: ${HOW[p.tested.how]}; ${p.tested.summary}`,
     ].join('\n'))
     .join('\n\n');

@@ -78,7 +78,7 @@ export const MachineSchema = z.strictObject({
   reaches: z.enum(['hub', 'login'], { error: 'must be `hub` (the full hub check) or `login` (a login prompt)' }),
 });
 
-export const TESTED = ['e2e', 'slow', 'bench', 'stand-in'] as const;
+export const TESTED = ['e2e', 'slow', 'bench', 'stand-in', 'none'] as const;
 
 export const ProfileSchema = z
   .strictObject({
@@ -138,7 +138,8 @@ export const ProfileSchema = z
     models: z.array(z.string().min(1)).min(1),
     tested: z.strictObject({
       /** e2e: built and booted in the end-to-end tier; slow/bench: booted outside the default tiers;
-       * stand-in: its archives are not reachable from CI, the machinery is tested with local stand-ins. */
+       * stand-in: its archives are not reachable from CI, the machinery is tested with local stand-ins;
+       * none: not built or booted yet. */
       how: z.enum(TESTED),
       summary: z.string().min(1),
     }),

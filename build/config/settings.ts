@@ -142,11 +142,11 @@ export const SETTINGS = section({
   base: section({
     profile: leaf(z.string().min(1, { error: 'must be the name of a base profile such as `debian-trixie-arm64` (see `pihub bases`) or the path of a profile' }), {
       default: 'debian-trixie-arm64',
-      doc: 'base profile: NAME of bases/NAME.yaml (`base: NAME` for short; see `pihub bases`), or the path of your own profile (.yaml); the keys below override it',
+      doc: 'base profile: NAME of bases/NAME.yaml (`base: NAME` for short; see `pihub bases`), or the path of your own profile (.yaml); `base.mirror` and `base.components` override its own',
       engine: 'every stage (the base)',
     }),
-    suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'trixie', doc: 'Debian suite (set by the base profile)', engine: 'every stage (the base)' }),
-    architecture: leaf(z.enum(['arm64', 'armhf'], { error: 'must be `arm64` or `armhf`; choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'arm64', doc: 'Debian architecture (set by the base profile)', engine: 'every stage (the base)' }),
+    suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'trixie', doc: 'Debian suite (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
+    architecture: leaf(z.enum(['arm64', 'armhf'], { error: 'must be `arm64` or `armhf`; choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'arm64', doc: 'Debian architecture (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
     mirror: leaf(url, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source)', engine: 'every stage (the base)' }),
     components: leaf(z.array(z.string().regex(/^[a-z-]+$/)).min(1), { default: ['main', 'non-free-firmware'], doc: 'archive components', engine: 'every stage (the base)' }),
   }),

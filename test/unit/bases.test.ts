@@ -174,7 +174,17 @@ test('`base: NAME` chooses a profile; the config\'s own base keys override it; a
   assert.equal(mirrored.mirror, 'http://127.0.0.1:3142/debian', 'the config overrides the profile');
   assert.equal(inputs(['base.mirror=http://10.0.0.1/debian'], 'base: debian-trixie-arm64\n').config.base.mirror, 'http://10.0.0.1/debian');
   assert.match(errorOf(() => inputs([], 'base: debian-trixie-armhx\n')), /config\.yaml:1:\d+: unknown base `debian-trixie-armhx` \(did you mean `debian-trixie-armhf`\?\)/);
-  assert.match(errorOf(() => inputs(['base=raspios-trixie-arm64'])), /^--set base=raspios-trixie-arm64: the base `raspios-trixie-arm64` \(.*\) is described in bases\/ but pihub does not build it yet; the bases it builds: debian-trixie-arm64/);
+  assert.match(errorOf(() => inputs(['base=raspios-trixie-arm64'])), /^--set base=raspios-trixie-arm64: the base `raspios-trixie-arm64` \(.*\): pihub does not build the boot scheme `raspberrypi` \(only `debian`: raspi-firmware\), `boot\.config_txt`\/`boot\.cmdline` \(raspi-firmware writes them\) yet; the bases it builds: debian-trixie-arm64, debian-trixie-armhf \(see `pihub bases`\)/);
+  assert.match(errorOf(() => inputs(['base=raspbian-buster-armhf'])), /the suite `buster` \(only trixie\).*the hub from `pip` \(only apt\) yet/);
+  assert.match(errorOf(() => inputs(['base=debian-trixie-armel'])), /the architecture `armel` \(only arm64 and armhf\) yet/);
+  assert.equal(inputs(['base=debian-trixie-armhf']).config.base.architecture, 'armhf');
+  // One's own profile, by path: its keyrings and requirements are found beside it.
+  const own = join(scratch('pihub-own-base-'), 'mine.yaml');
+  writeFileSync(own, readFileSync(join(BASES_DIR, 'debian-trixie-armhf.yaml'), 'utf8').replace('requirements: requirements/', `requirements: ${BASES_DIR}/requirements/`));
+  const mine = inputs([], `base: ${own}\n`);
+  assert.equal(mine.config.base.architecture, 'armhf');
+  assert.equal(mine.base?.name, 'mine');
+  assert.match(errorOf(() => inputs([], 'base: ./no/such.yaml\n')), /config\.yaml:1:\d+: base profile \S*no\/such\.yaml does not exist/);
   assert.match(errorOf(() => inputs([], 'base:\n  profile: 5\n')), /`base` must be the name of a base profile/);
   assert.match(errorOf(() => inputs([], 'base: [1]\n')), /config\.yaml:1:1: `base`: must be a mapping of keys \(got a list\)/);
 });
