@@ -9,6 +9,13 @@ export function keyringInImage(repo: Pick<Repository, 'name' | 'keyring'>): stri
   return `/etc/apt/keyrings/${repo.name}${ext}`;
 }
 
+/** A repository of the base as a build uses it. */
+export interface BaseRepository {
+  repo: Repository;
+  /** The keyring file on the build machine (already checked to hold exactly the listed keys). */
+  keyring: string;
+}
+
 export function sourcesFileInImage(repo: Pick<Repository, 'name'>): string {
   return `/etc/apt/sources.list.d/${repo.name}.sources`;
 }

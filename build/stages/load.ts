@@ -6,7 +6,7 @@ import { InputError } from '../errors.ts';
 import { displayPath } from '../config/load.ts';
 import { readYamlMapping } from '../config/yaml.ts';
 import type { PathKey } from '../config/format.ts';
-import type { BaseRepository } from './steps/repositories.ts';
+import type { BaseRepository } from '../bases/apt.ts';
 import { isConfigKey } from '../config/settings.ts';
 import { templateKeys, unknownFilters } from './template.ts';
 

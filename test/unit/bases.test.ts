@@ -150,12 +150,14 @@ test('`pihub bases` lists every base with models, architecture and how it is tes
   assert.match(text, /architecture: armel {3}suite: trixie/);
   assert.match(text, /Raspberry Pi: Pi 5, Pi 500/);
   assert.match(text, /QEMU: raspi0 \(bcm2835-rpi-zero\.dtb\) to the login prompt/);
-  assert.match(text, /raspbian-buster-armhf\n.*\n.*hub from: pip\n/);
+  assert.match(text, /raspbian-buster-armhf\n.*\n.*hub from: pip \(pip: not built yet\)\n/);
+  assert.match(text, /debian-trixie-armhf\n(.*\n){4} {2}built by pihub: yes\n/);
+  assert.match(text, /raspios-trixie-arm64\n(.*\n){4} {2}built by pihub: not yet: the boot scheme `raspberrypi`/);
   assert.match(text, /tested: not reachable from CI: its machinery is tested with local stand-ins/);
-  assert.match(text, /tested: built and booted in the end-to-end tier; QEMU virt \(Cortex-A15\) with the full hub check/);
+  assert.match(text, /tested: built and booted in the end-to-end tier; QEMU virt \(Cortex-A15, qemu-system-arm\) with the full hub check/);
 });
 
-test('`base: NAME` chooses a profile; the config\'s own base keys override it; a base not built yet is refused by name', () => {
+test('`base: NAME` chooses a profile; the config\'s own base keys override it; a base pihub does not build yet is refused, saying what it lacks', () => {
   const inputs = (sets: string[], file?: string) => {
     const o = { overlays: [], sets, env: {}, configPath: undefined as string | undefined };
     if (file !== undefined) {

@@ -6,18 +6,11 @@ import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { CommandError, formatCommand, type Command } from '../../exec.ts';
-import { explainAptFailure, keyringInImage, sourcesEntry, sourcesFileInImage } from '../../bases/apt.ts';
-import type { Repository } from '../../bases/schema.ts';
+import { explainAptFailure, keyringInImage, sourcesEntry, sourcesFileInImage, type BaseRepository } from '../../bases/apt.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
 import { isForeign } from '../../chroot/tools.ts';
 import type { Op } from '../../plan/ops.ts';
 import { aptOptions, chrootEnv, inChroot, stepName, toolsBinds, type PlanContext, type StepFactory } from '../step.ts';
-
-export interface BaseRepository {
-  repo: Repository;
-  /** The keyring file on the build machine (already checked to hold exactly the listed keys). */
-  keyring: string;
-}
 
 /** apt-get update for the target: natively for a foreign architecture, the target's keyrings in place of the build machine's. */
 export function aptUpdateCommand(ctx: PlanContext): Command {
