@@ -28,6 +28,7 @@ import { ensureWebSocket } from './websocket.ts';
 /** The images a release ships: each is built from pihub's stages with these build arguments. */
 export const RELEASE_IMAGES: ReadonlyArray<{ id: string; description: string; args: string[] }> = [
   { id: 'pihub', description: 'the default image (no accounts: Imager or userconf.txt makes them)', args: [] },
+  { id: 'pihub-armhf', description: 'the same for 32-bit boards: the Pi 2, and the Pi 3 and Zero 2 W in 32-bit (base debian-trixie-armhf)', args: ['--set', 'base=debian-trixie-armhf'] },
 ];
 
 /** Every release image: xz, the smallest download (a local build defaults to zstd); later --set wins. */
@@ -80,6 +81,8 @@ export interface ReleaseOptions {
   publish: boolean;
   buildArgs: string[];
   workDir: string;
+  /** Only these of RELEASE_IMAGES (by id); all when empty. */
+  images?: readonly string[];
   log: (line: string) => void;
 }
 
@@ -89,10 +92,13 @@ export async function release(o: ReleaseOptions): Promise<string[]> {
   const baseUrl = o.baseUrl ? normaliseBaseUrl(o.baseUrl) : undefined;
   const repositoryUrl = baseUrl ? `${baseUrl}${REPOSITORY_FILE}` : pathToFileURL(join(o.out, REPOSITORY_FILE)).href;
   const say = (line: string) => o.log(o.dryRun ? `[dry run] ${line}` : line);
-  say(`release ${o.tag}: ${RELEASE_IMAGES.length} image(s) into ${o.out}; Imager repository ${repositoryUrl}`);
+  const unknown = (o.images ?? []).filter((id) => !RELEASE_IMAGES.some((i) => i.id === id));
+  if (unknown.length) throw new UsageError(`--image ${unknown.join(', ')}: the release images are ${RELEASE_IMAGES.map((i) => i.id).join(', ')}`);
+  const chosen = o.images?.length ? RELEASE_IMAGES.filter((i) => o.images!.includes(i.id)) : RELEASE_IMAGES;
+  say(`release ${o.tag}: ${chosen.length} image(s) into ${o.out}; Imager repository ${repositoryUrl}`);
 
   const built: ImageManifest[] = [];
-  for (const img of RELEASE_IMAGES) {
+  for (const img of chosen) {
     const deploy = join(o.workDir, img.id, 'deploy');
     const args = ['build', ...RELEASE_BUILD_ARGS, ...img.args, ...o.buildArgs, '--out', deploy, '--work-dir', join(o.workDir, 'work'), '--quiet'];
     say(`image ${img.id}: ${img.description}`);
@@ -150,7 +156,7 @@ export async function release(o: ReleaseOptions): Promise<string[]> {
   return files.map((f) => join(o.out, f));
 }
 
-const HELP = `usage: node --import tsx ci/release.ts --tag TAG --out DIR [--base-url URL] [--dry-run] [--publish] [--work-dir DIR] [-- BUILD-ARGS...]\n`;
+const HELP = `usage: node --import tsx ci/release.ts --tag TAG --out DIR [--base-url URL] [--dry-run] [--publish] [--work-dir DIR] [--image ID]... [-- BUILD-ARGS...]\n  --image ID: only this release image (${RELEASE_IMAGES.map((i) => i.id).join(', ')}); repeatable; default: all\n`;
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   ensureWebSocket();
@@ -166,6 +172,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
         'dry-run': { type: 'boolean' },
         publish: { type: 'boolean' },
         'work-dir': { type: 'string' },
+        image: { type: 'string', multiple: true },
       },
     }));
     if (!values.tag || !values.out) throw new UsageError('--tag and --out are required');
@@ -183,6 +190,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     publish: values.publish ?? false,
     buildArgs: positionals!,
     workDir: resolve(values['work-dir'] ?? 'work/release'),
+    images: values.image ?? [],
     log,
   }).then(
     (files) => {
