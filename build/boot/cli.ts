@@ -9,11 +9,12 @@ import { bootArchitecture, parseForward, type BootArchitecture, type Forward } f
 
 export const BOOT_HELP = `Usage: pihub boot IMAGE [options]
 
-Boots an image (.img, .img.xz, .img.zst or .img.gz) in qemu-system-aarch64 (an armhf image,
-as its .json manifest says: qemu-system-arm with a Cortex-A15) with the image's own kernel and initrd, and the kernel command line from the card's cmdline.txt (on virt its
-console= and root= replaced by QEMU's; raspi3b uses it as it is). The image file is never modified: the guest writes to a copy-on-write
-disk that is thrown away afterwards. The serial console is on this terminal; Ctrl-C shuts the
-guest down cleanly (twice: at once).
+Boots an image (.img, .img.xz, .img.zst or .img.gz) in QEMU with the image's own kernel and
+initrd: qemu-system-aarch64, or for an armhf image (as its .json manifest says)
+qemu-system-arm with a Cortex-A15. The kernel command line is the card's cmdline.txt (on virt
+its console= and root= replaced by QEMU's; raspi3b uses it as it is). The image file is never
+modified: the guest writes to a copy-on-write disk that is thrown away afterwards. The serial
+console is on this terminal; Ctrl-C shuts the guest down cleanly (twice: at once).
 
 Options:
   -f, --forward [ADDR:]HOST:GUEST  forward a TCP port (repeatable); default: the hub port

@@ -2,7 +2,7 @@
 // Each stage's key covers its parent's key, its files, the values it reads, the base (with the
 // archive's Release date) and pihub's own code for the steps it uses.
 import { createHash, createHmac } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -124,7 +124,9 @@ export async function baseRelease(config: BuildConfig, repositories: readonly { 
 export async function releaseDate(mirror: string, suite: string, proxy: string | null, what = 'the Debian mirror'): Promise<string> {
   const url = `${mirror.replace(/\/+$/, '')}/dists/${suite}/InRelease`;
   if (url.startsWith('file://')) {
-    return /^Date: (.+)$/m.exec(readFileSync(fileURLToPath(url), 'utf8'))?.[1] ?? 'unknown';
+    const file = [fileURLToPath(url), fileURLToPath(url.replace(/InRelease$/, 'Release'))].find((f) => existsSync(f));
+    if (!file) throw new UserError(`${what}: ${url} (or Release beside it) does not exist; check ${what === 'the Debian mirror' ? '`base.mirror`' : 'its `uri`'}`);
+    return /^Date: (.+)$/m.exec(readFileSync(file, 'utf8'))?.[1] ?? 'unknown';
   }
   let text: string;
   try {
