@@ -1,12 +1,10 @@
 // A base's extra apt repositories in the image: one deb822 .sources file each, trusting its
 // own keyring only (Signed-By, never trusted=yes), and apt's refusals turned into sentences.
-import { extname } from 'node:path';
 import type { Repository } from './schema.ts';
 
-/** Where a repository's keyring lives in the image (armored keyrings must keep `.asc` for apt). */
-export function keyringInImage(repo: Pick<Repository, 'name' | 'keyring'>): string {
-  const ext = extname(repo.keyring) === '.asc' ? '.asc' : '.pgp';
-  return `/etc/apt/keyrings/${repo.name}${ext}`;
+/** Where a repository's keyring lives in the image: always binary (an armored one is written dearmored). */
+export function keyringInImage(repo: Pick<Repository, 'name'>): string {
+  return `/etc/apt/keyrings/${repo.name}.pgp`;
 }
 
 /** A repository of the base as a build uses it. */
@@ -38,9 +36,10 @@ export function oneLineSource(repo: Repository, signedBy: string): string {
   return `deb [signed-by=${signedBy}] ${repo.uri} ${repo.suites[0]} ${repo.components.join(' ')}`;
 }
 
+/** The repository a line of apt's output names: its URI followed by the suite (so one URI that begins another is not taken for it). */
 function repoFor(line: string, repos: readonly Repository[]): Repository | undefined {
   const norm = (u: string) => u.replace(/\/+$/, '');
-  return repos.find((r) => line.includes(norm(r.uri)));
+  return repos.find((r) => line.includes(`${norm(r.uri)} `) || line.includes(`${norm(r.uri)}/dists/`));
 }
 
 /**
@@ -49,34 +48,33 @@ function repoFor(line: string, repos: readonly Repository[]): Repository | undef
  * undefined when the output shows none of these.
  */
 export function explainAptFailure(output: string, repos: readonly Repository[]): string | undefined {
-  const out: string[] = [];
-  const seen = new Set<string>();
-  const say = (repo: Repository | undefined, line: string, text: (name: string) => string) => {
+  const said: Array<{ repo: string; kind: 'unsigned' | 'signature' | 'release'; text: string }> = [];
+  const say = (repo: Repository | undefined, line: string, kind: 'unsigned' | 'signature' | 'release', text: (name: string) => string) => {
     const name = repo ? `repository \`${repo.name}\` (${repo.uri})` : 'an apt repository';
-    const key = `${repo?.name ?? line}:${text('')}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    out.push(text(name));
+    const id = repo?.name ?? line;
+    if (said.some((x) => x.repo === id && x.kind === kind)) return;
+    said.push({ repo: id, kind, text: text(name) });
   };
   const lines = output.split('\n');
   lines.forEach((line, i) => {
-    // apt names the repository on the line before the signature verdict (gpgv and sqv alike).
-    const context = `${lines[i - 1] ?? ''}\n${line}`;
-    const repo = repoFor(context, repos);
+    // apt names the repository on the verdict's line, or on the line before it (gpgv and sqv alike).
+    const repo = repoFor(line, repos) ?? repoFor(lines[i - 1] ?? '', repos);
     const keyring = repo ? ` ${keyringNote(repo)}` : '';
     let m: RegExpExecArray | null;
     if (/is not signed\.?$/.test(line)) {
-      say(repo, line, (n) => `${n} is not signed (no InRelease or Release.gpg): pihub only installs from repositories whose Release file is signed by a key in their keyring`);
+      say(repo, line, 'unsigned', (n) => `${n} is not signed (no InRelease or Release.gpg): pihub only installs from repositories whose Release file is signed by a key in their keyring`);
     } else if ((m = /NO_PUBKEY ([0-9A-F]+)/.exec(line) ?? /Missing key ([0-9A-F]+)/.exec(line))) {
       const id = m[1]!;
-      say(repo, line, (n) => `${n} is signed by key ${id}, which its keyring does not hold:${keyring} check that \`keyring\` and \`fingerprints\` are the repository's real signing key`);
+      say(repo, line, 'signature', (n) => `${n} is signed by key ${id}, which its keyring does not hold:${keyring} check that \`keyring\` and \`fingerprints\` are the repository's real signing key`);
     } else if (/BADSIG|[Bb]ad signature/.test(line)) {
-      say(repo, line, (n) => `${n} has a bad signature on its Release file (tampered with, or a broken mirror); try again later or another mirror`);
+      say(repo, line, 'signature', (n) => `${n} has a bad signature on its Release file (tampered with, or a broken mirror); try again later or another mirror`);
     } else if (/does not have a Release file|no longer has a Release file/.test(line)) {
-      say(repo, line, (n) => `${n} has no Release file for its suite: check \`uri\` and \`suites\``);
+      say(repo, line, 'release', (n) => `${n} has no Release file for its suite: check \`uri\` and \`suites\``);
     }
   });
-  return out.length ? out.join('\n') : undefined;
+  // apt follows a signature it cannot check with "is not signed": the signature sentence says more.
+  const out = said.filter((x) => !(x.kind === 'unsigned' && said.some((y) => y.repo === x.repo && y.kind === 'signature')));
+  return out.length ? out.map((x) => x.text).join('\n') : undefined;
 }
 
 function keyringNote(repo: Repository): string {

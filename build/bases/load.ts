@@ -24,6 +24,7 @@ export function unbuildable(p: BaseProfile): string | undefined {
   if (p.boot.scheme !== 'debian') why.push(`the boot scheme \`${p.boot.scheme}\` (only \`debian\`: raspi-firmware)`);
   if (p.boot.config_txt !== '' || p.boot.cmdline !== '') why.push('`boot.config_txt`/`boot.cmdline` (raspi-firmware writes them)');
   if (p.hub.install[0] !== 'apt') why.push(`the hub from \`${p.hub.install[0]}\` (only apt)`);
+  if (p.keyring !== null) why.push('a main archive with a keyring of its own (the build checks it with the build machine\'s debian-archive-keyring)');
   return why.length ? `pihub does not build ${why.join(', ')} yet` : undefined;
 }
 
@@ -67,8 +68,12 @@ function knownProfileKeys(path: readonly PathKey[]): string[] {
   return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
 }
 
+/** A file a profile names: absolute, beside the profile, or else in bases/ (a copied profile keeps working). */
 function resolveIn(dir: string, file: string): string {
-  return isAbsolute(file) ? file : join(dir, file);
+  if (isAbsolute(file)) return file;
+  const beside = join(dir, file);
+  const shipped = join(BASES_DIR, file);
+  return !existsSync(beside) && existsSync(shipped) ? shipped : beside;
 }
 
 /** Refuses a keyring that is missing, unreadable, or holds any key but the listed ones. */
@@ -105,10 +110,13 @@ export function loadBase(name: string, dir: string = BASES_DIR): LoadedBase {
   return loadBaseFile(file, name);
 }
 
-/** `NAME` of a profile in bases/, or the path of one's own profile (with a slash, or ending in .yaml). */
-export function loadBaseSpec(spec: string, dir: string = BASES_DIR): LoadedBase {
-  if (!spec.includes('/') && !spec.endsWith('.yaml')) return loadBase(spec, dir);
-  const file = resolve(spec);
+/**
+ * `NAME` of a profile in bases/, or the path of one's own profile (with a slash, or ending in
+ * .yaml), relative to `from` (the config file's folder; the working directory for --set).
+ */
+export function loadBaseSpec(spec: string, from: string = process.cwd()): LoadedBase {
+  if (!spec.includes('/') && !spec.endsWith('.yaml')) return loadBase(spec);
+  const file = resolve(from, spec);
   if (!existsSync(file)) throw new InputError(`base profile ${displayPath(file)} does not exist`);
   return loadBaseFile(file, basename(file).replace(/\.ya?ml$/, ''));
 }
@@ -173,6 +181,9 @@ const HOW: Record<BaseProfile['tested']['how'], string> = {
   none: 'not built or booted yet',
 };
 
+/** The machines `pihub boot` runs (virt for arm64 and armhf, raspi3b for arm64). */
+const BOOTS: readonly string[] = ['virt', 'raspi3b'];
+
 /** `pihub bases`: one block per profile. */
 export function describeBases(bases: readonly LoadedBase[]): string {
   return bases
@@ -181,7 +192,7 @@ export function describeBases(bases: readonly LoadedBase[]): string {
       `  ${p.description}`,
       `  architecture: ${p.architecture}   suite: ${p.suite}   Python ${p.python}   hub from: ${p.hub.install.includes('apt') ? 'apt' : 'pip'}${p.hub.install.includes('pip') ? ' (pip: not built yet)' : ''}`,
       `  Raspberry Pi: ${p.models.join(', ')}`,
-      `  QEMU: ${p.qemu.machines.map((m) => `${m.machine}${m.dtb ? ` (${m.dtb})` : ''} to the ${m.reaches === 'hub' ? 'hub' : 'login prompt'}`).join('; ')}`,
+      `  QEMU: ${p.qemu.machines.map((m) => `${m.machine}${m.dtb ? ` (${m.dtb})` : ''} to the ${m.reaches === 'hub' ? 'hub' : 'login prompt'}${BOOTS.includes(m.machine) ? '' : ' (not in `pihub boot` yet)'}`).join('; ')}`,
       `  built by pihub: ${unbuildable(p)?.replace(/^pihub does not build /, 'not yet: ').replace(/ yet$/, '') ?? 'yes'}`,
       `  tested: ${HOW[p.tested.how]}; ${p.tested.summary}`,
     ].join('\n'))

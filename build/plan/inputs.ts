@@ -71,7 +71,7 @@ export function loadInputs(o: InputOptions): BuildInputs {
   verifyOwnedSettings(config, DEFAULTS, overlays, [...shippedOverlays(overlaysDir), ...overlays]);
   for (const key of ['suite', 'architecture'] as const) {
     if (config.base[key] !== base.profile[key]) {
-      throw new InputError(`\`base.${key}: ${config.base[key]}\` differs from the base profile \`${base.name}\` (${base.profile[key]}); choose a base profile with \`base: NAME\` instead (see \`pihub bases\`)`);
+      throw new InputError(`\`base.${key}: ${config.base[key]}\` differs from the base profile \`${base.name}\` (${base.profile[key]}): the profile sets it; remove \`base.${key}\` and choose the profile with \`base: NAME\` (see \`pihub bases\`)`);
     }
   }
   const changes = packageChanges(base.profile, loadBase(DEFAULT_BASE).profile);
@@ -112,18 +112,18 @@ export function addRepositories(stages: StageDef[], base: LoadedBase): void {
  * (rewritten here in each layer); the last layer that names a profile chooses it.
  */
 export function baseLayer(layers: readonly ConfigLayer[]): { layer: ConfigLayer; base: LoadedBase } {
-  let chosen: { name: string; where: string } | undefined;
+  let chosen: { name: string; where: string; dir?: string } | undefined;
   for (const layer of layers) {
     if (typeof layer.data.base === 'string') layer.data.base = { profile: layer.data.base };
     const profile = (layer.data.base as { profile?: unknown } | undefined)?.profile;
     if (profile !== undefined) {
       if (typeof profile !== 'string') throw new InputError(`${layer.locator.locate(['base']) ?? layer.label}: \`base\` must be the name of a base profile (see \`pihub bases\`)`);
-      chosen = { name: profile, where: layer.locator.locate(['base']) ?? layer.label };
+      chosen = { name: profile, where: layer.locator.locate(['base']) ?? layer.label, dir: layer.baseDir };
     }
   }
   let base;
   try {
-    base = loadBaseSpec(chosen?.name ?? DEFAULT_BASE);
+    base = loadBaseSpec(chosen?.name ?? DEFAULT_BASE, chosen?.dir);
   } catch (err) {
     throw err instanceof InputError && chosen ? new InputError(`${chosen.where}: ${err.message}`) : err;
   }

@@ -123,7 +123,13 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string): {
       files: digestTree(def.dir),
       values: keyValues(inputs.config, def.reads, salt),
       base,
-      implementation: implementationDigest([...SHARED_SOURCES, ...def.substeps.map((x) => `stages/steps/${KIND_SOURCES[x.kind]}`)]),
+      implementation: implementationDigest([
+        ...SHARED_SOURCES,
+        ...def.substeps.map((x) => `stages/steps/${KIND_SOURCES[x.kind]}`),
+        // The base's own code, where it shapes this stage (never for the default base).
+        ...(def.substeps.some((x) => x.kind === 'repositories') ? ['bases/apt.ts'] : []),
+        ...(changes && def.substeps.some((x) => x.packages?.length) ? ['bases/load.ts'] : []),
+      ]),
     });
     return parent;
   });

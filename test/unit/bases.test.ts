@@ -4,6 +4,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASES_DIR, basePackages, packageChanges, describeBases, listBases, loadBase, verifyKeyring } from '../../build/bases/load.ts';
 import { dearmor, keyringKeys } from '../../build/bases/openpgp.ts';
+import { explainAptFailure } from '../../build/bases/apt.ts';
 import { InputError } from '../../build/errors.ts';
 import { scratch } from '../helpers/tmp.ts';
 import { loadInputs } from '../../build/plan/inputs.ts';
@@ -177,7 +178,7 @@ test('`base: NAME` chooses a profile; the config\'s own base keys override it; a
   assert.equal(inputs(['base.mirror=http://10.0.0.1/debian'], 'base: debian-trixie-arm64\n').config.base.mirror, 'http://10.0.0.1/debian');
   assert.match(errorOf(() => inputs([], 'base: debian-trixie-armhx\n')), /config\.yaml:1:\d+: unknown base `debian-trixie-armhx` \(did you mean `debian-trixie-armhf`\?\)/);
   assert.match(errorOf(() => inputs(['base=raspios-trixie-arm64'])), /^--set base=raspios-trixie-arm64: the base `raspios-trixie-arm64` \(.*\): pihub does not build the boot scheme `raspberrypi` \(only `debian`: raspi-firmware\), `boot\.config_txt`\/`boot\.cmdline` \(raspi-firmware writes them\) yet; the bases it builds: debian-trixie-arm64, debian-trixie-armhf \(see `pihub bases`\)/);
-  assert.match(errorOf(() => inputs(['base=raspbian-buster-armhf'])), /the suite `buster` \(only trixie\).*the hub from `pip` \(only apt\) yet/);
+  assert.match(errorOf(() => inputs(['base=raspbian-buster-armhf'])), /the suite `buster` \(only trixie\).*the hub from `pip` \(only apt\), a main archive with a keyring of its own .* yet/);
   assert.match(errorOf(() => inputs(['base=debian-trixie-armel'])), /the architecture `armel` \(only arm64 and armhf\) yet/);
   assert.equal(inputs(['base=debian-trixie-armhf']).config.base.architecture, 'armhf');
   // One's own profile, by path: its keyrings and requirements are found beside it.
@@ -189,4 +190,22 @@ test('`base: NAME` chooses a profile; the config\'s own base keys override it; a
   assert.match(errorOf(() => inputs([], 'base: ./no/such.yaml\n')), /config\.yaml:1:\d+: base profile \S*no\/such\.yaml does not exist/);
   assert.match(errorOf(() => inputs([], 'base:\n  profile: 5\n')), /`base` must be the name of a base profile/);
   assert.match(errorOf(() => inputs([], 'base: [1]\n')), /config\.yaml:1:1: `base`: must be a mapping of keys \(got a list\)/);
+});
+
+test('apt\'s refusal of a repository in one sentence, naming the right one', () => {
+  const repo = (name: string, uri: string) => ({ name, uri, suites: ['pihub'], components: ['main'], keyring: `${name}.pgp`, fingerprints: ['A'.repeat(40)] });
+  const repos = [repo('plain', 'http://127.0.0.1:4000/debian'), repo('extra', 'http://127.0.0.1:4000/debian-extra')];
+  const wrongKey = [
+    'Err:1 http://127.0.0.1:4000/debian-extra pihub InRelease',
+    '  The following signatures couldn\'t be verified because the public key is not available: NO_PUBKEY 0123456789ABCDEF',
+    'W: GPG error: http://127.0.0.1:4000/debian-extra pihub InRelease: The following signatures couldn\'t be verified because the public key is not available: NO_PUBKEY 0123456789ABCDEF',
+    'E: The repository \'http://127.0.0.1:4000/debian-extra pihub InRelease\' is not signed.',
+  ].join('\n');
+  assert.equal(
+    explainAptFailure(wrongKey, repos),
+    'repository `extra` (http://127.0.0.1:4000/debian-extra) is signed by key 0123456789ABCDEF, which its keyring does not hold: extra.pgp (AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA); check that `keyring` and `fingerprints` are the repository\'s real signing key',
+    'one sentence, for the repository whose URI it is (not the one whose URI begins it), and no "not signed" after it',
+  );
+  assert.match(explainAptFailure('E: The repository \'http://127.0.0.1:4000/debian pihub Release\' is not signed.', repos)!, /^repository `plain` .* is not signed/);
+  assert.equal(explainAptFailure('Hit:1 http://127.0.0.1:4000/debian pihub InRelease', repos), undefined);
 });

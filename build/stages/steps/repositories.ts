@@ -2,7 +2,8 @@
 // the bootstrap: each gets its keyring in /etc/apt/keyrings and a deb822 .sources file that trusts
 // exactly that keyring (Signed-By), then apt reads their package lists. apt's refusal of a
 // repository (unsigned, signed by another key) stops the build with a sentence naming it.
-import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dearmor } from '../../bases/openpgp.ts';
 import { dirname, join } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { CommandError, formatCommand, type Command } from '../../exec.ts';
@@ -42,7 +43,7 @@ export const repositoriesStep: StepFactory = (sub) => {
         fn: () => {
           const key = join(root, keyringInImage(repo));
           mkdirSync(dirname(key), { recursive: true });
-          copyFileSync(keyring, key);
+          writeFileSync(key, dearmor(readFileSync(keyring)), { mode: 0o644 });
           chmodSync(key, 0o644);
           const sources = join(root, sourcesFileInImage(repo));
           mkdirSync(dirname(sources), { recursive: true });
