@@ -109,20 +109,20 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   if (opts.dryRun) {
     const other = readLockHolder(workLock) ?? cache.locks.exclusiveHolder();
     if (other) notes.push(`a build now would stop: ${describeHolder(other)} is using the work tree or the cache`);
-    let release: string | undefined;
+    let dates: Awaited<ReturnType<typeof baseRelease>> | undefined;
     try {
-      release = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
+      dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
     } catch (err) {
       notes.push(`cache state unknown: ${(err as Error).message}`);
     }
-    const plan = await makePlan(inputs, { ...opts, cache, release, salt: cache.readSalt() ?? randomBytes(32).toString('hex'), verify: false });
+    const plan = await makePlan(inputs, { ...opts, cache, release: dates?.release, repositoryReleases: dates?.repositories, salt: cache.readSalt() ?? randomBytes(32).toString('hex'), verify: false });
     return { plan: planLines(plan, notes) };
   }
 
   const locks = takeLocks(workLock, cache, holder);
   try {
-    const release = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
-    const plan = await makePlan(inputs, { ...opts, cache, release, salt: cache.salt(), verify: true });
+    const dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
+    const plan = await makePlan(inputs, { ...opts, cache, release: dates.release, repositoryReleases: dates.repositories, salt: cache.salt(), verify: true });
     // Other builds' prunes leave alone what this one will restore.
     locks[1]!.update({ ...holder, keys: [...plan.stages.map((s) => s.key!), plan.image.key!] });
     return await run(plan, opts, deps, { notes, redactor, holder, cache, started });

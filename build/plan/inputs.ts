@@ -3,7 +3,8 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { displayPath, loadConfigFile, resolveConfig, setLayer, type ConfigLayer } from '../config/load.ts';
-import { DEFAULT_BASE, basePackages, builtBases, loadBase, loadBaseSpec, packageChanges, unbuildable, type LoadedBase } from '../bases/load.ts';
+import { DEFAULT_BASE, builtBases, loadBase, loadBaseSpec, unbuildable, type LoadedBase } from '../bases/load.ts';
+import { basePackages, packageChanges } from '../bases/packages.ts';
 import { DEFAULTS, type BuildConfig } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
 import { loadStages, type StageDef } from '../stages/load.ts';

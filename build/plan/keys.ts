@@ -110,14 +110,15 @@ export function fetchText(url: string, proxy: string | null, timeoutMs = 15_000)
 
 /**
  * What the base's stages were built from, as its archives date it: the main archive's Release
- * date, then each extra repository suite's (`NAME SUITE: DATE`). A change anywhere rebuilds.
+ * date, and each extra repository suite's (`NAME SUITE` → date). A change anywhere rebuilds.
  */
-export async function baseRelease(config: BuildConfig, repositories: readonly { name: string; uri: string; suites: readonly string[] }[]): Promise<string> {
-  const dates = [await releaseDate(config.base.mirror, config.base.suite, config.apt_proxy)];
+export async function baseRelease(config: BuildConfig, repositories: readonly { name: string; uri: string; suites: readonly string[] }[]): Promise<{ release: string; repositories: Record<string, string> }> {
+  const release = await releaseDate(config.base.mirror, config.base.suite, config.apt_proxy);
+  const dates: Record<string, string> = {};
   for (const r of repositories) {
-    for (const suite of r.suites) dates.push(`${r.name} ${suite}: ${await releaseDate(r.uri, suite, config.apt_proxy, `repository \`${r.name}\` of the base`)}`);
+    for (const suite of r.suites) dates[`${r.name} ${suite}`] = await releaseDate(r.uri, suite, config.apt_proxy, `repository \`${r.name}\` of the base`);
   }
-  return dates.join('; ');
+  return { release, repositories: dates };
 }
 
 /** The `Date:` of the suite's InRelease: when the archive changes, cached stages are rebuilt. */

@@ -84,6 +84,8 @@ export interface PlanOptions {
   cache: Cache;
   /** The archive's Release date; undefined when unknown (a dry run without network): then nothing counts as cached. */
   release?: string;
+  /** The Release date of each extra repository suite of the base (`NAME SUITE` → date). */
+  repositoryReleases?: Record<string, string>;
   /** This cache's salt for secrets in keys. */
   salt: string;
   noCache: boolean;
@@ -105,14 +107,18 @@ export function planPaths(config: BuildConfig, o: Pick<PlanOptions, 'workDir' | 
 }
 
 /** Chain the stage keys: each covers its parent, its files, the values it reads, the base and pihub's code. */
-export function stageKeys(inputs: BuildInputs, release: string, salt: string): { stages: string[]; image: string } {
+export function stageKeys(inputs: BuildInputs, release: string, salt: string, repositoryReleases: Record<string, string> = {}): { stages: string[]; image: string } {
   // The profile's name decides nothing by itself: its suite, architecture, mirror and components
   // (in the config) and what it changes in the stages' package lists do.
   const { profile: _name, ...values } = inputs.config.base as typeof inputs.config.base & { profile?: string };
   const changes = inputs.packageChanges && Object.keys(inputs.packageChanges).length ? inputs.packageChanges : undefined;
   // Extra repositories: where, which suites and components, and their keyrings' content.
   const repos = inputs.base?.profile.repositories.length
-    ? inputs.base.profile.repositories.map((r) => ({ ...r, keyring: sha256(readFileSync(inputs.base!.keyrings.repositories[r.name]!)) }))
+    ? inputs.base.profile.repositories.map((r) => ({
+      ...r,
+      keyring: sha256(readFileSync(inputs.base!.keyrings.repositories[r.name]!)),
+      release: r.suites.map((s) => repositoryReleases[`${r.name} ${s}`] ?? 'unknown'),
+    }))
     : undefined;
   const base = { ...values, release, packages: changes, repositories: repos };
   let parent: string | null = null;
@@ -128,7 +134,7 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string): {
         ...def.substeps.map((x) => `stages/steps/${KIND_SOURCES[x.kind]}`),
         // The base's own code, where it shapes this stage (never for the default base).
         ...(def.substeps.some((x) => x.kind === 'repositories') ? ['bases/apt.ts'] : []),
-        ...(changes && def.substeps.some((x) => x.packages?.length) ? ['bases/load.ts'] : []),
+        ...(changes && def.substeps.some((x) => x.packages?.length) ? ['bases/packages.ts'] : []),
       ]),
     });
     return parent;
@@ -241,7 +247,7 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
   const { config } = inputs;
   const paths = planPaths(config, o);
   const notes: string[] = [];
-  const keys = o.release ? stageKeys(inputs, o.release, o.salt) : undefined;
+  const keys = o.release ? stageKeys(inputs, o.release, o.salt, o.repositoryReleases) : undefined;
   const stageSteps = inputs.stages.map((def) => def.substeps.map(stepFor));
 
   const damaged = (what: string, key: string, problem: string) => {

@@ -13,10 +13,16 @@ import { isForeign } from '../../chroot/tools.ts';
 import type { Op } from '../../plan/ops.ts';
 import { aptOptions, chrootEnv, inChroot, stepName, toolsBinds, type PlanContext, type StepFactory } from '../step.ts';
 
+/**
+ * The extra repositories' apt-get update only: the main list (the bootstrap's, whose keyring
+ * the target gets with its first packages) is left out and its package lists are kept.
+ */
+const ONLY_EXTRA = ['-o', 'Dir::Etc::SourceList=/dev/null', '-o', 'APT::Get::List-Cleanup=false'];
+
 /** apt-get update for the target: natively for a foreign architecture, the target's keyrings in place of the build machine's. */
 export function aptUpdateCommand(ctx: PlanContext): Command {
   const root = ctx.paths.rootfs;
-  if (!isForeign(ctx.config)) return inChroot(ctx, ['apt-get', 'update', ...aptOptions(ctx.config)]);
+  if (!isForeign(ctx.config)) return inChroot(ctx, ['apt-get', ...ONLY_EXTRA, 'update', ...aptOptions(ctx.config)]);
   const arch = ctx.config.base.architecture;
   return chrootCommand(root, ['apt-get',
     '-o', `Dir=${root}/`,
@@ -24,6 +30,7 @@ export function aptUpdateCommand(ctx: PlanContext): Command {
     '-o', `APT::Architecture=${arch}`,
     '-o', `APT::Architectures::=${arch}`,
     '-o', 'APT::Sandbox::User=root',
+    ...ONLY_EXTRA,
     'update', ...aptOptions(ctx.config),
   ], toolsBinds(ctx), { noChroot: true, hostBinds: [{ source: join(root, 'etc/apt/keyrings'), target: '/etc/apt/keyrings' }] });
 }
