@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASES_DIR } from '../../build/bases/load.ts';
+import { Cache } from '../../build/cache/cache.ts';
 import { keyringKeys } from '../../build/bases/openpgp.ts';
 import { makeDeb, makeKey, serveDir, writeRepo, type Served, type TestKey } from '../helpers/apt-repo.ts';
 import { CACHE_DIR, imageBase, manifest, runPihub } from '../helpers/build.ts';
@@ -18,6 +19,8 @@ import { scratch } from '../helpers/tmp.ts';
 let dir = '';
 let good: TestKey;
 let served: Served;
+/** The cache keys of the stages this file's builds made. */
+const ownStages = new Set<string>();
 
 before(async () => {
   dir = scratch('pihub-base-repo-');
@@ -43,6 +46,12 @@ before(async () => {
 
 after(async () => {
   await served?.close();
+  // Its builds are made to be thrown away: their entries (keyed by this run's test key and
+  // repository dates, never used again) leave the shared cache.
+  const cache = new Cache(CACHE_DIR);
+  for (const e of cache.list()) {
+    if ((e.kind === 'image' && e.label.startsWith('standin-')) || (e.kind === 'stage' && ownStages.has(e.key))) cache.remove(e);
+  }
 });
 
 /** The default base's profile plus the stand-in repository at `path`, written as one's own profile. */
@@ -80,7 +89,8 @@ function rootFile(image: string, offset: number, path: string): string {
 test('a base with an extra repository: its package in the image, trusted through exactly its own key', { timeout: 25 * 60_000 }, async () => {
   const r = await buildWith('signed');
   assert.equal(r.code, 0, `${r.stderr}\n${r.stdout.slice(-3000)}`);
-  const m = manifest(r.out, imageBase(r.out));
+  const m = manifest(r.out, imageBase(r.out)) as ReturnType<typeof manifest> & { stages: Array<{ key: string }> };
+  for (const s of m.stages) ownStages.add(s.key);
   const image = join(r.out, m.file);
   const root = m.layout.root.offset;
   assert.equal(rootFile(image, root, '/usr/share/pihub-stand-in/hello.txt'), 'hello from the stand-in\n');
