@@ -133,7 +133,7 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string, re
         ...SHARED_SOURCES,
         ...def.substeps.map((x) => `stages/steps/${KIND_SOURCES[x.kind]}`),
         // The base's own code, where it shapes this stage (never for the default base).
-        ...(def.substeps.some((x) => x.kind === 'repositories') ? ['bases/apt.ts'] : []),
+        ...(def.substeps.some((x) => x.kind === 'repositories') ? ['bases/apt.ts', 'bases/openpgp.ts'] : []),
         ...(changes && def.substeps.some((x) => x.packages?.length) ? ['bases/packages.ts'] : []),
       ]),
     });
