@@ -31,11 +31,6 @@ export function sourcesEntry(repo: Repository, signedBy: string = keyringInImage
   ].join('\n');
 }
 
-/** mmdebstrap takes extra repositories as one-line sources entries besides the main mirror. */
-export function oneLineSource(repo: Repository, signedBy: string): string {
-  return `deb [signed-by=${signedBy}] ${repo.uri} ${repo.suites[0]} ${repo.components.join(' ')}`;
-}
-
 /** The repository a line of apt's output names: its URI followed by the suite (so one URI that begins another is not taken for it). */
 function repoFor(line: string, repos: readonly Repository[]): Repository | undefined {
   const norm = (u: string) => u.replace(/\/+$/, '');

@@ -7,7 +7,7 @@ import { InputError } from '../errors.ts';
 import { displayPath, parseConfigText } from '../config/load.ts';
 import { formatIssues, suggest, type PathKey } from '../config/format.ts';
 import { keyringKeys } from './openpgp.ts';
-import { ProfileSchema, type BaseProfile } from './schema.ts';
+import { BUILT_ARCHITECTURES, BUILT_SUITES, ProfileSchema, type BaseProfile } from './schema.ts';
 
 export const BASES_DIR = fileURLToPath(new URL('../../bases', import.meta.url));
 export const DEFAULT_BASE = 'debian-trixie-arm64';
@@ -19,8 +19,8 @@ export const DEFAULT_BASE = 'debian-trixie-arm64';
  */
 export function unbuildable(p: BaseProfile): string | undefined {
   const why: string[] = [];
-  if (p.suite !== 'trixie') why.push(`the suite \`${p.suite}\` (only trixie)`);
-  if (!['arm64', 'armhf'].includes(p.architecture)) why.push(`the architecture \`${p.architecture}\` (only arm64 and armhf)`);
+  if (!(BUILT_SUITES as readonly string[]).includes(p.suite)) why.push(`the suite \`${p.suite}\` (only ${BUILT_SUITES.join(' and ')})`);
+  if (!(BUILT_ARCHITECTURES as readonly string[]).includes(p.architecture)) why.push(`the architecture \`${p.architecture}\` (only ${BUILT_ARCHITECTURES.join(' and ')})`);
   if (p.boot.scheme !== 'debian') why.push(`the boot scheme \`${p.boot.scheme}\` (only \`debian\`: raspi-firmware)`);
   if (p.boot.config_txt !== '' || p.boot.cmdline !== '') why.push('`boot.config_txt`/`boot.cmdline` (raspi-firmware writes them)');
   if (p.hub.install[0] !== 'apt') why.push(`the hub from \`${p.hub.install[0]}\` (only apt)`);

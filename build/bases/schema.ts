@@ -12,6 +12,10 @@ export const ARCHITECTURES = {
 } as const;
 export type Architecture = keyof typeof ARCHITECTURES;
 
+/** The suites and architectures the engine builds today: the config's `base.suite` and `base.architecture` take only these. */
+export const BUILT_SUITES = ['trixie'] as const;
+export const BUILT_ARCHITECTURES = ['arm64', 'armhf'] as const satisfies readonly Architecture[];
+
 /**
  * QEMU machines pihub knows how to boot (build/boot/machines.ts holds their command lines),
  * with the architectures whose kernels run there: `virt` needs a kernel with virtio and the

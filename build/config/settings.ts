@@ -3,6 +3,7 @@
 // see it). The schema, the defaults, secret handling, cache-key inputs, stage values and the
 // README's config table are all derived from this tree (mkosi's SETTINGS, in spirit).
 import { z } from 'zod';
+import { BUILT_ARCHITECTURES, BUILT_SUITES } from '../bases/schema.ts';
 
 interface Meaning {
   /** One line for the README table. */
@@ -145,8 +146,8 @@ export const SETTINGS = section({
       doc: 'base profile: NAME of bases/NAME.yaml (`base: NAME` for short; see `pihub bases`), or the path of your own profile (.yaml); `base.mirror` and `base.components` override its own',
       engine: 'every stage (the base)',
     }),
-    suite: leaf(z.enum(['trixie'], { error: 'must be `trixie` (Debian 13); choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'trixie', doc: 'Debian suite (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
-    architecture: leaf(z.enum(['arm64', 'armhf'], { error: 'must be `arm64` or `armhf`; choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'arm64', doc: 'Debian architecture (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
+    suite: leaf(z.enum(BUILT_SUITES, { error: 'must be `trixie` (Debian 13); choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'trixie', doc: 'Debian suite (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
+    architecture: leaf(z.enum(BUILT_ARCHITECTURES, { error: `must be ${BUILT_ARCHITECTURES.map((a) => `\`${a}\``).join(' or ')}; choose a base profile with \`base: NAME\` (see \`pihub bases\`)` }), { default: 'arm64', doc: 'Debian architecture (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
     mirror: leaf(url, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source)', engine: 'every stage (the base)' }),
     components: leaf(z.array(z.string().regex(/^[a-z-]+$/)).min(1), { default: ['main', 'non-free-firmware'], doc: 'archive components', engine: 'every stage (the base)' }),
   }),

@@ -116,17 +116,26 @@ export async function baseRelease(config: BuildConfig, repositories: readonly { 
   const release = await releaseDate(config.base.mirror, config.base.suite, config.apt_proxy);
   const dates: Record<string, string> = {};
   for (const r of repositories) {
-    for (const suite of r.suites) dates[`${r.name} ${suite}`] = await releaseDate(r.uri, suite, config.apt_proxy, `repository \`${r.name}\` of the base`);
+    const source = { what: `repository \`${r.name}\` of the base`, setting: `the \`uri\` of repository \`${r.name}\`` };
+    for (const suite of r.suites) dates[`${r.name} ${suite}`] = await releaseDate(r.uri, suite, config.apt_proxy, source);
   }
   return { release, repositories: dates };
 }
 
+/** An archive as messages name it, and the setting that points at it. */
+export interface ArchiveSource {
+  what: string;
+  setting: string;
+}
+
+const MAIN_ARCHIVE: ArchiveSource = { what: 'the Debian mirror', setting: '`base.mirror`' };
+
 /** The `Date:` of the suite's InRelease: when the archive changes, cached stages are rebuilt. */
-export async function releaseDate(mirror: string, suite: string, proxy: string | null, what = 'the Debian mirror'): Promise<string> {
+export async function releaseDate(mirror: string, suite: string, proxy: string | null, { what, setting }: ArchiveSource = MAIN_ARCHIVE): Promise<string> {
   const url = `${mirror.replace(/\/+$/, '')}/dists/${suite}/InRelease`;
   if (url.startsWith('file://')) {
     const file = [fileURLToPath(url), fileURLToPath(url.replace(/InRelease$/, 'Release'))].find((f) => existsSync(f));
-    if (!file) throw new UserError(`${what}: ${url} (or Release beside it) does not exist; check ${what === 'the Debian mirror' ? '`base.mirror`' : 'its `uri`'}`);
+    if (!file) throw new UserError(`${what}: ${url} (or Release beside it) does not exist; check ${setting}`);
     return /^Date: (.+)$/m.exec(readFileSync(file, 'utf8'))?.[1] ?? 'unknown';
   }
   let text: string;
@@ -138,11 +147,11 @@ export async function releaseDate(mirror: string, suite: string, proxy: string |
     });
   } catch (err) {
     throw new UserError(
-      `cannot reach ${what}: ${url}: ${(err as Error).message}; check the network, ${what === 'the Debian mirror' ? '`base.mirror`' : 'its `uri`'} or \`apt_proxy\``,
+      `cannot reach ${what}: ${url}: ${(err as Error).message}; check the network, ${setting} or \`apt_proxy\``,
     );
   }
   const m = /^Date: (.+)$/m.exec(text);
-  if (!m) throw new UserError(`${url} has no Date: field; is ${what === 'the Debian mirror' ? '`base.mirror`' : `the \`uri\` of ${what}`} a Debian archive?`);
+  if (!m) throw new UserError(`${url} has no Date: field; is ${setting} a Debian archive?`);
   return m[1]!.trim();
 }
 

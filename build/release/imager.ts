@@ -35,11 +35,6 @@ function architectureOf(m: { architecture: string; file: string }): { imager: st
   return a;
 }
 
-/** Imager's device tags of the boards an image of this Debian architecture boots on. */
-export function deviceTags(architecture: string): string[] {
-  return [...new Set(BOARDS.flatMap((b) => (Object.hasOwn(b.tags, architecture) ? [b.tags[architecture as keyof typeof b.tags]!] : [])))];
-}
-
 /** The repository's device list: the boards the images in it boot on, with their tags for those images' architectures. */
 export function devicesFor(architectures: readonly string[]): { name: string; description: string; tags: string[]; matching_type: string; architecture: string }[] {
   return BOARDS.map((b) => ({
@@ -49,6 +44,11 @@ export function devicesFor(architectures: readonly string[]): { name: string; de
     matching_type: 'exclusive',
     architecture: b.architecture,
   })).filter((d) => d.tags.length > 0);
+}
+
+/** Imager's device tags of the boards an image of this Debian architecture boots on. */
+export function deviceTags(architecture: string): string[] {
+  return [...new Set(devicesFor([architecture]).flatMap((d) => d.tags))];
 }
 
 /** The fields of pihub's per-image manifest (<image>.json) that a repository entry needs. */
