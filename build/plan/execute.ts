@@ -11,6 +11,7 @@ import { InterruptedError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
 import { exportImage } from '../image/export.ts';
 import { writeSbom } from '../release/sbom.ts';
+import { sbomModifications, securityRecord } from '../release/security.ts';
 import { describeHolder, waitLock, type LockHolder } from '../lock.ts';
 import type { BuildLog, RendererName } from '../progress.ts';
 import { valuesEnv } from '../stages/values.ts';
@@ -141,6 +142,8 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
       verifyNoBuildLeftovers(paths.rootfs, plan.config.apt_proxy);
       // The export moves the firmware files aside for a while: no finished stage meanwhile.
       rmSync(paths.marker, { force: true });
+      // What pihub fixed on the card and why the rest does not reach it, as the root file system says.
+      const security = securityRecord(paths.rootfs);
       const result = await exportImage({
         runner: env.runner,
         config: plan.config,
@@ -153,7 +156,7 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
           task.title = `export: ${t}`;
           log.note(`export: ${t}`);
         },
-        manifest: manifestOf(plan),
+        manifest: { ...manifestOf(plan), security: security ?? null },
       });
       // The SBOM is read from this root file system's dpkg database and kept with the image.
       task.title = 'export: SBOM (SPDX) from the dpkg database';
@@ -164,6 +167,7 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
         suite: plan.config.base.suite,
         created: env.sbomCreated,
         tool: `pihub-${pihubVersion()}`,
+        modified: sbomModifications(security, paths.rootfs),
       }));
       writeFileSync(paths.marker, plan.stages.at(-1)!.key!);
       await cache.saveImage(image.key!, result.names.compressed, join(paths.export, 'out'), result.files);

@@ -212,6 +212,12 @@ export function readInRoot(rootfs: string, path: string): string | undefined {
   return undefined;
 }
 
+/** A package pihub changed after Debian built it: which advisories it fixes, with which patch files (in the image). */
+export interface ModifiedPackage {
+  fixes: string[];
+  patches: Array<{ file: string; sha1: string; sha256: string }>;
+}
+
 export interface SbomImage {
   /** The image's base name, e.g. pihub-2026-11-26-trixie-arm64. */
   name: string;
@@ -222,6 +228,8 @@ export interface SbomImage {
   /** ISO date and time the document was made. */
   created: string;
   tool: string;
+  /** Packages pihub changed, by name (see release/security.ts). */
+  modified?: Record<string, ModifiedPackage>;
 }
 
 type Json = Record<string, unknown>;
@@ -254,11 +262,17 @@ export function makeSbom(rootfs: string, image: SbomImage): Json {
         });
       }
     }
+    const changed = image.modified?.[p.name];
     return {
       SPDXID: `SPDXRef-Package-deb-${spdxRef(p.name)}-${spdxRef(p.architecture)}`,
       name: p.name,
-      versionInfo: p.version,
-      supplier: 'Organization: Debian',
+      // A package pihub patched is not Debian's package as Debian built it: it says so.
+      versionInfo: changed ? `${p.version}+pihub` : p.version,
+      supplier: changed ? 'Organization: pihub' : 'Organization: Debian',
+      ...(changed ? {
+        originator: 'Organization: Debian',
+        comment: `Debian's ${p.name} ${p.version} with files changed by pihub's own patches, for: ${changed.fixes.join('; ')}.`,
+      } : {}),
       downloadLocation: 'NOASSERTION',
       filesAnalyzed: false,
       licenseConcluded: 'NOASSERTION',
@@ -268,9 +282,35 @@ export function makeSbom(rootfs: string, image: SbomImage): Json {
       sourceInfo: `built from the Debian source package ${p.source} ${p.sourceVersion}`,
       ...(p.summary ? { summary: p.summary } : {}),
       ...(p.homepage && /^https?:\/\//.test(p.homepage) ? { homepage: p.homepage } : {}),
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(p, image.suite) }],
+      externalRefs: [{
+        referenceCategory: 'PACKAGE-MANAGER',
+        referenceType: 'purl',
+        referenceLocator: purl(p, image.suite),
+        ...(changed ? { comment: 'the Debian package it was made from; pihub changed some of its files (see the comment)' } : {}),
+      }],
     };
   });
+  // pihub's patch files, each applied to the package it changed (SPDX's PATCH_APPLIED).
+  const patchFiles: Json[] = [];
+  const patchRelations: Json[] = [];
+  for (const d of debs) {
+    for (const f of image.modified?.[d.name as string]?.patches ?? []) {
+      const id = `SPDXRef-File-pihub-${spdxRef(f.file.split('/').at(-1)!)}`;
+      if (!patchFiles.some((x) => x.SPDXID === id)) {
+        patchFiles.push({
+          SPDXID: id,
+          fileName: `.${f.file}`,
+          fileTypes: ['SOURCE'],
+          checksums: [{ algorithm: 'SHA1', checksumValue: f.sha1 }, { algorithm: 'SHA256', checksumValue: f.sha256 }],
+          licenseConcluded: 'NOASSERTION',
+          copyrightText: 'NOASSERTION',
+          comment: 'a patch pihub wrote and applied on the image',
+        });
+        patchRelations.push({ spdxElementId: imageId, relationshipType: 'CONTAINS', relatedSpdxElement: id });
+      }
+      patchRelations.push({ spdxElementId: id, relationshipType: 'PATCH_APPLIED', relatedSpdxElement: d.SPDXID });
+    }
+  }
   return {
     spdxVersion: 'SPDX-2.3',
     dataLicense: 'CC0-1.0',
@@ -298,9 +338,11 @@ export function makeSbom(rootfs: string, image: SbomImage): Json {
       },
       ...debs,
     ],
+    ...(patchFiles.length ? { files: patchFiles } : {}),
     relationships: [
       { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: imageId },
       ...debs.map((d) => ({ spdxElementId: imageId, relationshipType: 'CONTAINS', relatedSpdxElement: d.SPDXID })),
+      ...patchRelations,
     ],
     ...(extracted.size ? { hasExtractedLicensingInfos: [...extracted.values()] } : {}),
   };

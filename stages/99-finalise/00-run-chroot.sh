@@ -76,6 +76,12 @@ if ! diff -u /tmp/pihub-units.before /tmp/pihub-units.after >&2; then
   exit 1
 fi
 
+# pihub's security fixes are in place as the image ships (an overlay's packages cannot have
+# undone them); the record the manifest and the SBOM are made from is written here.
+if [ -x /usr/local/lib/pihub/security-fixes ]; then
+  /usr/local/lib/pihub/security-fixes apply --strict
+fi
+
 # Build leftovers: package lists (apt update fetches fresh ones), caches, logs, temp files.
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old
 rm -rf /root/.cache /root/.npm /tmp/* /var/tmp/*

@@ -10,6 +10,7 @@ import { buildImage, imageBase, manifest, usersImage, CACHE_DIR, E2E_ROOT, type 
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, secondBootToHub, type MemorySnapshot } from '../helpers/measure.ts';
 import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
+import { crossSiteNoCorsPost, hugeNameLogins, labPageConfig, loginRedirects } from '../helpers/attacks.ts';
 
 // A ceiling for a loaded machine (TCG on 2 shared cores); a boot takes two or three minutes here.
 const BOOT_TIMEOUT = 12 * 60_000;
@@ -69,6 +70,21 @@ async function cardUnitLinks(t: SshTarget): Promise<string[]> {
   const r = await ssh(t, "find /etc/systemd/system -type l -printf '%P -> %l\\n'");
   assert.equal(r.code, 0, r.stderr);
   return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+/** CVE-2026-33709: a logged-in person's login page redirects only within the hub, whatever `next` says. */
+async function assertNoOpenRedirect(hub: string, user: string, password: string): Promise<void> {
+  const s = new HubSession(hub, user);
+  assert.equal((await s.login(password)).status, 302);
+  const here = new URL(hub).host;
+  const redirects = await loginRedirects(s, [
+    `http://${here}///evil.example/x`, `http://${here}////evil.example/x`, '/\t/evil.example/x', '/\n/evil.example/x', '///evil.example/x', '//evil.example/x', '/hub/home',
+  ]);
+  for (const r of redirects) {
+    assert.equal(r.status, 302, `next=${JSON.stringify(r.next)} answered ${r.status}`);
+    assert.equal(r.host, here, `next=${JSON.stringify(r.next)} sent the browser to ${r.location}`);
+  }
+  assert.equal(redirects.at(-1)!.location, '/hub/home', 'a next inside the hub is still followed');
 }
 
 // The whole check of this image runs on a 1 GiB, 2-CPU machine (a Pi 3's memory): first boot
@@ -133,7 +149,7 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     }
     const busy = await memorySnapshot(alice, PEOPLE[0]!.password);
     const roles = busy.processes.map((p) => `${p.role}:${p.user}`).sort();
-    for (const want of ['hub:root', 'proxy:root', 'server:alice', 'server:bob', 'kernel:alice', 'kernel:bob']) {
+    for (const want of ['hub:root', 'proxy:jupyterhub-proxy', 'server:alice', 'server:bob', 'kernel:alice', 'kernel:bob']) {
       assert.ok(roles.includes(want), `no ${want} process among ${roles.join(', ')}`);
     }
     const cap = capacity(idle, busy, PEOPLE.length);
@@ -268,6 +284,86 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     await personUsesHub(hub, 'bob', 'bob-secret-2');
   });
 
+  // The advisories of docs/security.md, each made as an attacker would make it, from outside.
+  it('after login, sends a browser only to this hub, whatever `next` says (CVE-2026-33709)', async () => {
+    await assertNoOpenRedirect(hub, 'alice', 'alice-secret-1');
+  });
+
+  it('refuses what another site can make a logged-in browser send: no-cors POSTs with cookies only (CVE-2026-40864)', async () => {
+    const s = new HubSession(hub, 'alice');
+    assert.equal((await s.login('alice-secret-1')).status, 302);
+    await s.createToken('alice-secret-1');
+    await s.startServer(600_000);
+    // A new API token for the attacker's page, and a kernel on the person's server.
+    for (const path of ['/hub/api/users/alice/tokens', '/user/alice/api/kernels']) {
+      const r = await crossSiteNoCorsPost(s, path, path.endsWith('kernels') ? '{"name": "python3"}' : '{}');
+      assert.equal(r.status, 403, `a cross-site no-cors POST to ${path} with cookies only answered ${r.status}: ${r.body.slice(0, 200)}`);
+    }
+    // Her own JupyterLab still works with her cookies: a same-origin request with the _xsrf token.
+    await s.page('/user/alice/lab');
+    const xsrf = s.cookie('/user/alice/', '_xsrf');
+    assert.ok(xsrf, 'JupyterLab set no _xsrf cookie');
+    const own = await s.request('/user/alice/api/kernels', {
+      method: 'POST',
+      cookies: true,
+      headers: { 'Sec-Fetch-Mode': 'cors', 'Sec-Fetch-Site': 'same-origin', 'X-XSRFToken': xsrf, 'Content-Type': 'application/json' },
+      body: '{"name": "python3"}',
+    });
+    assert.equal(own.status, 201, `JupyterLab's own request answered ${own.status}: ${own.body.slice(0, 200)}`);
+    await s.request(`/user/alice/api/kernels/${(JSON.parse(own.body) as { id: string }).id}`, { method: 'DELETE' });
+  });
+
+  it('keeps its log and its answers under a flood of failed logins with huge user names (CVE-2026-54338)', async () => {
+    const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
+    const since = (await ssh(alice, 'date +%s')).stdout.trim();
+    const flood = await hugeNameLogins(hub, 30, 1024 * 1024);
+    assert.ok(flood.statuses.every((st) => st === 200 || st === 403), `the failed logins answered ${[...new Set(flood.statuses)].join(', ')}`);
+    const logged = await ssh(alice, `${sudo} journalctl -u jupyterhub --since @${since} -o cat --no-pager | wc -c`);
+    const bytes = Number(logged.stdout.trim());
+    console.log(`# security: 30 failed logins with 1 MiB user names: the hub logged ${bytes} bytes; /hub/health answered within ${flood.slowestHealthMs} ms`);
+    // Unbounded, each attempt put its megabyte name into the journal (30 MiB and more).
+    assert.ok(bytes < 64 * 1024, `the hub logged ${bytes} bytes for 30 failed logins`);
+    assert.ok(flood.slowestHealthMs < 10_000, `/hub/health took ${flood.slowestHealthMs} ms during the flood`);
+    assert.equal((await new HubSession(hub, 'bob').login('bob-secret-2')).status, 302, 'people still log in');
+  });
+
+  it('keeps JupyterLab offline: no news from the internet, no update check, an extension manager that installs nothing', async () => {
+    const s = new HubSession(hub, 'bob');
+    assert.equal((await s.login('bob-secret-2')).status, 302);
+    await s.createToken('bob-secret-2');
+    await s.startServer(600_000);
+    const config = await labPageConfig(s);
+    assert.deepEqual(config.news, { disabled: true }, `page config news: ${JSON.stringify(config.news)}`);
+    assert.match(JSON.stringify(config.extensionManager), /"name":"read-only"/);
+    // GHSA-37w4-hwhx-4rc4: the extension manager's API installs nothing, whatever it is asked.
+    const install = await s.json<{ status: string; message?: string }>(s.userPath('/lab/api/extensions'), { method: 'POST', json: { cmd: 'install', extension_name: 'jupyterlab-evil' } });
+    assert.notEqual(install.body?.status, 'ok', `the extension manager installed: ${JSON.stringify(install.body)}`);
+    const update = await s.json<{ notification: unknown }>(s.userPath('/lab/api/update'));
+    assert.equal(update.status, 200);
+    assert.equal(update.body.notification, null);
+    // Nobody is asked whether to fetch news: the defaults every person's settings start from.
+    const settings = await s.json<{ schema?: { properties?: Record<string, { default?: unknown }> } }>(s.userPath('/lab/api/settings/@jupyterlab/apputils-extension:notification'));
+    assert.equal(settings.status, 200);
+    const defaults = settings.body.schema?.properties;
+    assert.equal(defaults?.fetchNews?.default, 'false', `notification settings: ${JSON.stringify(defaults)}`);
+    assert.equal(defaults?.checkForUpdates?.default, false);
+  });
+
+  it('runs its proxy unprivileged and sandboxed; systemd-analyze security of its units is saved', async () => {
+    const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
+    const units = ['jupyterhub-proxy.service', 'jupyterhub.service', 'pihub-ssh-keygen.service', 'pihub-issue.service', 'pihub-grow-rootfs.service', 'pihub-userconf.service', 'pihub-imager-gate.service', 'pihub-imager-finish.service'];
+    const r = await ssh(alice, `${sudo} systemd-analyze security --no-pager ${units.join(' ')}; echo; ps -o user=,args= -C node -C configurable-http-proxy; grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/$(systemctl show -p MainPID --value jupyterhub-proxy)/status`);
+    writeFileSync(join(dir, 'security.txt'), r.stdout);
+    const levels = [...r.stdout.matchAll(/^→ Overall exposure level for (\S+): ([\d.]+) (\w+)/gm)].map((m) => ({ unit: m[1]!, exposure: Number(m[2]), level: m[3]! }));
+    for (const l of levels) console.log(`# security: systemd-analyze security ${l.unit}: ${l.exposure} ${l.level}`);
+    assert.equal(levels.length, units.length, r.stdout.slice(-2000));
+    const proxy = levels.find((l) => l.unit === 'jupyterhub-proxy.service')!;
+    assert.ok(proxy.exposure < 5, `the proxy's exposure is ${proxy.exposure} ${proxy.level}`);
+    assert.match(r.stdout, /^jupyterhub-proxy\s+\S*configurable-http-proxy/m, 'the proxy runs as jupyterhub-proxy');
+    assert.match(r.stdout, /^CapEff:\s+0+$/m, 'the proxy has no capability');
+    assert.match(r.stdout, /^NoNewPrivs:\s+1$/m);
+  });
+
   it('adds a person made with `sudo adduser` to the hub users, not to the admins', async () => {
     const r = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' adduser --disabled-password --comment '' erin >/dev/null && id -Gn erin");
     assert.match(r.stdout, /\bjupyter_users\b/);
@@ -377,6 +473,10 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     // Byte code was removed and made again by the upgrade: the first start is slower.
     await waitForHub(hub, 600_000);
     assert.equal((await new HubSession(hub, 'alice').login('alice-secret-1')).status, 302, 'logins work after the upgrade');
+    // The upgrade put Debian's files back; the hub's start put pihub's fixes back before it ran.
+    await assertNoOpenRedirect(hub, 'alice', 'alice-secret-1');
+    const fixes = await ssh(alice, '/usr/local/lib/pihub/security-fixes status');
+    assert.doesNotMatch(fixes.stdout, /: (missing|does not fit)/, fixes.stdout);
     const failed = await ssh(alice, 'systemctl --failed --no-legend --plain');
     assert.equal(failed.stdout.trim(), '');
   });

@@ -69,6 +69,16 @@ export class HubSession {
     }
   }
 
+  /** The value of a cookie this session would send to path. */
+  cookie(path: string, name: string): string | undefined {
+    const paths = [...this.cookies.keys()].filter((p) => path.startsWith(p)).sort((a, b) => b.length - a.length);
+    for (const p of paths) {
+      const v = this.cookies.get(p)!.get(name);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+
   /** A request with this session's cookies (pages) or token (API), as a browser or a script would send it. */
   async request(path: string, init: { method?: string; headers?: Record<string, string>; body?: string; json?: unknown; cookies?: boolean } = {}): Promise<HttpResponse> {
     const headers: Record<string, string> = { 'User-Agent': UA, ...init.headers };

@@ -1,0 +1,89 @@
+// The published attacks on the Jupyter stack of a card, made from outside as an attacker would
+// make them (docs/security.md lists the advisories). Each returns what the card answered; the
+// tests say what a fixed card answers and what a vulnerable one did.
+import { HubSession, httpRequest } from './hub.ts';
+
+const UA = 'Mozilla/5.0 (pihub end-to-end test)';
+
+/** Where a browser goes after the login page's redirect for each `next`: the host it lands on. */
+export async function loginRedirects(s: HubSession, nexts: readonly string[]): Promise<Array<{ next: string; status: number; location?: string; host?: string }>> {
+  const out = [];
+  for (const next of nexts) {
+    const res = await s.request(`/hub/login?next=${encodeURIComponent(next)}`);
+    // A browser resolves Location against the page's URL (WHATWG URL, as Node's URL does:
+    // tabs and line breaks dropped, `///x` read as the host x).
+    const host = res.location ? new URL(res.location, `${s.base}/hub/login`).host : undefined;
+    out.push({ next, status: res.status, location: res.location, host });
+  }
+  return out;
+}
+
+/**
+ * What a page on another site can make a logged-in person's browser send: a `no-cors` POST with
+ * the person's cookies and nothing else (no _xsrf, no token). Returns the status the card answered.
+ */
+export async function crossSiteNoCorsPost(s: HubSession, path: string, body = '{}'): Promise<{ status: number; body: string }> {
+  const res = await s.request(path, {
+    method: 'POST',
+    cookies: true,
+    headers: {
+      'Sec-Fetch-Mode': 'no-cors',
+      'Sec-Fetch-Site': 'cross-site',
+      'Sec-Fetch-Dest': 'empty',
+      Origin: 'http://evil.example',
+      Referer: 'http://evil.example/',
+      // The only content types a no-cors request may carry.
+      'Content-Type': 'text/plain;charset=UTF-8',
+    },
+    body,
+  });
+  return { status: res.status, body: res.body };
+}
+
+/**
+ * Failed logins with huge user names, as fast as the card takes them, while a second client
+ * asks /hub/health: the statuses of the logins and the slowest health answer.
+ */
+export async function hugeNameLogins(hub: string, count: number, nameBytes: number): Promise<{ statuses: number[]; slowestHealthMs: number }> {
+  // The login form's _xsrf token and cookie, as a browser gets them.
+  const page = await httpRequest(`${hub}/hub/login`, 'GET', { 'User-Agent': UA, 'Sec-Fetch-Mode': 'navigate' });
+  const xsrf = /name="_xsrf" value="([^"]+)"/.exec(page.body)?.[1];
+  if (!xsrf) throw new Error(`no _xsrf field in the login form (HTTP ${page.status})`);
+  const cookie = page.setCookies.map((c) => c.split(';')[0]).join('; ');
+  const name = 'x'.repeat(nameBytes);
+  const form = new URLSearchParams({ _xsrf: xsrf, username: name, password: 'wrong' }).toString();
+  let done = false;
+  let slowestHealthMs = 0;
+  const health = (async () => {
+    while (!done) {
+      const started = Date.now();
+      await fetch(`${hub}/hub/health`).catch(() => undefined);
+      slowestHealthMs = Math.max(slowestHealthMs, Date.now() - started);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  const statuses: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const res = await httpRequest(`${hub}/hub/login`, 'POST', {
+        'User-Agent': UA,
+        'Sec-Fetch-Mode': 'navigate',
+        Cookie: cookie,
+        'Content-Type': 'application/x-www-form-urlencoded',
+      }, form);
+      statuses.push(res.status);
+    }
+  } finally {
+    done = true;
+    await health;
+  }
+  return { statuses, slowestHealthMs };
+}
+
+/** JupyterLab's page config (the JSON the page carries) of a person's server. */
+export async function labPageConfig(s: HubSession): Promise<Record<string, unknown>> {
+  const lab = await s.page(`/user/${s.user}/lab`);
+  const json = /<script id="jupyter-config-data" type="application\/json">([\s\S]*?)<\/script>/.exec(lab.body)?.[1];
+  if (!json) throw new Error(`no page config in /user/${s.user}/lab (HTTP ${lab.status})`);
+  return JSON.parse(json) as Record<string, unknown>;
+}

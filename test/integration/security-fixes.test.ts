@@ -1,0 +1,139 @@
+// pihub's own security patches (stage 25-security) on Debian's real package files, in a scratch
+// root: the card's security-fixes script applies them exactly, keeps them through an upgrade
+// of the package, and refuses one that no longer fits; the image's security record, its
+// manifest section and the SBOM say what was changed.
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hostArch } from '../../build/chroot/tools.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
+import { makeSbom } from '../../build/release/sbom.ts';
+import { readAdvisories, sbomModifications, securityRecord, STAGE_ADVISORIES } from '../../build/release/security.ts';
+import { downloadClosure } from '../helpers/apt.ts';
+import { CACHE_DIR } from '../helpers/build.ts';
+import { scratch } from '../helpers/tmp.ts';
+
+const FILES = join(PROJECT_DIR, 'stages/25-security/00-files');
+const SCRIPT = join(FILES, 'usr/local/lib/pihub/security-fixes');
+
+function fixes(root: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync('python3', [SCRIPT, ...args], { env: { ...process.env, PIHUB_SECURITY_ROOT: root }, encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('pihub\'s security patches on Debian\'s packages', { timeout: 10 * 60_000 }, () => {
+  const advisories = readAdvisories(STAGE_ADVISORIES(PROJECT_DIR));
+  const patched = [...new Set(advisories.flatMap((a) => a.patches.map((p) => p.package)))];
+  let debs: Array<{ name: string; version: string; file: string }> = [];
+  let root = '';
+
+  /** Unpack the packages into root, as dpkg would (an install or an upgrade puts Debian's files back). */
+  const unpack = () => {
+    for (const d of debs.filter((x) => patched.includes(x.name))) execFileSync('dpkg-deb', ['-x', d.file, root]);
+  };
+
+  before(async () => {
+    // The same download folder as the wheelhouse test's (the stand-in for PyPI): shared downloads.
+    const archives = join(CACHE_DIR, 'debs', `trixie-${hostArch()}`);
+    mkdirSync(archives, { recursive: true });
+    debs = await downloadClosure({ arch: hostArch(), suite: 'trixie', packages: patched, archives });
+    root = join(scratch('pihub-security-'), 'root');
+    mkdirSync(join(root, 'var/lib/dpkg'), { recursive: true });
+    writeFileSync(join(root, 'var/lib/dpkg/status'), debs.filter((d) => patched.includes(d.name))
+      .map((d) => `Package: ${d.name}\nStatus: install ok installed\nVersion: ${d.version}\nArchitecture: all\n`).join('\n'));
+    unpack();
+    cpSync(join(FILES, 'usr/share/pihub/security'), join(root, 'usr/share/pihub/security'), { recursive: true });
+  });
+
+  it('each patch is written for the version the archive has, and applies exactly, once', () => {
+    for (const a of advisories) {
+      for (const p of a.patches) {
+        const v = debs.find((d) => d.name === p.package)?.version;
+        assert.ok(v && p.for.includes(v), `${p.file} is for ${p.package} ${p.for.join(', ')}; the archive has ${v}`);
+      }
+    }
+    assert.equal(fixes(root, 'check').code, 1, 'Debian\'s files are not fixed yet');
+    const first = fixes(root, 'apply', '--strict');
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /: applied now$/m);
+    const again = fixes(root, 'apply', '--strict');
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, '', 'a second run changes nothing');
+    assert.equal(fixes(root, 'check').code, 0);
+    // Every changed file carries pihub's marked lines and has byte code made from it.
+    const state = JSON.parse(readFileSync(join(root, 'var/lib/pihub/security-fixes.json'), 'utf8')) as { patches: Array<{ state: string; files: Array<{ path: string; sha256: string }> }> };
+    for (const p of state.patches) {
+      assert.equal(p.state, 'in place');
+      for (const f of p.files) {
+        const text = readFileSync(join(root, f.path), 'utf8');
+        assert.equal(createHash('sha256').update(text).digest('hex'), f.sha256, `${f.path} is what the record says`);
+        if (!f.path.endsWith('.py')) continue;
+        assert.ok(/# pihub \((CVE|GHSA)-/.test(text), `${f.path} has no line marked as pihub's`);
+        const pyc = execFileSync('python3', ['-c', 'import importlib.util, sys; print(importlib.util.cache_from_source(sys.argv[1]))', join(root, f.path)]).toString().trim();
+        assert.ok(existsSync(pyc), `no byte code for ${f.path}`);
+        assert.ok(statSync(pyc).mtimeMs >= statSync(join(root, f.path)).mtimeMs - 1000);
+      }
+    }
+  });
+
+  it('puts the fixes back after an upgrade put Debian\'s files back', () => {
+    unpack();
+    assert.equal(fixes(root, 'check').code, 1);
+    assert.match(fixes(root, 'status').stdout, /: missing$/m);
+    const r = fixes(root, 'apply');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fixes(root, 'check').code, 0);
+  });
+
+  it('leaves every file of a patch alone when one of them no longer fits, and says so', () => {
+    unpack();
+    // A multi-file patch whose second file changed in a way the patch does not know.
+    const multi = advisories.flatMap((a) => a.patches).find((p) => {
+      const text = readFileSync(join(root, 'usr/share/pihub/security', p.file), 'utf8');
+      return (text.match(/^\+\+\+ /gm) ?? []).length > 1;
+    });
+    assert.ok(multi, 'a patch that changes two files');
+    const body = readFileSync(join(root, 'usr/share/pihub/security', multi.file), 'utf8');
+    const [first, second] = [...body.matchAll(/^\+\+\+ b\/(\S+)/gm)].map((m) => m[1]!);
+    const before = readFileSync(join(root, first!), 'utf8');
+    const removed = /^-(.+)$/m.exec(body.slice(body.indexOf(`+++ b/${second}`)))![1]!;
+    const secondPath = join(root, second!);
+    writeFileSync(secondPath, readFileSync(secondPath, 'utf8').replace(removed, `${removed}  # changed upstream`));
+    const r = fixes(root, 'apply', '--strict');
+    assert.equal(r.code, 1, 'the build stops: the patch does not fit the version it was written for');
+    assert.match(r.stderr, new RegExp(`${multi.file.replace('.', '\\.')} .*: does not fit`));
+    assert.equal(readFileSync(join(root, first!), 'utf8'), before, 'the other file of the patch is untouched');
+    assert.match(readFileSync(join(root, 'etc/pihub/issue.d/60-security-fixes'), 'utf8'), new RegExp(multi.file.replace('.', '\\.')));
+    // On a version it was not written for, the card only reports it (that version may have the fix).
+    const status = join(root, 'var/lib/dpkg/status');
+    writeFileSync(status, readFileSync(status, 'utf8').replace(new RegExp(`(Package: ${multi.package}\\n[^]*?Version: )(\\S+)`), '$1$2+deb13u9'));
+    assert.equal(fixes(root, 'apply', '--strict').code, 0);
+  });
+
+  it('records in the image what it changed: manifest section and SBOM', () => {
+    unpack();
+    writeFileSync(join(root, 'var/lib/dpkg/status'), debs.filter((d) => patched.includes(d.name))
+      .map((d) => `Package: ${d.name}\nStatus: install ok installed\nVersion: ${d.version}\nArchitecture: all\nSource: ${d.name}\n`).join('\n'));
+    assert.equal(fixes(root, 'apply', '--strict').code, 0);
+    const record = securityRecord(root)!;
+    assert.equal(record.advisories.length, advisories.length);
+    for (const a of record.advisories) for (const p of a.patches) assert.equal(p.state, 'in place', `${p.file}`);
+    const sbom = makeSbom(root, { name: 'x', file: 'x.img', rawSha256: '0'.repeat(64), suite: 'trixie', created: '2026-12-05T00:00:00Z', tool: 'pihub-test', modified: sbomModifications(record, root) }) as {
+      packages: Array<{ name: string; versionInfo: string; supplier: string; comment?: string }>;
+      files: Array<{ SPDXID: string; fileName: string }>;
+      relationships: Array<{ spdxElementId: string; relationshipType: string; relatedSpdxElement: string }>;
+    };
+    for (const name of patched) {
+      const p = sbom.packages.find((x) => x.name === name)!;
+      assert.match(p.versionInfo, /\+pihub$/, `${name} does not claim to be Debian's own build`);
+      assert.equal(p.supplier, 'Organization: pihub');
+      for (const a of advisories.filter((x) => x.patches.some((y) => y.package === name))) assert.ok(p.comment?.includes(a.ids[0]!), `${name}'s comment names ${a.ids[0]}`);
+    }
+    const applied = sbom.relationships.filter((r) => r.relationshipType === 'PATCH_APPLIED');
+    assert.equal(applied.length, advisories.flatMap((a) => a.patches).length);
+    assert.ok(sbom.files.every((f) => f.fileName.startsWith('./usr/share/pihub/security/')));
+  });
+});
