@@ -10,7 +10,8 @@ import { buildImage, imageBase, manifest, usersImage, CACHE_DIR, E2E_ROOT, type 
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, secondBootToHub, type MemorySnapshot } from '../helpers/measure.ts';
 import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
-import { crossSiteNoCorsPost, hugeNameLogins, labPageConfig, loginRedirects } from '../helpers/attacks.ts';
+import { crossSiteNoCorsPost, hugeForm, hugeNameLogins, labPageConfig, loginRedirects } from '../helpers/attacks.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 
 // A ceiling for a loaded machine (TCG on 2 shared cores); a boot takes two or three minutes here.
 const BOOT_TIMEOUT = 12 * 60_000;
@@ -313,6 +314,15 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     await s.request(`/user/alice/api/kernels/${(JSON.parse(own.body) as { id: string }).id}`, { method: 'DELETE' });
   });
 
+  it('answers form bodies of very many parts or fields at once, without holding the hub (CVE-2026-31958, CVE-2026-82397)', async () => {
+    for (const [kind, count] of [['multipart', 200_000], ['urlencoded', 5_000_000]] as const) {
+      const r = await hugeForm(hub, kind, count);
+      console.log(`# security: a ${kind} body of ${count} ${kind === 'multipart' ? 'parts' : 'fields'}: HTTP ${r.status} after ${r.ms} ms; /hub/health within ${r.slowestHealthMs} ms`);
+      assert.equal(r.status, 400, `${kind}: HTTP ${r.status}`);
+      assert.ok(r.slowestHealthMs < 5000, `/hub/health took ${r.slowestHealthMs} ms while the ${kind} body was parsed`);
+    }
+  });
+
   it('keeps its log and its answers under a flood of failed logins with huge user names (CVE-2026-54338)', async () => {
     const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
     const since = (await ssh(alice, 'date +%s')).stdout.trim();
@@ -327,6 +337,41 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     assert.equal((await new HubSession(hub, 'bob').login('bob-secret-2')).status, 302, 'people still log in');
   });
 
+  it('gives no one who is not an admin a share code or a new user (GHSA-c4gm-pwx9-9w8j, GHSA-69wv-m5fw-2fhp: not exposed)', async () => {
+    const s = new HubSession(hub, 'bob');
+    assert.equal((await s.login('bob-secret-2')).status, 302);
+    await s.createToken('bob-secret-2');
+    assert.equal((await s.json('/hub/api/share-codes/bob/', { method: 'POST', json: {} })).status, 403);
+    assert.equal((await s.json('/hub/api/users', { method: 'POST', json: { usernames: ['mallory'] } })).status, 403);
+  });
+
+  it('serves converted notebooks in a sandbox, keeps each server in its own folder and redirects only within the hub (jupyter_server advisories)', async () => {
+    const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
+    const s = new HubSession(hub, 'bob');
+    assert.equal((await s.login('bob-secret-2')).status, 302);
+    await s.createToken('bob-secret-2');
+    await s.startServer(600_000);
+    // GHSA-fcw5-x6j4-ccmp: a notebook whose output is a script, converted to HTML on the server.
+    const notebook = {
+      nbformat: 4, nbformat_minor: 5, metadata: {},
+      cells: [{ cell_type: 'code', id: 'x', execution_count: 1, metadata: {}, source: '1',
+        outputs: [{ output_type: 'display_data', metadata: {}, data: { 'text/html': '<script>document.title = "pwned"</script>' } }] }],
+    };
+    assert.equal((await s.json(s.userPath('/api/contents/xss.ipynb'), { method: 'PUT', json: { type: 'notebook', content: notebook } })).status, 201);
+    const converted = await s.request(s.userPath('/nbconvert/html/xss.ipynb'));
+    assert.equal(converted.status, 200);
+    assert.match(converted.body, /document\.title = "pwned"/, 'the script is in the converted page');
+    assert.match(converted.headers['content-security-policy'] ?? '', /\bsandbox allow-scripts\b/, `CSP: ${converted.headers['content-security-policy']}`);
+    assert.doesNotMatch(converted.headers['content-security-policy'] ?? '', /allow-same-origin/);
+    // GHSA-5789-5fc7-67v3: bob's server cannot reach /home/bobby, although the name begins with his.
+    await ssh(alice, `${sudo} sh -c 'mkdir -p /home/bobby && echo sibling > /home/bobby/x.txt && chmod 755 /home/bobby && chmod 644 /home/bobby/x.txt'`);
+    assert.equal((await s.request(s.userPath('/api/contents/..%2Fbobby%2Fx.txt'))).status, 404);
+    // GHSA-qh7q-6qm3-653w: the server's own /login keeps `next` on the hub.
+    const here = new URL(hub).host;
+    const login = await s.request(s.userPath(`/login?next=${encodeURIComponent('///user/bob/x')}`), { cookies: true });
+    if (login.location) assert.equal(new URL(login.location, `${hub}/user/bob/login`).host, here, `the server's /login sent the browser to ${login.location}`);
+  });
+
   it('keeps JupyterLab offline: no news from the internet, no update check, an extension manager that installs nothing', async () => {
     const s = new HubSession(hub, 'bob');
     assert.equal((await s.login('bob-secret-2')).status, 302);
@@ -335,6 +380,19 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     const config = await labPageConfig(s);
     assert.deepEqual(config.news, { disabled: true }, `page config news: ${JSON.stringify(config.news)}`);
     assert.match(JSON.stringify(config.extensionManager), /"name":"read-only"/);
+    // The panel is not offered, nor help:open (CVE-2026-40171).
+    const disabled = config.disabledExtensions as string[];
+    for (const id of ['@jupyterlab/extensionmanager-extension:plugin', '@jupyterlab/help-extension:resources']) assert.ok(disabled.includes(id), `${id} is not disabled: ${JSON.stringify(disabled)}`);
+    // CVE-2026-42557, CVE-2026-73415: the bundles the browser gets are pihub's changed ones.
+    const statics = String(config.fullStaticUrl);
+    for (const name of ['jupyterlab-command-linker.edits', 'jupyterlab-image-viewer.edits']) {
+      const edits = JSON.parse(readFileSync(join(PROJECT_DIR, 'stages/25-security/00-files/usr/share/pihub/security', name), 'utf8')) as { files: Array<{ path: string; edits: Array<{ old: string; new: string }> }> };
+      for (const f of edits.files) {
+        const served = await s.request(`${statics}/${f.path.split('/').at(-1)}`, { cookies: true });
+        assert.equal(served.status, 200, `${f.path}: HTTP ${served.status}`);
+        for (const e of f.edits) assert.ok(served.body.includes(e.new) && !served.body.includes(e.old), `${f.path} as served is not pihub's`);
+      }
+    }
     // GHSA-37w4-hwhx-4rc4: the extension manager's API installs nothing, whatever it is asked.
     const install = await s.json<{ status: string; message?: string }>(s.userPath('/lab/api/extensions'), { method: 'POST', json: { cmd: 'install', extension_name: 'jupyterlab-evil' } });
     assert.notEqual(install.body?.status, 'ok', `the extension manager installed: ${JSON.stringify(install.body)}`);

