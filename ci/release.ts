@@ -8,7 +8,10 @@
 //  3. collect each image with its block map (.img.bmap), .sha256, .info, .json and .spdx.json (SBOM) into DIR, and
 //     write DIR/rpi-imager.json (Imager's repository, URLs under --base-url), its icon, and
 //     DIR/RELEASE_NOTES.md (kernel, JupyterHub, JupyterLab and numpy versions);
-//  4. with --publish: create the GitHub release TAG with those files (`gh`, GH_TOKEN).
+//  4. with --publish: publish DIR as the GitHub release TAG (ci/publish.sh: checksums, then `gh`).
+// On GitHub the two halves run apart: the build job runs this without --publish and without any
+// token that can write, and hands DIR on as an artifact; the publish job, which alone may write,
+// runs ci/publish.sh on it and builds nothing. `--publish` runs both here in one go.
 // --dry-run checks every image's config (`pihub build --dry-run`) and prints each step's
 // commands, then stops: it builds, boots, writes and publishes nothing.
 // Arguments after `--` go to every `pihub build` (the tests: -- --set image.compression=zstd).
@@ -35,6 +38,8 @@ export const RELEASE_IMAGES: ReadonlyArray<{ id: string; description: string; ar
 export const RELEASE_BUILD_ARGS = ['--set', 'image.compression=xz'];
 
 const PIHUB = join(PROJECT_DIR, 'build/bin/pihub.js');
+/** Publishes a collected release folder; release.yml's publish job runs it on its own. */
+export const PUBLISH = join(PROJECT_DIR, 'ci/publish.sh');
 export const NOTES_FILE = 'RELEASE_NOTES.md';
 
 class UsageError extends Error {}
@@ -53,6 +58,11 @@ function run(command: Command, log: (line: string) => void): Promise<string> {
       reject(new Error(`${formatCommand(command)} exited with ${code}`));
     });
   });
+}
+
+/** What publishes a collected release folder: the same command as release.yml's publish job. */
+export function publishCommand(tag: string, out: string): Command {
+  return [PUBLISH, [tag, out]];
 }
 
 /** The files of one image that a release publishes. */
@@ -126,7 +136,8 @@ export async function release(o: ReleaseOptions): Promise<string[]> {
   const files = [REPOSITORY_FILE, ICON_FILE, NOTES_FILE];
   if (o.dryRun) {
     say(`collect each image, its .img.bmap, .sha256, .info, .json and .spdx.json into ${o.out}; write ${files.join(', ')}`);
-    say(`${o.publish ? '' : 'with --publish: '}$ gh release create ${o.tag} --verify-tag --title "pihub ${o.tag}" --notes-file ${join(o.out, NOTES_FILE)} ${join(o.out, '*')}`);
+    say(`${o.publish ? '' : 'with --publish: '}$ ${formatCommand(publishCommand(o.tag, o.out))}`);
+    say(`  which checks every .sha256, then: $ gh release create ${o.tag} --verify-tag --title "pihub ${o.tag}" --notes-file ${join(o.out, NOTES_FILE)} ${join(o.out, '*')} (all but ${NOTES_FILE})`);
     return [];
   }
 
@@ -148,9 +159,10 @@ export async function release(o: ReleaseOptions): Promise<string[]> {
   say(`wrote ${join(o.out, NOTES_FILE)}`);
 
   if (o.publish) {
-    const gh: Command = ['gh', ['release', 'create', o.tag, '--verify-tag', '--title', `pihub ${o.tag}`, '--notes-file', join(o.out, NOTES_FILE), ...files.filter((f) => f !== NOTES_FILE).map((f) => join(o.out, f))]];
-    say(`$ ${formatCommand(gh)}`);
-    await run(gh, o.log);
+    const publish = publishCommand(o.tag, o.out);
+    say(`$ ${formatCommand(publish)}`);
+    const said = await run(publish, o.log);
+    if (said.trim()) o.log(said.trimEnd());
     say(`published ${o.tag}`);
   }
   return files.map((f) => join(o.out, f));
