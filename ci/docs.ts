@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { settingsTable, withTable } from '../build/config/docs.ts';
 import { PROJECT_DIR } from '../build/plan/inputs.ts';
+import { ADVISORY_TABLE_END, ADVISORY_TABLE_START, advisoryTable, readAdvisories, STAGE_ADVISORIES } from '../build/release/security.ts';
 import { loadStages } from '../build/stages/load.ts';
 import { shippedOverlays } from '../build/stages/overlays.ts';
 
@@ -23,12 +24,25 @@ export function readmeWithTable(): { path: string; current: string; wanted: stri
   return { path, current, wanted };
 }
 
+/** docs/security.md with its advisories table made from stage 25-security's advisories.json. */
+export function securityDocWithTable(): { path: string; current: string; wanted: string } {
+  const path = join(PROJECT_DIR, 'docs/security.md');
+  const current = readFileSync(path, 'utf8');
+  const start = current.indexOf(ADVISORY_TABLE_START);
+  const end = current.indexOf(ADVISORY_TABLE_END);
+  if (start < 0 || end < start) throw new Error('docs/security.md has no advisories table markers');
+  const table = advisoryTable(readAdvisories(STAGE_ADVISORIES(PROJECT_DIR)));
+  return { path, current, wanted: `${current.slice(0, start)}${ADVISORY_TABLE_START}\n${table.join('\n')}\n${current.slice(end)}` };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { path, current, wanted } = readmeWithTable();
-  if (current === wanted) {
-    console.log('README.md: the settings table is up to date');
-  } else {
-    writeFileSync(path, wanted);
-    console.log('README.md: settings table written');
+  for (const { path, current, wanted } of [readmeWithTable(), securityDocWithTable()]) {
+    const name = path.slice(PROJECT_DIR.length + 1);
+    if (current === wanted) {
+      console.log(`${name}: its generated table is up to date`);
+    } else {
+      writeFileSync(path, wanted);
+      console.log(`${name}: generated table written`);
+    }
   }
 }

@@ -131,3 +131,23 @@ export function sbomModifications(record: SecurityRecord | undefined, rootfs: st
 
 /** The stage folder's list, for the docs and the tests. */
 export const STAGE_ADVISORIES = (projectDir: string) => join(projectDir, 'stages/25-security/00-files', ADVISORIES_PATH);
+
+export const ADVISORY_TABLE_START = '<!-- advisories table: made by `npm run docs` from stages/25-security/…/advisories.json; edit there -->';
+export const ADVISORY_TABLE_END = '<!-- end of advisories table -->';
+
+const STATUS_TEXT: Record<Advisory['status'], string> = {
+  fixed: '**fixed by pihub**',
+  'fixed-by-debian': 'fixed by Debian',
+  'not-exposed': 'not exposed',
+  open: '**open**',
+};
+
+/** docs/security.md's table of every advisory: what it is, its state on the card, how, and how to check. */
+export function advisoryTable(advisories: readonly Advisory[]): string[] {
+  const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return [
+    '| advisory | package | what | fixed upstream in | on the card | how | check |',
+    '|---|---|---|---|---|---|---|',
+    ...advisories.map((a) => `| ${a.ids.join('<br>')} | ${a.package} | ${cell(a.title)} | ${a.fixed_upstream} | ${STATUS_TEXT[a.status]} | ${cell(a.how)}${a.patches.length ? ` (${[...new Set(a.patches.map((p) => `\`${p.file}\``))].join(', ')})` : ''} | ${cell(a.check)} |`),
+  ];
+}

@@ -295,9 +295,14 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     assert.equal((await s.login('alice-secret-1')).status, 302);
     await s.createToken('alice-secret-1');
     await s.startServer(600_000);
-    // A new API token for the attacker's page, and a kernel on the person's server.
-    for (const path of ['/hub/api/users/alice/tokens', '/user/alice/api/kernels']) {
-      const r = await crossSiteNoCorsPost(s, path, path.endsWith('kernels') ? '{"name": "python3"}' : '{}');
+    // A new API token for the attacker's page (201 on Debian's 5.2.1), a server start through the
+    // hub's form, and a kernel on the person's server.
+    for (const [path, body, type] of [
+      ['/hub/api/users/alice/tokens', '{}', undefined],
+      ['/hub/spawn', '', 'application/x-www-form-urlencoded'],
+      ['/user/alice/api/kernels', '{"name": "python3"}', undefined],
+    ] as const) {
+      const r = await crossSiteNoCorsPost(s, path, body, type);
       assert.equal(r.status, 403, `a cross-site no-cors POST to ${path} with cookies only answered ${r.status}: ${r.body.slice(0, 200)}`);
     }
     // Her own JupyterLab still works with her cookies: a same-origin request with the _xsrf token.

@@ -22,7 +22,7 @@ export async function loginRedirects(s: HubSession, nexts: readonly string[]): P
  * What a page on another site can make a logged-in person's browser send: a `no-cors` POST with
  * the person's cookies and nothing else (no _xsrf, no token). Returns the status the card answered.
  */
-export async function crossSiteNoCorsPost(s: HubSession, path: string, body = '{}'): Promise<{ status: number; body: string }> {
+export async function crossSiteNoCorsPost(s: HubSession, path: string, body = '{}', contentType?: string): Promise<{ status: number; body: string }> {
   const res = await s.request(path, {
     method: 'POST',
     cookies: true,
@@ -32,8 +32,9 @@ export async function crossSiteNoCorsPost(s: HubSession, path: string, body = '{
       'Sec-Fetch-Dest': 'empty',
       Origin: 'http://evil.example',
       Referer: 'http://evil.example/',
-      // The only content types a no-cors request may carry.
-      'Content-Type': 'text/plain;charset=UTF-8',
+      // A no-cors fetch may carry a form's content type, or none at all (a Blob body without a
+      // type), which the hub's API takes as a script's request.
+      ...(contentType ? { 'Content-Type': contentType } : {}),
     },
     body,
   });

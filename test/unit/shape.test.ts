@@ -2,7 +2,7 @@
 // imports itself through others; no test stand-in or overlay name lives in build/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { settingsTable, TABLE_END, TABLE_START } from '../../build/config/docs.ts';
 import { declarations } from '../../build/config/settings.ts';
@@ -10,7 +10,8 @@ import { DEFAULTS } from '../../build/config/schema.ts';
 import { isSecretPath } from '../../build/config/secrets.ts';
 import { configValue } from '../../build/config/settings.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
-import { readmeWithTable, shippedReaders } from '../../ci/docs.ts';
+import { readmeWithTable, securityDocWithTable, shippedReaders } from '../../ci/docs.ts';
+import { readAdvisories, STAGE_ADVISORIES } from '../../build/release/security.ts';
 
 const BUILD = join(PROJECT_DIR, 'build');
 
@@ -25,6 +26,20 @@ test('the README\'s config table is the one the declarations make (npm run docs 
   const { current, wanted } = readmeWithTable();
   assert.ok(current.includes(TABLE_START) && current.includes(TABLE_END));
   assert.equal(current, wanted, 'README.md is out of date: run `npm run docs`');
+});
+
+const SECURITY_FILES = join(PROJECT_DIR, 'stages/25-security/00-files/usr/share/pihub/security');
+
+test('docs/security.md lists every advisory of stage 25-security as its advisories.json says (npm run docs writes it)', () => {
+  const { current, wanted } = securityDocWithTable();
+  assert.equal(current, wanted, 'docs/security.md is out of date: run `npm run docs`');
+  for (const a of readAdvisories(STAGE_ADVISORIES(PROJECT_DIR))) {
+    assert.ok(current.includes(a.ids[0]!), `docs/security.md does not name ${a.ids[0]}`);
+    // Every patch named exists, and every patch file is named by some advisory.
+    for (const p of a.patches) assert.ok(existsSync(join(SECURITY_FILES, p.file)), `${p.file} is missing`);
+  }
+  const named = new Set(readAdvisories(STAGE_ADVISORIES(PROJECT_DIR)).flatMap((a) => a.patches.map((p) => p.file)));
+  for (const f of readdirSync(SECURITY_FILES).filter((x) => /\.(patch|edits)$/.test(x))) assert.ok(named.has(f), `${f} is named by no advisory`);
 });
 
 test('every declared key a config sets has a row, and its declaration decides defaults and secrecy', () => {
