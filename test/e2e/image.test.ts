@@ -574,21 +574,9 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
     out = imageFiles(build.outDir);
   });
 
-  it('says on the console how to add a user while there is none; the hub answers and SSH is off (port 22 closed)', async () => {
-    const vm = await bootVm(out.image, [8888, 22], { serialLog: join(dir, 'plain.log'), workDir: join(E2E_ROOT, 'boot') });
-    try {
-      await vm.waitForConsole(/no user account yet[\s\S]*userconf\.txt[\s\S]*login:/, BOOT_TIMEOUT);
-      assert.match(vm.console(), /JupyterHub at http:\/\/.*:8888\//);
-      // The forward works (the hub answers through it); on 22 nothing greets: no SSH server,
-      // although Debian's presets would have enabled it at this first boot.
-      await waitForHub(`http://127.0.0.1:${vm.ports[8888]}`, 180_000);
-      assert.equal(await greeting(vm.ports[22]!), '', 'something answered on port 22');
-    } finally {
-      await vm.stop();
-    }
-  });
-
-  it('offline, makes the userconf.txt accounts of a Windows file (BOM, CRLF), refuses a system account and a bad line without showing it, leaves no failed unit', async () => {
+  // One boot of the default image checks it all (the banner of a card without any account is
+  // test/integration/card-banner.test.ts's): SSH is off, userconf.txt makes accounts offline.
+  it('offline, makes the userconf.txt accounts of a Windows file (BOM, CRLF), refuses a system account and a bad line without showing it, keeps SSH off (port 22 closed), leaves no failed unit', async () => {
     const hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'carol-pass-3\n' }).toString().trim();
     const daemonHash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'daemon-pass-9\n' }).toString().trim();
     const userconf = join(dir, 'userconf.txt');
@@ -596,7 +584,7 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
     const before = statSync(out.image).mtimeMs;
     // `pihub boot --userconf` puts the file on this boot's copy of the card, as a person would
     // on the SD card; --offline: a home network whose internet is down.
-    const vm = await bootVm(out.image, [8888], { serialLog: join(dir, 'userconf.log'), workDir: join(E2E_ROOT, 'boot'), extraArgs: ['--userconf', userconf, '--offline'] });
+    const vm = await bootVm(out.image, [8888, 22], { serialLog: join(dir, 'userconf.log'), workDir: join(E2E_ROOT, 'boot'), extraArgs: ['--userconf', userconf, '--offline'] });
     const sudo = "echo carol-pass-3 | sudo -S -p ''";
     try {
       await vm.waitForConsole(/login: $/m, BOOT_TIMEOUT);
@@ -645,6 +633,10 @@ describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_00
       const hub = `http://127.0.0.1:${vm.ports[8888]}`;
       await waitForHub(hub, 180_000);
       assert.equal((await new HubSession(hub, 'carol').login('carol-pass-3')).status, 302, 'carol logs in to the hub');
+      assert.match(banner, /JupyterHub at http:\/\/.*:8888\//);
+      // The forward works (the hub answers through it); on 22 nothing greets: no SSH server,
+      // although Debian's presets would have enabled it at this first boot.
+      assert.equal(await greeting(vm.ports[22]!), '', 'something answered on port 22');
     } finally {
       await vm.stop();
     }
