@@ -20,7 +20,9 @@ export interface Locator {
 }
 
 function describeValue(v: unknown, secret = false): string {
+  // A secret is never shown, whatever its type: a numeric password is still a password.
   if (secret && typeof v === 'string') return `${v.length} characters, not shown: a secret`;
+  if (secret && v !== null && typeof v !== 'object') return `${typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'true or false' : 'a value'}, not shown: a secret`;
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';

@@ -61,6 +61,14 @@ export function resolveSecretRefs(
   return walk(data, []) as Record<string, unknown>;
 }
 
+/** A value as it may be shown: every secret in it (at any depth, whatever its type) replaced by HIDDEN. */
+export function withSecretsHidden(v: unknown, path: readonly PathKey[] = []): unknown {
+  if (isSecretPath(path)) return HIDDEN;
+  if (Array.isArray(v)) return v.map((x, i) => withSecretsHidden(x, [...path, i]));
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withSecretsHidden(x, [...path, k])]));
+  return v;
+}
+
 /** Values to hide wherever pihub prints or logs text: secret settings, and credentials in URLs. */
 export function secretValues(config: unknown): string[] {
   const out = new Set<string>();

@@ -90,6 +90,15 @@ const userName = z
 const groupName = z.string().regex(NAME_RULE, { error: nameMessage('group') });
 const url = z.string().regex(/^(https?|file):\/\/\S+$/, { error: 'must be a URL such as `http://host:3142`' });
 const CRYPT_HASH = /^\$(y|gy|7|6|5|2b|2y|1)\$[./A-Za-z0-9$=,]+$/;
+// mkpasswd reads one line and hashes it as a C string: it would silently drop everything from a
+// line break or NUL on, and libxcrypt refuses passphrases of 512 bytes or more.
+const plainPassword = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .refine((s) => !/[\n\r\0]/.test(s), {
+    error: 'must not contain a line break or a NUL character (only the part before it would become the password); give the password on one line',
+  })
+  .refine((s) => Buffer.byteLength(s, 'utf8') <= 511, { error: 'must be at most 511 bytes long (crypt(3)\'s limit)' });
 const port = z
   .number({ error: 'must be a port number' })
   .int({ error: 'must be a whole number' })
@@ -101,7 +110,7 @@ const port = z
 const USER = section(
   {
     name: leaf(userName),
-    password: leaf(z.string().min(1, { error: 'must not be empty' }), { optional: true, secret: true, hashedAs: 'password_hash' }),
+    password: leaf(plainPassword, { optional: true, secret: true, hashedAs: 'password_hash' }),
     password_hash: leaf(
       z.string().regex(CRYPT_HASH, { error: 'must be a crypt(3) hash such as the output of `mkpasswd -m yescrypt` or `openssl passwd -6`' }),
       { optional: true, secret: true },

@@ -6,6 +6,7 @@ import { displayPath, loadConfigFile, resolveConfig, setLayer, type ConfigLayer 
 import { DEFAULT_BASE, builtBases, loadBase, loadBaseSpec, unbuildable, type LoadedBase } from '../bases/load.ts';
 import { basePackages, packageChanges } from '../bases/packages.ts';
 import { DEFAULTS, type BuildConfig } from '../config/schema.ts';
+import { withSecretsHidden } from '../config/secrets.ts';
 import { InputError } from '../errors.ts';
 import { loadStages, type StageDef } from '../stages/load.ts';
 import { resolveOverlays, shippedOverlays, verifyOwnedSettings, type Overlay } from '../stages/overlays.ts';
@@ -155,6 +156,6 @@ export function overlaySettings(o: Overlay): string[] {
       out.push(`${path} = ${JSON.stringify(v)}`);
     }
   };
-  walk(o.layer.data, '');
+  walk(withSecretsHidden(o.layer.data), '');
   return out;
 }

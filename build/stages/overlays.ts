@@ -7,6 +7,7 @@ import { InputError } from '../errors.ts';
 import { displayPath, parseConfigText, type ConfigLayer } from '../config/load.ts';
 import { checkTemplateReads, parsePackageList, parseShebang, walkFiles, type StageDef, type Substep } from './load.ts';
 import { configValue, isConfigKey } from '../config/settings.ts';
+import { withSecretsHidden } from '../config/secrets.ts';
 
 const OverlayYamlSchema = z.strictObject({
   description: z.string({ error: 'is required: one line saying what the overlay changes' }),
@@ -151,7 +152,8 @@ function changedUnder(config: unknown, defaults: unknown, key: string): string[]
     if (v !== null && typeof v === 'object' && !Array.isArray(v) && d !== null && typeof d === 'object') {
       for (const [k, x] of Object.entries(v)) walk(x, (d as Record<string, unknown>)[k], `${path}.${k}`);
     } else if (JSON.stringify(v) !== JSON.stringify(d)) {
-      out.push(`\`${path}\` is ${typeof v === 'string' ? `\`${v}\`` : JSON.stringify(v)}`);
+      const shown = withSecretsHidden(v, path.split('.'));
+      out.push(`\`${path}\` is ${typeof shown === 'string' ? `\`${shown}\`` : JSON.stringify(shown)}`);
     }
   };
   walk(configValue(config, key), configValue(defaults, key), key);

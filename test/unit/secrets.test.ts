@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { parseConfigText, resolveConfig, setLayer, loadConfigFile } from '../../build/config/load.ts';
-import { isSecretPath, Redactor, secretValues } from '../../build/config/secrets.ts';
+import { isSecretPath, Redactor, secretValues, withSecretsHidden } from '../../build/config/secrets.ts';
 import { keyValues, secretDigest } from '../../build/plan/keys.ts';
 import { createRunner } from '../../build/exec.ts';
 import { InputError } from '../../build/errors.ts';
@@ -116,4 +116,41 @@ test('private outputs belong to whoever ran sudo', () => {
   assert.deepEqual(invokingUser({ SUDO_UID: '1000', SUDO_GID: '1001' }), root ? { uid: 1000, gid: 1001 } : undefined);
   assert.equal(invokingUser({}), undefined);
   assert.equal(invokingUser({ SUDO_UID: 'x', SUDO_GID: '1' }), undefined);
+});
+
+test('a password with a line break or NUL is refused (mkpasswd would hash only what comes before), without showing it', () => {
+  const yaml = (pw: string) => parseConfigText(`users:\n  - name: alice\n    password: ${JSON.stringify(pw)}\n`, 'config.yaml');
+  for (const pw of [`${PASSWORD}\nrest-of-it`, `${PASSWORD}\r\n`, `${PASSWORD}\0rest-of-it`, `\n${PASSWORD}`]) {
+    const e = errorOf(() => resolveConfig([yaml(pw)]));
+    assert.match(e, /^config\.yaml:3:15: `users\[0\]\.password`: must not contain a line break or a NUL character \(only the part before it would become the password\); give the password on one line \(got \d+ characters, not shown: a secret\)$/);
+    assert.ok(!e.includes(PASSWORD) && !e.includes('rest-of-it'), e);
+  }
+  // From the environment or --set alike.
+  const viaEnv = errorOf(() => resolveConfig([parseConfigText('users:\n  - name: alice\n    password: { env: PW }\n', 'config.yaml')], { PW: `${PASSWORD}\nrest-of-it` }));
+  assert.match(viaEnv, /`users\[0\]\.password`: must not contain a line break or a NUL/);
+  assert.ok(!viaEnv.includes(PASSWORD), viaEnv);
+  const viaSet = errorOf(() => resolveConfig([setLayer(['users.0.name=alice', `users.0.password="${PASSWORD}\\nrest-of-it"`])]));
+  assert.match(viaSet, /^--set users\.0\.password=<hidden>: `users\[0\]\.password`: must not contain a line break/);
+  assert.ok(!viaSet.includes(PASSWORD), viaSet);
+  // The other secrets refuse them through their own rules, unseen too.
+  const psk = errorOf(() => resolveConfig([parseConfigText(`wifi:\n  country: GB\n  ssid: Home\n  psk: "${PSK}\\nmore"\n`, 'config.yaml')]));
+  assert.match(psk, /`wifi\.psk`: must be a WPA passphrase/);
+  const hash = errorOf(() => resolveConfig([parseConfigText('users:\n  - name: alice\n    password_hash: "$y$j9T$abcdefgh\\n"\n', 'config.yaml')]));
+  assert.match(hash, /`users\[0\]\.password_hash`: must be a crypt\(3\) hash/);
+  for (const e of [psk, hash]) assert.ok(!e.includes(PSK) && !e.includes('abcdefgh'), e);
+  assert.match(errorOf(() => resolveConfig([yaml('x'.repeat(512))])), /`users\[0\]\.password`: must be at most 511 bytes long/);
+  assert.equal(resolveConfig([yaml('x'.repeat(511))]).users[0]!.password, 'x'.repeat(511));
+});
+
+test('a secret of another type than text is not shown either (a numeric password or passphrase)', () => {
+  const psk = errorOf(() => resolveConfig([parseConfigText('wifi:\n  country: GB\n  ssid: Home\n  psk: 12345678901\n', 'config.yaml')]));
+  assert.equal(psk, 'config.yaml:4:8: `wifi.psk`: must be text (got a number, not shown: a secret)');
+  const pw = errorOf(() => resolveConfig([setLayer(['users.0.name=alice', 'users.0.password=86753090'])]));
+  assert.equal(pw, '--set users.0.password=<hidden>: `users[0].password`: must be text (got a number, not shown: a secret)');
+  const hash = errorOf(() => resolveConfig([parseConfigText('users:\n  - name: alice\n    password_hash: true\n', 'config.yaml')]));
+  assert.equal(hash, 'config.yaml:3:20: `users[0].password_hash`: must be text (got true or false, not shown: a secret)');
+  // Not shown where an overlay owns the setting either.
+  const owned = withSecretsHidden({ country: 'GB', ssid: 'Home', psk: 12345678901 }, ['wifi']);
+  assert.deepEqual(owned, { country: 'GB', ssid: 'Home', psk: '<hidden>' });
+  assert.deepEqual(withSecretsHidden([{ name: 'alice', password: 86753090 }], ['users']), [{ name: 'alice', password: '<hidden>' }]);
 });

@@ -1,0 +1,52 @@
+// The command line with untrusted or secret input: bad values stop with one line that names the
+// key and never shows a secret (exit 2, no stack trace), and what a dry run prints holds no
+// secret either.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runPihub } from '../helpers/build.ts';
+import { scratch } from '../helpers/tmp.ts';
+
+function config(text: string): string {
+  const file = join(scratch('pihub-trust-'), 'config.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+/** Exit 2 with exactly one line, matching `pattern`, holding none of `secrets`. */
+async function refused(args: string[], pattern: RegExp, secrets: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await runPihub(['build', '--dry-run', ...args], { env });
+  assert.equal(r.code, 2, `exit code ${r.code}, stderr:\n${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+  for (const s of secrets) {
+    assert.ok(!r.stderr.includes(s) && !r.stdout.includes(s), `${s} shown:\n${r.stderr}`);
+  }
+  return lines[0]!;
+}
+
+test('a password with a line break or NUL is refused, from the config, --set or the environment, without showing it', async () => {
+  await refused(['--config', config('users:\n  - name: alice\n    password: "kept-part\\ndropped-part"\n')],
+    /^pihub: \S+config\.yaml:3:15: `users\[0\]\.password`: must not contain a line break or a NUL character .*give the password on one line \(got 22 characters, not shown: a secret\)$/,
+    ['kept-part', 'dropped-part']);
+  await refused(['--config', config('users:\n  - name: alice\n    password: "kept-part\\0dropped-part"\n')],
+    /`users\[0\]\.password`: must not contain a line break or a NUL character/, ['kept-part', 'dropped-part']);
+  await refused(['--set', 'users.0.name=alice', '--set', 'users.0.password="kept-part\\rdropped-part"'],
+    /^pihub: --set users\.0\.password=<hidden>: `users\[0\]\.password`: must not contain a line break/, ['kept-part', 'dropped-part']);
+  await refused(['--set', 'users.0.name=alice', '--set', 'users.0.password.env=PIHUB_TEST_PW'],
+    /`users\[0\]\.password`: must not contain a line break/, ['kept-part', 'dropped-part'], { PIHUB_TEST_PW: 'kept-part\ndropped-part' });
+  await refused(['--config', config('wifi:\n  country: GB\n  ssid: Home\n  psk: "kept-part\\ndropped-part"\n')],
+    /`wifi\.psk`: must be a WPA passphrase of 8 to 63 printable characters .*not shown: a secret\)$/, ['kept-part', 'dropped-part']);
+});
+
+test('a numeric secret is not shown', async () => {
+  await refused(['--config', config('wifi:\n  country: GB\n  ssid: Home\n  psk: 12345678901\n')],
+    /^pihub: \S+config\.yaml:4:8: `wifi\.psk`: must be text \(got a number, not shown: a secret\)$/, ['12345678901']);
+  await refused(['--set', 'users.0.name=alice', '--set', 'users.0.password=86753090'],
+    /^pihub: --set users\.0\.password=<hidden>: `users\[0\]\.password`: must be text \(got a number, not shown: a secret\)$/, ['86753090']);
+  await refused(['--set', 'users.0.name=alice', '--set', 'users.0.password_hash=86753090'],
+    /`users\[0\]\.password_hash`: must be text \(got a number, not shown: a secret\)$/, ['86753090']);
+});
