@@ -247,7 +247,7 @@ export const SETTINGS = section({
     headroom_mib: leaf(z.number().int().min(0), { default: 128, engine: 'export', doc: 'and in MiB on top: room for the first boot before the grow' }),
   }),
   apt_proxy: leaf(url.nullable(), { default: null, url: true, engine: 'apt during the build', doc: 'HTTP proxy for apt during the build (e.g. apt-cacher-ng); never kept in the image' }),
-  overlays: leaf(z.array(z.string().min(1)), { default: [], engine: 'the build (one stage each)', doc: 'overlays to apply (see below); in the config file or with `--overlay`, not with `--set`' }),
+  overlays: leaf(z.array(z.string().min(1)), { default: [], engine: 'the build (one stage each)', doc: 'overlays to apply (see below): names, or folders relative to the config file; in the config file or with `--overlay`, not with `--set`' }),
 }, {
   // Rules between keys.
   refine: (c: { hub: { admin_group: string; users_group: string; https: { mode: string; cert_file: string | null; key_file: string | null } }; users: Array<{ name: string }> }, ctx) => {

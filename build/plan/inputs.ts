@@ -59,7 +59,11 @@ export function loadInputs(o: InputOptions): BuildInputs {
   if (fromFile !== undefined && (!Array.isArray(fromFile) || fromFile.some((x) => typeof x !== 'string'))) {
     throw new InputError(`${fileLayer!.locator.locate(['overlays']) ?? fileLayer!.label}: \`overlays\` must be a list of overlay names or folders`);
   }
-  const overlays = resolveOverlays([...((fromFile as string[] | undefined) ?? []), ...o.overlays], overlaysDir);
+  // Paths in the config file are relative to its folder, as its other paths are; --overlay's to the working directory.
+  const overlays = resolveOverlays([
+    ...((fromFile as string[] | undefined) ?? []).map((spec, i) => ({ spec, from: fileLayer!.baseDir!, where: fileLayer!.locator.locate(['overlays', i]) })),
+    ...o.overlays.map((spec) => ({ spec, from: process.cwd() })),
+  ], overlaysDir);
   const sets = o.sets.length ? setLayer(o.sets) : undefined;
   // Overlays are chosen before any layer is merged: elsewhere `overlays` would be silently ignored.
   if (sets && Object.hasOwn(sets.data, 'overlays')) throw new InputError('--set overlays=…: overlays are chosen in the config file (`overlays:`) or with --overlay NAME');

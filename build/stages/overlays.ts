@@ -36,10 +36,22 @@ export interface Overlay {
   stage: StageDef;
 }
 
-/** A bare name is looked up in the shipped overlays/; anything with a slash is a directory. */
-export function overlayDir(nameOrDir: string, shippedDir: string): string {
-  if (nameOrDir.includes('/') || nameOrDir.startsWith('.')) return resolve(nameOrDir);
+/**
+ * A bare name is looked up in the shipped overlays/; anything with a slash is a directory,
+ * relative to `from`: the folder of the file that names it (the config file, or the overlay
+ * that requires it), or the working directory for --overlay.
+ */
+export function overlayDir(nameOrDir: string, shippedDir: string, from: string = process.cwd()): string {
+  if (nameOrDir.includes('/') || nameOrDir.startsWith('.')) return resolve(from, nameOrDir);
   return join(shippedDir, nameOrDir);
+}
+
+/** An overlay as named: its name or path, and the folder a path is relative to. */
+export interface OverlayRequest {
+  spec: string;
+  from: string;
+  /** Where it is named (`config.yaml:3:12`), for errors. */
+  where?: string;
 }
 
 export function listShipped(shippedDir: string): string[] {
@@ -49,8 +61,8 @@ export function listShipped(shippedDir: string): string[] {
     .sort();
 }
 
-export function loadOverlay(nameOrDir: string, shippedDir: string): Overlay {
-  const dir = overlayDir(nameOrDir, shippedDir);
+export function loadOverlay(nameOrDir: string, shippedDir: string, from?: string): Overlay {
+  const dir = overlayDir(nameOrDir, shippedDir, from);
   const name = basename(dir);
   const who = `overlay \`${name}\``;
   if (!existsSync(dir) || !lstatSync(dir).isDirectory()) {
@@ -125,23 +137,31 @@ export function loadOverlay(nameOrDir: string, shippedDir: string): Overlay {
   return { name, dir, description: meta.description, requires: meta.requires, owns: meta.owns, layer, stage };
 }
 
-/** Load overlays and what they require, requirements first, each once. */
-export function resolveOverlays(requested: readonly string[], shippedDir: string): Overlay[] {
+/**
+ * Load overlays and what they require, requirements first, each once. A plain string is
+ * relative to the working directory; an overlay's `requires` to its own folder.
+ */
+export function resolveOverlays(requested: ReadonlyArray<string | OverlayRequest>, shippedDir: string): Overlay[] {
   const out: Overlay[] = [];
   const visiting: string[] = [];
-  const visit = (nameOrDir: string) => {
-    const dir = overlayDir(nameOrDir, shippedDir);
+  const visit = ({ spec, from, where }: OverlayRequest) => {
+    const dir = overlayDir(spec, shippedDir, from);
     if (out.some((o) => o.dir === dir)) return;
     if (visiting.includes(dir)) {
       throw new InputError(`overlay \`${basename(dir)}\`: requires itself through ${visiting.map((d) => basename(d)).join(' → ')}`);
     }
     visiting.push(dir);
-    const overlay = loadOverlay(nameOrDir, shippedDir);
-    for (const req of overlay.requires) visit(req);
+    let overlay: Overlay;
+    try {
+      overlay = loadOverlay(spec, shippedDir, from);
+    } catch (err) {
+      throw err instanceof InputError && where ? new InputError(`${where}: ${err.message}`) : err;
+    }
+    for (const req of overlay.requires) visit({ spec: req, from: overlay.dir });
     visiting.pop();
     out.push(overlay);
   };
-  for (const r of requested) visit(r);
+  for (const r of requested) visit(typeof r === 'string' ? { spec: r, from: process.cwd() } : r);
   return out;
 }
 

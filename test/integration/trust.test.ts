@@ -3,7 +3,7 @@
 // secret either.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runPihub } from '../helpers/build.ts';
 import { scratch } from '../helpers/tmp.ts';
@@ -49,4 +49,19 @@ test('a numeric secret is not shown', async () => {
     /^pihub: --set users\.0\.password=<hidden>: `users\[0\]\.password`: must be text \(got a number, not shown: a secret\)$/, ['86753090']);
   await refused(['--set', 'users.0.name=alice', '--set', 'users.0.password_hash=86753090'],
     /`users\[0\]\.password_hash`: must be text \(got a number, not shown: a secret\)$/, ['86753090']);
+});
+
+test('an overlay path in the config is relative to the config file\'s folder, wherever pihub runs', async () => {
+  const dir = scratch('pihub-trust-');
+  mkdirSync(join(dir, 'project/mine'), { recursive: true });
+  mkdirSync(join(dir, 'elsewhere/mine'), { recursive: true });
+  writeFileSync(join(dir, 'project/config.yaml'), 'overlays: [./mine]\n');
+  writeFileSync(join(dir, 'project/mine/overlay.yaml'), 'description: the one beside the config\nconfig:\n  hub:\n    port: 8111\n');
+  writeFileSync(join(dir, 'elsewhere/mine/overlay.yaml'), 'description: the one in the working directory\n');
+  const r = await runPihub(['build', '--dry-run', '--config', join(dir, 'project/config.yaml'), '--out', join(dir, 'deploy'), '--work-dir', join(dir, 'work'), '--cache-dir', join(dir, 'cache')], { cwd: join(dir, 'elsewhere') });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^overlay mine: the one beside the config; sets hub\.port = 8111$/m);
+  assert.match(r.stdout, /^hub: port 8111,/m);
+  writeFileSync(join(dir, 'project/config.yaml'), 'hub:\n  port: 8000\noverlays:\n  - ./missing\n');
+  await refused(['--config', join(dir, 'project/config.yaml')], /^pihub: \S*config\.yaml:4:5: overlay `missing`: no such overlay folder \S*project\/missing; shipped overlays: .* \(or give a path to your own\)$/, []);
 });

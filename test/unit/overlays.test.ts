@@ -57,6 +57,30 @@ test('overlays listed in the config come before those on the command line; requi
   assert.equal(p.config.hub.admin_group, 'sudo');
 });
 
+test('an overlay path in the config is relative to the config file\'s folder, one in `requires` to the overlay\'s, one given with --overlay to the working directory', () => {
+  const dir = tmpTree('pihub-overlay-paths-', {
+    'project/config.yaml': 'overlays: [./mine, port-8000]\n',
+    'project/mine/overlay.yaml': 'description: mine\nrequires: [../shared/base]\nconfig:\n  hub:\n    admin_group: mine\n',
+    'project/shared/base/overlay.yaml': 'description: base\nconfig:\n  hub:\n    users_group: base\n',
+    'elsewhere/mine/overlay.yaml': 'description: the wrong one\nconfig:\n  hub:\n    admin_group: wrong\n',
+    'cli/overlay.yaml': 'description: from the command line\nconfig:\n  hub:\n    port: 8100\n',
+  });
+  const cwd = process.cwd();
+  process.chdir(join(dir, 'elsewhere'));
+  try {
+    const p = prepare(opts({ configPath: join(dir, 'project/config.yaml'), overlays: ['../cli'] }));
+    assert.deepEqual(p.overlays.map((o) => o.dir), [join(dir, 'project/shared/base'), join(dir, 'project/mine'), join(SHIPPED, 'port-8000'), join(dir, 'cli')]);
+    assert.equal(p.config.hub.admin_group, 'mine');
+    assert.equal(p.config.hub.users_group, 'base');
+    assert.equal(p.config.hub.port, 8100);
+    // A missing one is named where it was looked for.
+    writeFileSync(join(dir, 'project/config.yaml'), 'overlays: [./missing]\n');
+    assert.throws(() => prepare(opts({ configPath: join(dir, 'project/config.yaml') })), (e: Error) => e instanceof InputError && /^\S*config\.yaml:1:12: overlay `missing`: no such overlay folder \S*project\/missing;/.test(e.message));
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
 test('`overlays` is chosen in the config file or with --overlay: with --set or inside an overlay it is an error, not ignored', () => {
   assert.throws(() => prepare(opts({ sets: ['overlays=[https]'] })), (e: Error) => e instanceof InputError && /^--set overlays=…: overlays are chosen in the config file/.test(e.message));
   const nested = overlay({ 'overlay.yaml': 'description: nested\nconfig:\n  overlays: [port-8000]\n' });
