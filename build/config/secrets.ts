@@ -5,6 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { InputError } from '../errors.ts';
 import { formatPath, type PathKey } from './format.ts';
 import { declarationAt } from './settings.ts';
+import { credentialsOf, userinfoOf } from './urls.ts';
 
 /** Does a config path (`['users', 0, 'password']` or `users.0.password`) hold a secret? */
 export function isSecretPath(path: readonly PathKey[] | string): boolean {
@@ -76,8 +77,13 @@ export function secretValues(config: unknown): string[] {
     if (typeof v === 'string') {
       const node = declarationAt(path);
       if (node?.secret) out.add(v);
-      const userinfo = node?.url ? /^[a-z]+:\/\/([^@/]+)@/.exec(v) : null;
-      if (userinfo) out.add(userinfo[1]!);
+      const userinfo = node?.url ? userinfoOf(v) : undefined;
+      if (userinfo) {
+        // As written, and the password alone as programs would use it (decoded).
+        out.add(userinfo);
+        const password = credentialsOf(v)?.password;
+        if (password) out.add(password);
+      }
     } else if (Array.isArray(v)) {
       v.forEach((x, i) => walk(x, [...path, i]));
     } else if (v !== null && typeof v === 'object') {

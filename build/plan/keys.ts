@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
 import type { BuildConfig } from '../config/schema.ts';
 import { configValue, declarationAt } from '../config/settings.ts';
+import { credentialsOf, withoutCredentials, type Credentials } from '../config/urls.ts';
 
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -71,41 +72,94 @@ export function stageKey(input: StageKeyInput): string {
   return sha256(canonicalJson({ v: 1, ...input })).slice(0, 32);
 }
 
-/** GET a small text file, directly or through an HTTP proxy. */
-export function fetchText(url: string, proxy: string | null, timeoutMs = 15_000): Promise<string> {
+/** How far the archive's Release file is followed and read: a broken or hostile server cannot keep a build busy. */
+export interface FetchLimits {
+  redirects: number;
+  maxBytes: number;
+  /** For the whole fetch, redirects included. */
+  timeoutMs: number;
+}
+
+export const FETCH_LIMITS: FetchLimits = { redirects: 5, maxBytes: 8 * 1024 * 1024, timeoutMs: 60_000 };
+
+const basicAuth = (c: Credentials) => `Basic ${Buffer.from(`${c.user}:${c.password}`).toString('base64')}`;
+
+type Answer = { redirect: string } | { text: string };
+
+/** One GET; credentials in the URL (or the proxy's) go in headers; the deadline and size cap end it early. */
+function getOnce(url: string, proxy: string | null, maxBytes: number, deadline: number, timeoutMs: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const target = new URL(url);
+    const target = new URL(withoutCredentials(url));
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      reject(new Error(`redirected to ${target.protocol.slice(0, -1)}, not HTTP or HTTPS`));
+      return;
+    }
     const viaProxy = proxy !== null && target.protocol === 'http:';
-    const p = viaProxy ? new URL(proxy) : target;
-    const req = (p.protocol === 'https:' ? httpsRequest : request)(
-      {
-        host: p.hostname,
-        port: p.port || (p.protocol === 'https:' ? 443 : 80),
-        path: viaProxy ? url : `${target.pathname}${target.search}`,
-        headers: { host: target.host, 'user-agent': 'pihub' },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        if ((res.statusCode ?? 0) >= 300 && (res.statusCode ?? 0) < 400 && res.headers.location) {
-          res.resume();
-          fetchText(new URL(res.headers.location, url).toString(), proxy, timeoutMs).then(resolve, reject);
-          return;
-        }
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`HTTP ${res.statusCode}`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
+    const p = viaProxy ? new URL(withoutCredentials(proxy)) : target;
+    const headers: Record<string, string> = { host: target.host, 'user-agent': 'pihub' };
+    const auth = credentialsOf(url);
+    if (auth) headers.authorization = basicAuth(auth);
+    const proxyAuth = viaProxy ? credentialsOf(proxy) : undefined;
+    if (proxyAuth) headers['proxy-authorization'] = basicAuth(proxyAuth);
+    const req = (p.protocol === 'https:' ? httpsRequest : request)({
+      host: p.hostname,
+      port: p.port || (p.protocol === 'https:' ? 443 : 80),
+      path: viaProxy ? target.toString() : `${target.pathname}${target.search}`,
+      headers,
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no complete answer within ${timeoutMs / 1000} s`)), Math.max(0, deadline - Date.now()));
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    req.on('error', fail);
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        clearTimeout(timer);
+        // A relative location keeps the URL's credentials; another server never gets them.
+        resolve({ redirect: new URL(res.headers.location, url).toString() });
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        fail(new Error(`HTTP ${status}`));
+        return;
+      }
+      const tooLarge = () => new Error(`its answer is larger than ${maxBytes / 1024 / 1024} MiB, far more than a Release file`);
+      if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
+        req.destroy(tooLarge());
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) req.destroy(tooLarge());
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', fail);
+    });
     req.end();
   });
+}
+
+/** GET a small text file, directly or through an HTTP proxy, within `limits`. */
+export async function fetchText(url: string, proxy: string | null, limits: Partial<FetchLimits> = {}): Promise<string> {
+  const { redirects, maxBytes, timeoutMs } = { ...FETCH_LIMITS, ...limits };
+  const deadline = Date.now() + timeoutMs;
+  let current = url;
+  for (let followed = 0; ; followed++) {
+    const answer = await getOnce(current, proxy, maxBytes, deadline, timeoutMs);
+    if ('text' in answer) return answer.text;
+    if (followed === redirects) throw new Error(`redirected more than ${redirects} times (last to ${withoutCredentials(answer.redirect)})`);
+    current = answer.redirect;
+  }
 }
 
 /**
@@ -147,11 +201,11 @@ export async function releaseDate(mirror: string, suite: string, proxy: string |
     });
   } catch (err) {
     throw new UserError(
-      `cannot reach ${what}: ${url}: ${(err as Error).message}; check the network, ${setting} or \`apt_proxy\``,
+      `cannot reach ${what}: ${withoutCredentials(url)}: ${(err as Error).message}; check the network, ${setting} or \`apt_proxy\``,
     );
   }
   const m = /^Date: (.+)$/m.exec(text);
-  if (!m) throw new UserError(`${url} has no Date: field; is ${setting} a Debian archive?`);
+  if (!m) throw new UserError(`${withoutCredentials(url)} has no Date: field; is ${setting} a Debian archive?`);
   return m[1]!.trim();
 }
 
