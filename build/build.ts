@@ -43,7 +43,7 @@ export interface BuildOptions {
 /** What the build works with: this machine and real commands, unless told otherwise. */
 export interface BuildDeps {
   machine?: Machine;
-  runner?: (log: LogSink, signal: AbortSignal) => Runner;
+  runner?: (log: LogSink, signal: AbortSignal, redactor: Redactor) => Runner;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -152,7 +152,7 @@ async function run(
   o: { notes: string[]; redactor: Redactor; holder: LockHolder; cache: Cache; started: number },
 ): Promise<BuildSummary> {
   const logPath = join(plan.paths.deploy, `${plan.config.name}.log`);
-  const log = new BuildLog(logPath, (t) => o.redactor.redact(t));
+  const log = new BuildLog(logPath, o.redactor);
   const owner = invokingUser(opts.env);
   mkdirSync(plan.paths.work, { recursive: true });
   o.cache.ensure();
@@ -164,7 +164,8 @@ async function run(
   let outcome;
   try {
     outcome = await execute(plan, {
-      runner: (deps.runner ?? createRunner)(log, opts.signal),
+      runner: (deps.runner ?? createRunner)(log, opts.signal, o.redactor),
+      redact: (text) => o.redactor.redact(text),
       log,
       renderer: chooseRenderer({ quiet: opts.quiet, isTTY: opts.isTTY, env: opts.env }),
       signal: opts.signal,

@@ -1,5 +1,7 @@
 // The only module that starts processes. Commands are [program, args] arrays, never shell strings.
+import { StringDecoder } from 'node:string_decoder';
 import { execa, execaSync } from 'execa';
+import { Redactor } from './config/secrets.ts';
 import { UserError, InterruptedError } from './errors.ts';
 
 export type Command = readonly [program: string, args: readonly string[]];
@@ -71,18 +73,21 @@ export class CommandError extends UserError {
 
 const TAIL_LINES = 25;
 
-/** A runner backed by execa; every line of output goes to the log. */
-export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
+/**
+ * A runner backed by execa; every line of output goes to the log. Whatever it shows (the log,
+ * progress lines, the tail in errors) has the redactor's secrets hidden, found across reads.
+ */
+export function createRunner(log: LogSink, signal?: AbortSignal, redactor: Redactor = new Redactor()): Runner {
   return {
     async run(command, options = {}) {
       const [program, args] = command;
       if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'signal'));
-      log.write(`$ ${formatCommand(command)}\n`);
+      log.write(`$ ${redactor.redact(formatCommand(command))}\n`);
       const tail: string[] = [];
       const stdoutChunks: string[] = [];
-      const onText = (text: string, keep: boolean, secret = false) => {
-        if (keep) stdoutChunks.push(text);
-        if (secret) return;
+      /** Redacted text, whole lines. */
+      const show = (text: string) => {
+        if (text === '') return;
         log.write(text);
         for (const line of text.split('\n')) {
           if (line.trim() === '') continue;
@@ -90,6 +95,33 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
           if (tail.length > TAIL_LINES) tail.shift();
           options.onLine?.(line);
         }
+      };
+      // A character split between two reads is decoded whole, so a secret is never cut into mojibake.
+      const reader = () => ({ decoder: new StringDecoder('utf8'), redacting: redactor.stream() });
+      const out = reader();
+      const err = reader();
+      const keep = options.capture === true || options.secretOutput === true;
+      const onStdout = (d: Buffer) => {
+        const text = out.decoder.write(d);
+        if (keep) stdoutChunks.push(text);
+        if (!options.secretOutput) show(out.redacting.push(text));
+      };
+      const onStderr = (d: Buffer) => show(err.redacting.push(err.decoder.write(d)));
+      // At the end: a last line without a line break is shown too.
+      const showRest = (r: ReturnType<typeof reader>, text: string) => {
+        const rest = r.redacting.push(text) + r.redacting.end();
+        show(rest === '' || rest.endsWith('\n') ? rest : `${rest}\n`);
+      };
+      const flush = () => {
+        const last = out.decoder.end();
+        if (keep) stdoutChunks.push(last);
+        if (!options.secretOutput) showRest(out, last);
+        showRest(err, err.decoder.end());
+      };
+      const failure = (exitCode: number, cause?: string) => {
+        const e = new CommandError(command, exitCode, tail, options.step, cause);
+        e.message = redactor.redact(e.message);
+        return e;
       };
       const child = execa(program, [...args], {
         cwd: options.cwd,
@@ -104,21 +136,21 @@ export function createRunner(log: LogSink, signal?: AbortSignal): Runner {
         cancelSignal: signal,
         forceKillAfterDelay: 10_000,
       });
-      child.stdout?.on('data', (d: Buffer) => onText(d.toString(), options.capture === true || options.secretOutput === true, options.secretOutput));
-      child.stderr?.on('data', (d: Buffer) => onText(d.toString(), false));
+      child.stdout?.on('data', onStdout);
+      child.stderr?.on('data', onStderr);
       const result = await child;
+      flush();
       if (result.isCanceled || signal?.aborted) {
         throw new InterruptedError(String(signal?.reason ?? 'signal'));
       }
       const exitCode = result.exitCode ?? -1;
       const ok = options.okCodes ?? [0];
       if (result.failed && result.exitCode === undefined) {
-        const cause = (result as { code?: string }).code === 'ENOENT'
+        throw failure(exitCode, (result as { code?: string }).code === 'ENOENT'
           ? `could not start: \`${program}\` is not installed or not on PATH`
-          : `could not run: ${result.shortMessage}`;
-        throw new CommandError(command, exitCode, tail, options.step, cause);
+          : `could not run: ${result.shortMessage}`);
       }
-      if (!ok.includes(exitCode)) throw new CommandError(command, exitCode, tail, options.step);
+      if (!ok.includes(exitCode)) throw failure(exitCode);
       return { exitCode, stdout: stdoutChunks.join('') };
     },
   };

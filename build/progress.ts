@@ -1,6 +1,7 @@
 // Progress display and the build log.
 import { createWriteStream, fchmodSync, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { Redactor, type RedactingStream } from './config/secrets.ts';
 import type { LogSink } from './exec.ts';
 
 export type RendererName = 'default' | 'simple' | 'silent';
@@ -16,12 +17,11 @@ export function chooseRenderer(o: { quiet: boolean; isTTY: boolean; env: NodeJS.
 /** The full build log: every command and all of its output, with timestamps on pihub's own lines. */
 export class BuildLog implements LogSink {
   private stream: WriteStream | undefined;
+  /** Hides secrets in everything written (a script might print one), also one written in pieces. */
+  private readonly redacting: RedactingStream;
 
-  constructor(
-    readonly path: string | undefined,
-    /** Hides secrets in everything written (a script might print one). */
-    private readonly redact: (text: string) => string = (t) => t,
-  ) {
+  constructor(readonly path: string | undefined, redactor: Redactor = new Redactor()) {
+    this.redacting = redactor.stream();
     if (path) {
       mkdirSync(dirname(path), { recursive: true });
       // It may show more of the build than a published file should: private until the build ends.
@@ -32,7 +32,8 @@ export class BuildLog implements LogSink {
   }
 
   write(text: string): void {
-    this.stream?.write(this.redact(text));
+    const safe = this.redacting.push(text);
+    if (safe !== '') this.stream?.write(safe);
   }
 
   note(line: string): void {
@@ -42,7 +43,7 @@ export class BuildLog implements LogSink {
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.stream) return resolve();
-      this.stream.end(resolve);
+      this.stream.end(this.redacting.end(), resolve);
     });
   }
 }

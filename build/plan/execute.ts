@@ -79,6 +79,8 @@ export interface ExecuteEnv {
   owner?: Owner;
   /** When the SBOM says it was made (SOURCE_DATE_EPOCH or now). */
   sbomCreated: string;
+  /** Hides secrets in what the progress display shows (output lines, errors). */
+  redact?: (text: string) => string;
 }
 
 export interface Outcome {
@@ -89,6 +91,16 @@ export interface Outcome {
 export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
   const { log, cache } = env;
   const live = env.renderer === 'default';
+  const redact = env.redact ?? ((t: string) => t);
+  /** The task's error as the progress display shows it: secrets hidden. */
+  const shown = (fn: NonNullable<ListrTask['task']>): NonNullable<ListrTask['task']> => async (ctx, task) => {
+    try {
+      return await fn(ctx, task);
+    } catch (err) {
+      if (err instanceof Error) err.message = redact(err.message);
+      throw err;
+    }
+  };
   const ranStages: string[] = [];
   const cleanups: Array<() => void | Promise<void>> = [];
   let outputs: string[] = [];
@@ -105,8 +117,8 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
   const stageTask = (s: PlannedStage): ListrTask => ({
     title: `stage ${s.def.id}: ${s.def.description}`,
     skip: () => (s.start === 'skip' ? (plan.image.reuse ? 'cached (image reused)' : 'cached') : false),
-    task: async (_ctx, task) => {
-      const onLine = live ? (line: string) => { task.output = line; } : undefined;
+    task: shown(async (_ctx, task) => {
+      const onLine = live ? (line: string) => { task.output = redact(line); } : undefined;
       if (s.start === 'work-tree') {
         task.title = `stage ${s.def.id}: in the work tree already`;
         return;
@@ -124,13 +136,13 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
         log.note(`stage ${s.def.id}: ${title}`);
       });
       task.title = `stage ${s.def.id}: ${s.def.description}`;
-    },
+    }),
   });
 
   const { paths, image } = plan;
   const exportTask: ListrTask = {
     title: 'export the image',
-    task: async (_ctx, task) => {
+    task: shown(async (_ctx, task) => {
       const privateFiles = new Set([image.names.compressed]);
       if (image.reuse) {
         task.title = 'export: image unchanged, reused from cache';
@@ -150,7 +162,7 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
         paths: { rootfs: paths.rootfs, dir: paths.export },
         seed: image.key!,
         date: plan.date,
-        onLine: live ? (line) => { task.output = line; } : undefined,
+        onLine: live ? (line) => { task.output = redact(line); } : undefined,
         onCleanup: (fn) => cleanups.push(fn),
         progress: (t) => {
           task.title = `export: ${t}`;
@@ -174,7 +186,7 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
       outputs = placeInDeploy(cache.imageDir(image.key!), result.files, paths.deploy, privateFiles, env.owner);
       rmSync(paths.export, { recursive: true, force: true });
       task.title = `export: ${result.names.compressed}`;
-    },
+    }),
   };
 
   const tasks = new Listr([...plan.stages.map(stageTask), exportTask], {

@@ -2,11 +2,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfigText, resolveConfig, setLayer, loadConfigFile } from '../../build/config/load.ts';
 import { isSecretPath, Redactor, secretValues, withSecretsHidden } from '../../build/config/secrets.ts';
 import { keyValues, secretDigest } from '../../build/plan/keys.ts';
-import { createRunner } from '../../build/exec.ts';
+import { CommandError, createRunner, type Runner } from '../../build/exec.ts';
+import { BuildLog } from '../../build/progress.ts';
+import { build } from '../../build/build.ts';
+import { fakeDeps } from '../helpers/fakes.ts';
+import { buildOptions, fakeMirror } from '../helpers/options.ts';
 import { InputError } from '../../build/errors.ts';
 import { secretsOnCommandLine } from '../../build/build.ts';
 import { invokingUser } from '../../build/deploy/deploy.ts';
@@ -153,4 +158,93 @@ test('a secret of another type than text is not shown either (a numeric password
   const owned = withSecretsHidden({ country: 'GB', ssid: 'Home', psk: 12345678901 }, ['wifi']);
   assert.deepEqual(owned, { country: 'GB', ssid: 'Home', psk: '<hidden>' });
   assert.deepEqual(withSecretsHidden([{ name: 'alice', password: 86753090 }], ['users']), [{ name: 'alice', password: '<hidden>' }]);
+});
+
+/** Every way to cut `text` into two pieces, and into three around the secret's middle. */
+function cuts(text: string, secret: string): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i <= text.length; i++) out.push([text.slice(0, i), text.slice(i)]);
+  const at = text.indexOf(secret);
+  for (let i = at; i <= at + secret.length; i++) {
+    for (let j = i; j <= at + secret.length; j++) out.push([text.slice(0, i), text.slice(i, j), text.slice(j)]);
+  }
+  return out;
+}
+
+test('redaction finds a secret split between two reads of a stream, at every offset, and in an overlong line', () => {
+  const r = new Redactor([PASSWORD, PSK]);
+  const text = `line one\nE: Failed to fetch http://x/ ${PASSWORD} and ${PSK}\nlast line without a break ${PASSWORD}`;
+  const whole = r.redact(text);
+  assert.ok(!whole.includes(PASSWORD) && !whole.includes(PSK));
+  for (const secret of [PASSWORD, PSK]) {
+    for (const pieces of cuts(text, secret)) {
+      const s = r.stream();
+      const out = pieces.map((p) => s.push(p)).join('') + s.end();
+      assert.equal(out, whole, `pieces ${JSON.stringify(pieces)}`);
+    }
+  }
+  // A line without end is let out in parts, each safe.
+  const long = `${'x'.repeat(100)}${PASSWORD}${'y'.repeat(100)}`;
+  for (const pieces of cuts(long, PASSWORD)) {
+    const s = r.stream(40);
+    const out = pieces.map((p) => s.push(p)).join('') + s.end();
+    assert.equal(out, r.redact(long), `pieces ${JSON.stringify(pieces)}`);
+  }
+});
+
+test('a command\'s output reaches the log, the progress lines and the error\'s tail with secrets hidden, even when split between reads', async () => {
+  const r = new Redactor([PASSWORD, 'pässwörd-zwei']);
+  // printf formats: the second splits a character (ä) between the two writes.
+  for (const [a, b] of [[PASSWORD.slice(0, 5), PASSWORD.slice(5)], ['p\\303', '\\244sswörd-zwei']]) {
+    const log: string[] = [];
+    const lines: string[] = [];
+    const runner = createRunner({ write: (t) => log.push(t) }, undefined, r);
+    // Two writes with a pause between: the runner reads them separately.
+    const script = `printf 'out: ${a}'; sleep 0.3; printf -- '${b} end\\n'; printf 'err: ${a}' >&2; sleep 0.3; printf -- '${b}' >&2; exit 3`;
+    await assert.rejects(runner.run(['sh', ['-c', script]], { step: 's', onLine: (l) => lines.push(l) }), (err: Error) => {
+      assert.ok(err instanceof CommandError);
+      assert.match(err.message, /\| out: <hidden> end\n {2}\| err: <hidden>$/);
+      return true;
+    });
+    const logged = log.join('');
+    assert.match(logged, /^out: <hidden> end$/m);
+    assert.match(logged, /^err: <hidden>$/m);
+    assert.deepEqual(lines, ['out: <hidden> end', 'err: <hidden>']);
+  }
+});
+
+test('the build log hides a secret written in pieces', async () => {
+  const dir = tmpTree('pihub-log-', {});
+  const log = new BuildLog(join(dir, 'x.log'), new Redactor([PASSWORD]));
+  for (const c of `a ${PASSWORD} b\nc ${PASSWORD}`) log.write(c);
+  await log.close();
+  assert.equal(readFileSync(join(dir, 'x.log'), 'utf8'), 'a <hidden> b\nc <hidden>');
+});
+
+test('the live progress line and the error it shows hide secrets too', async () => {
+  const secret = 'proxy-password-9';
+  const written: string[] = [];
+  const runner: Runner = {
+    run: (_command, options = {}) => {
+      // As a runner that did not hide it would pass it on.
+      options.onLine?.(`Get:1 http://deb.debian.org via ${secret}`);
+      return Promise.reject(new Error(`step failed: ${secret}`));
+    },
+  };
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  const capture = (chunk: string | Uint8Array) => { written.push(String(chunk)); return true; };
+  process.stdout.write = capture as typeof process.stdout.write;
+  process.stderr.write = capture as typeof process.stderr.write;
+  let message = '';
+  try {
+    await build(buildOptions({ sets: [`base.mirror=${fakeMirror()}`, `apt_proxy=http://proxy-user:${secret}@10.0.0.1:3142`], quiet: false, isTTY: true }), fakeDeps(runner)).catch((e: Error) => { message = e.message; });
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+  assert.match(message, /step failed: <hidden>/);
+  const shown = written.join('');
+  assert.match(shown, /via <hidden>/, 'the progress line was shown');
+  assert.ok(!shown.includes(secret), shown);
 });
