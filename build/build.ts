@@ -79,8 +79,11 @@ export async function build(opts: BuildOptions, deps: BuildDeps = {}): Promise<B
     if ('plan' in result) result.plan = result.plan.map((l) => redactor.redact(l));
     return result;
   } catch (err) {
-    // An error may quote a command or its output.
-    if (err instanceof Error) err.message = redactor.redact(err.message);
+    // An error may quote a command or its output (and an internal error is printed with its stack).
+    if (err instanceof Error) {
+      err.message = redactor.redact(err.message);
+      if (err.stack) err.stack = redactor.redact(err.stack);
+    }
     throw err;
   }
 }

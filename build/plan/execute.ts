@@ -97,7 +97,10 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
     try {
       return await fn(ctx, task);
     } catch (err) {
-      if (err instanceof Error) err.message = redact(err.message);
+      if (err instanceof Error) {
+        err.message = redact(err.message);
+        if (err.stack) err.stack = redact(err.stack);
+      }
       throw err;
     }
   };

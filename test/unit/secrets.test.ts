@@ -237,13 +237,18 @@ test('the live progress line and the error it shows hide secrets too', async () 
   process.stdout.write = capture as typeof process.stdout.write;
   process.stderr.write = capture as typeof process.stderr.write;
   let message = '';
+  let stack = '';
   try {
-    await build(buildOptions({ sets: [`base.mirror=${fakeMirror()}`, `apt_proxy=http://proxy-user:${secret}@10.0.0.1:3142`], quiet: false, isTTY: true }), fakeDeps(runner)).catch((e: Error) => { message = e.message; });
+    await build(buildOptions({ sets: [`base.mirror=${fakeMirror()}`, `apt_proxy=http://proxy-user:${secret}@10.0.0.1:3142`], quiet: false, isTTY: true }), fakeDeps(runner)).catch((e: Error) => {
+      message = e.message;
+      stack = e.stack ?? '';
+    });
   } finally {
     process.stdout.write = out;
     process.stderr.write = err;
   }
   assert.match(message, /step failed: <hidden>/);
+  assert.ok(stack.includes('step failed: <hidden>') && !stack.includes(secret), 'an internal error is printed with its stack');
   const shown = written.join('');
   assert.match(shown, /via <hidden>/, 'the progress line was shown');
   assert.ok(!shown.includes(secret), shown);
