@@ -39,7 +39,7 @@ export function settingsTable(readBy: ReadonlyMap<string, readonly string[]>): s
     const notes: string[] = [];
     const secrets = secretsUnder(key);
     if (secrets.length) notes.push(`secret${secrets.length > 1 ? 's' : ''}: ${secrets.map((s) => `\`${s}\``).join(', ')} (see *Secrets*)`);
-    if (node.file) notes.push('a path on the build machine: its content is what counts');
+    if (node.file) notes.push('a path on the build machine (relative to the config file), whose content is what counts');
     const readers = new Set<string>(node.engine ? [`pihub: ${node.engine}`] : []);
     for (const [k, who] of readBy) if (k === key || k.startsWith(`${key}.`) || key.startsWith(`${k}.`)) for (const w of who) readers.add(w);
     const meaning = [node.doc, ...notes].join('; ');

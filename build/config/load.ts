@@ -159,7 +159,8 @@ export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.Proces
   let merged: unknown = structuredClone(DEFAULTS);
   for (const layer of layers) {
     const where = (path: readonly PathKey[]) => layer.locator.locate(path) ?? layer.label;
-    merged = deepMerge(merged, resolveSecretRefs(layer.data, where, layer.baseDir ?? process.cwd(), env));
+    const baseDir = layer.baseDir ?? process.cwd();
+    merged = deepMerge(merged, filePathsFrom(resolveSecretRefs(layer.data, where, baseDir, env), baseDir));
   }
   const result = ConfigSchema.safeParse(merged);
   if (result.success) return resolveFileSettings(result.data);
@@ -171,6 +172,17 @@ export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.Proces
     isSecret: isSecretPath,
   });
   throw new InputError(lines.join('\n'));
+}
+
+/** A layer's paths of settings declared `file`, made absolute from its folder (the config file's, an overlay's; the working directory for --set). */
+function filePathsFrom(data: Record<string, unknown>, baseDir: string): Record<string, unknown> {
+  const walk = (v: unknown, path: PathKey[]): unknown => {
+    if (typeof v === 'string' && declarationAt(path)?.file) return resolve(baseDir, v);
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, [...path, /^\d+$/.test(k) ? Number(k) : k])]));
+    return v;
+  };
+  return walk(data, []) as Record<string, unknown>;
 }
 
 /** Settings declared `file`: each given path must exist on the build machine; kept absolute. */

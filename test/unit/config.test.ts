@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, knownKeysAt } from '../../build/config/load.ts';
 import { ConfigSchema, DEFAULTS } from '../../build/config/schema.ts';
@@ -205,4 +205,26 @@ test('__proto__, constructor and prototype keys are refused, never merged', () =
   writeFileSync(join(stage, 'stage.yaml'), 'description: x\nfiles:\n  __proto__: { mode: "0600" }\n');
   assert.throws(() => loadStage(stage, '10-x'), /stage\.yaml:3:3: `__proto__` cannot be a key/);
   assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is untouched');
+});
+
+test('a file setting\'s relative path is relative to the config file\'s folder (to the working directory with --set)', () => {
+  const dir = scratch('pihub-config-files-');
+  for (const f of ['project/pi.crt', 'project/pi.key', 'cwd/other.key']) {
+    const path = join(dir, f);
+    mkdirSync(join(path, '..'), { recursive: true });
+    writeFileSync(path, 'x\n');
+  }
+  const file = join(dir, 'project/config.yaml');
+  writeFileSync(file, 'hub:\n  https:\n    mode: files\n    cert_file: pi.crt\n    key_file: ./pi.key\n');
+  const cwd = process.cwd();
+  process.chdir(join(dir, 'cwd'));
+  try {
+    const c = resolveConfig([loadConfigFile(file)]);
+    assert.equal(c.hub.https.cert_file, join(dir, 'project/pi.crt'));
+    assert.equal(c.hub.https.key_file, join(dir, 'project/pi.key'));
+    const viaSet = resolveConfig([loadConfigFile(file), setLayer(['hub.https.key_file=other.key'])]);
+    assert.equal(viaSet.hub.https.key_file, join(dir, 'cwd/other.key'));
+  } finally {
+    process.chdir(cwd);
+  }
 });
