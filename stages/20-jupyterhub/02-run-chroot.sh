@@ -8,7 +8,4 @@ if [ "$PIHUB_HUB_PROXY" = npm ]; then
   npm cache clean --force
   /usr/local/bin/configurable-http-proxy --version
 fi
-# The proxy's own unprivileged user (usr/lib/sysusers.d/pihub-proxy.conf).
-systemd-sysusers pihub-proxy.conf
-getent passwd jupyterhub-proxy >/dev/null
 systemctl enable jupyterhub.service
