@@ -1,7 +1,7 @@
 // `pihub build`: read the inputs, make the plan, print it (--dry-run) or run it.
 //   config → plan (stages, steps, keys, commands) → stages in the chroot → cache → image → deploy/
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
 import { isSecretPath, Redactor, secretValues } from './config/secrets.ts';
@@ -155,8 +155,8 @@ async function run(
   o: { notes: string[]; redactor: Redactor; holder: LockHolder; cache: Cache; started: number },
 ): Promise<BuildSummary> {
   const logPath = join(plan.paths.deploy, `${plan.config.name}.log`);
-  const log = new BuildLog(logPath, o.redactor);
   const owner = invokingUser(opts.env);
+  const log = new BuildLog(logPath, o.redactor, owner);
   mkdirSync(plan.paths.work, { recursive: true });
   o.cache.ensure();
   mkdirSync(plan.paths.debs, { recursive: true });
@@ -180,14 +180,12 @@ async function run(
   } finally {
     log.note(`finished after ${formatDuration(Date.now() - o.started)}`);
     await log.close();
-    if (owner) chownSync(logPath, owner.uid, owner.gid);
   }
   // Raspberry Pi Imager's repository for every image in deploy/ (Imager customises only those).
   // The image is complete without it: a failure here is a warning, and `pihub manifest` retries.
   const outputs = [...outcome.outputs];
   try {
-    const repository = await writeRepository(plan.paths.deploy, { baseUrl: opts.baseUrl });
-    if (owner) for (const f of [repository.file, repository.icon]) chownSync(f, owner.uid, owner.gid);
+    const repository = await writeRepository(plan.paths.deploy, { baseUrl: opts.baseUrl, owner });
     outputs.push(repository.file);
   } catch (err) {
     notes.push(`the Raspberry Pi Imager repository was not written (${(err as Error).message}); write it with \`pihub manifest --deploy ${plan.paths.deploy}\``);

@@ -1,9 +1,26 @@
 // Moving and placing files so that a final name only ever holds a complete file, also when the
 // work directory, the cache and deploy/ are on different file systems (rename() then fails with
 // EXDEV: a separate /home, a container's bind mount, --cache-dir on another disk).
+// pihub runs as root in folders others may write (deploy/ of the user who ran sudo): it never
+// opens, truncates, chmods or chowns an existing name there. A file is created new under a
+// temporary name (O_EXCL, O_NOFOLLOW), set up through its descriptor and renamed into place,
+// which replaces whatever was planted under the final name (a symlink, a hard link, a FIFO)
+// instead of going through it.
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, createReadStream, fsyncSync, linkSync, openSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync, constants, createReadStream, fchmodSync, fchownSync, fstatSync, fsyncSync, ftruncateSync, linkSync, lstatSync,
+  openSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync, type Stats,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { UserError } from './errors.ts';
+
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY } = constants;
+
+/** Who gets a file pihub writes for someone else (the user who ran sudo). */
+export interface FileOwner {
+  uid: number;
+  gid: number;
+}
 
 /** A temporary name beside `final`, on its file system. */
 export function partialName(final: string): string {
@@ -20,33 +37,234 @@ export function moveFile(src: string, dest: string): void {
   }
   const tmp = partialName(dest);
   try {
-    copyFileSync(src, tmp);
+    const mode = statSync(src).mode & 0o7777;
+    const fd = createTemporary(tmp, mode);
+    try {
+      copyInto(src, fd);
+      setUp(fd, mode);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, dest);
   } finally {
-    rmSync(tmp, { force: true });
+    unlinkLeftover(tmp);
   }
   rmSync(src, { force: true });
 }
 
+/** Remove a leftover temporary name: the name itself, never what a symlink there points at. */
+function unlinkLeftover(tmp: string): void {
+  try {
+    unlinkSync(tmp);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** A new, empty file at `tmp`: never an existing name, never through a symlink. */
+function createTemporary(tmp: string, mode: number): number {
+  unlinkLeftover(tmp);
+  return openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+}
+
+/** Mode (whatever the umask) and owner, through the descriptor: a name may be swapped meanwhile. */
+function setUp(fd: number, mode: number, owner?: FileOwner): void {
+  fchmodSync(fd, mode);
+  if (owner) fchownSync(fd, owner.uid, owner.gid);
+}
+
+/** rename(), with a clear sentence when the final name is a folder someone put there. */
+function renameInto(tmp: string, dest: string): void {
+  try {
+    renameSync(tmp, dest);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') {
+      throw new UserError(`${dest} is a folder, where pihub writes a file; remove it, or give pihub another folder (--out, --work-dir)`, 2);
+    }
+    throw err;
+  }
+}
+
 /**
- * Give `src` a second name `dest`: a hard link where possible (no copy of a large image), else a
- * copy; either way under a temporary name first, so `dest` appears complete or not at all.
+ * Write a complete file at `dest`: created new under a temporary name, given its mode and owner
+ * through its descriptor, made durable with `fsync`, then renamed over whatever `dest` was.
  */
-export function placeFile(src: string, dest: string, prepare?: (tmp: string) => void): void {
+export function writeFileSafely(dest: string, data: string | Uint8Array, o: { mode: number; owner?: FileOwner; fsync?: boolean }): void {
   const tmp = partialName(dest);
-  rmSync(tmp, { force: true });
+  const fd = createTemporary(tmp, o.mode);
   try {
     try {
-      linkSync(src, tmp);
-    } catch {
-      copyFileSync(src, tmp);
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let at = 0; at < buf.length;) at += writeSync(fd, buf, at, buf.length - at);
+      setUp(fd, o.mode, o.owner);
+      if (o.fsync) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    prepare?.(tmp);
-    renameSync(tmp, dest);
+    renameInto(tmp, dest);
+  } finally {
+    unlinkLeftover(tmp);
+  }
+}
+
+/**
+ * A file written as the build goes (the log), at `dest` from the start: created new, given its
+ * mode and owner through the descriptor and renamed into place. Returns the open descriptor.
+ */
+export function openNewFile(dest: string, o: { mode: number; owner?: FileOwner }): number {
+  const tmp = partialName(dest);
+  const fd = createTemporary(tmp, o.mode);
+  try {
+    setUp(fd, o.mode, o.owner);
+    renameInto(tmp, dest);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    unlinkLeftover(tmp);
+    throw err;
+  }
+}
+
+const COPY_CHUNK = 4 << 20;
+
+/** Copy `src` into the descriptor; blocks of zeros stay holes, as in a sparse raw image. */
+function copyInto(src: string, fd: number): void {
+  const from = openSync(src, O_RDONLY | O_NOFOLLOW);
+  try {
+    const size = fstatSync(from).size;
+    const buf = Buffer.alloc(COPY_CHUNK);
+    const zero = Buffer.alloc(COPY_CHUNK);
+    let at = 0;
+    for (let n; (n = readSync(from, buf, 0, COPY_CHUNK, at)) > 0; at += n) {
+      if (n === COPY_CHUNK && buf.equals(zero)) continue;
+      for (let done = 0; done < n;) done += writeSync(fd, buf, done, n - done, at + done);
+    }
+    ftruncateSync(fd, Math.max(at, size));
+  } finally {
+    closeSync(from);
+  }
+}
+
+/**
+ * Give `src` a second name `dest`: a hard link where possible (no copy of a large image), else a
+ * copy; either way under a temporary name first, so `dest` appears complete or not at all, and
+ * with its mode and owner set through a descriptor of that very file.
+ */
+export function placeFile(src: string, dest: string, o: { mode: number; owner?: FileOwner }): void {
+  const tmp = partialName(dest);
+  unlinkLeftover(tmp);
+  try {
+    let fd: number;
+    try {
+      linkSync(src, tmp);
+      fd = openSync(tmp, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      const [a, b] = [fstatSync(fd), statSync(src)];
+      if (a.ino !== b.ino || a.dev !== b.dev) {
+        closeSync(fd);
+        throw new UserError(`${tmp} was replaced while pihub was writing it; something else writes in ${dirname(dest)}`);
+      }
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      // Another file system (EXDEV), or one without hard links.
+      fd = createTemporary(tmp, o.mode);
+      try {
+        copyInto(src, fd);
+      } catch (e) {
+        closeSync(fd);
+        throw e;
+      }
+    }
+    try {
+      setUp(fd, o.mode, o.owner);
+    } finally {
+      closeSync(fd);
+    }
+    renameInto(tmp, dest);
   } finally {
     // rename() does nothing when both names are links to one file (a reused image already in
     // deploy/): then the temporary name is still there.
-    rmSync(tmp, { force: true });
+    unlinkLeftover(tmp);
+  }
+}
+
+/** Why a path cannot be read as a file, as the end of a sentence that names it: `is a folder, not a file`. */
+export class FileProblem extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'FileProblem';
+  }
+}
+
+export const MiB = 1024 ** 2;
+
+function whatIs(st: Stats): string {
+  if (st.isDirectory()) return 'is a folder, not a file';
+  if (st.isFIFO()) return 'is a FIFO (named pipe), not a file';
+  if (st.isCharacterDevice()) return 'is a device, not a file';
+  if (st.isBlockDevice()) return 'is a block device, not a file';
+  if (st.isSocket()) return 'is a socket, not a file';
+  if (st.isSymbolicLink()) return 'is a symbolic link, not a file';
+  return 'is not a regular file';
+}
+
+function openProblem(err: unknown): FileProblem {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new FileProblem('does not exist');
+  if (code === 'ENOTDIR') return new FileProblem('does not exist (a folder on its way is a file)');
+  if (code === 'EACCES' || code === 'EPERM') return new FileProblem('cannot be read (permission denied)');
+  if (code === 'ELOOP') return new FileProblem('is a symbolic link, not a file');
+  return new FileProblem(`cannot be read (${code ?? (err as Error).message})`);
+}
+
+/**
+ * Check that `path` is a regular file (not a folder, FIFO, device or socket; with `follow:
+ * false` not a symlink either) of at most `maxBytes`, without opening anything else: a FIFO
+ * would block the read (and with it every signal handler), a device could be endless.
+ * Throws a FileProblem. Returns its size.
+ */
+export function checkRegularFile(path: string, maxBytes = Infinity, o: { follow?: boolean } = {}): number {
+  let st: Stats;
+  try {
+    st = o.follow === false ? lstatSync(path) : statSync(path);
+  } catch (err) {
+    throw openProblem(err);
+  }
+  if (!st.isFile()) throw new FileProblem(whatIs(st));
+  if (st.size > maxBytes) throw new FileProblem(`is ${formatSize(st.size)}, more than the ${formatSize(maxBytes)} pihub reads from such a file`);
+  return st.size;
+}
+
+function formatSize(n: number): string {
+  return n >= MiB ? `${Math.round((n / MiB) * 10) / 10} MiB` : `${Math.ceil(n / 1024)} KiB`;
+}
+
+/** The content of a regular file of at most `maxBytes` (see checkRegularFile); throws a FileProblem. */
+export function readRegularFile(path: string, maxBytes: number, o: { follow?: boolean } = {}): Buffer {
+  checkRegularFile(path, maxBytes, o);
+  let fd: number;
+  try {
+    // Non-blocking and checked again through the descriptor: the name may have changed since.
+    fd = openSync(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | (o.follow === false ? O_NOFOLLOW : 0));
+  } catch (err) {
+    throw openProblem(err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new FileProblem(whatIs(st));
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = Buffer.alloc(Math.min(Math.max(st.size, 64 * 1024), maxBytes + 1 - total) || 1);
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+      if (total > maxBytes) throw new FileProblem(`is more than the ${formatSize(maxBytes)} pihub reads from such a file`);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -1,8 +1,9 @@
 // Progress display and the build log.
-import { createWriteStream, fchmodSync, mkdirSync, openSync, type WriteStream } from 'node:fs';
+import { createWriteStream, fchownSync, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Redactor, type RedactingStream } from './config/secrets.ts';
 import type { LogSink } from './exec.ts';
+import { openNewFile, type FileOwner } from './files.ts';
 
 export type RendererName = 'default' | 'simple' | 'silent';
 
@@ -17,17 +18,23 @@ export function chooseRenderer(o: { quiet: boolean; isTTY: boolean; env: NodeJS.
 /** The full build log: every command and all of its output, with timestamps on pihub's own lines. */
 export class BuildLog implements LogSink {
   private stream: WriteStream | undefined;
+  private fd: number | undefined;
   /** Hides secrets in everything written (a script might print one), also one written in pieces. */
   private readonly redacting: RedactingStream;
 
-  constructor(readonly path: string | undefined, redactor: Redactor = new Redactor()) {
+  constructor(
+    readonly path: string | undefined,
+    redactor: Redactor = new Redactor(),
+    /** Who gets the log when it is closed (the user who ran sudo). */
+    private readonly owner?: FileOwner,
+  ) {
     this.redacting = redactor.stream();
     if (path) {
       mkdirSync(dirname(path), { recursive: true });
-      // It may show more of the build than a published file should: private until the build ends.
-      const fd = openSync(path, 'w', 0o600);
-      fchmodSync(fd, 0o600);
-      this.stream = createWriteStream(path, { fd });
+      // A new file: whatever was under its name is replaced, never written through. It may show
+      // more of the build than a published file should: private until the build ends.
+      this.fd = openNewFile(path, { mode: 0o600 });
+      this.stream = createWriteStream(path, { fd: this.fd });
     }
   }
 
@@ -43,6 +50,8 @@ export class BuildLog implements LogSink {
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.stream) return resolve();
+      // Through the descriptor: the name may point elsewhere by now.
+      if (this.owner && this.fd !== undefined) fchownSync(this.fd, this.owner.uid, this.owner.gid);
       this.stream.end(this.redacting.end(), resolve);
     });
   }

@@ -1,15 +1,12 @@
 // deploy/: what a build hands over. Files land under their final names only when complete,
 // and what may hold password hashes (the image) is readable by its owner only.
-import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { placeFile } from '../files.ts';
+import { placeFile, type FileOwner } from '../files.ts';
 import { PROJECT_DIR } from '../plan/inputs.ts';
 import type { Plan } from '../plan/plan.ts';
 
-export interface Owner {
-  uid: number;
-  gid: number;
-}
+export type Owner = FileOwner;
 
 /** Who ran `sudo pihub build`: private outputs are theirs, so they can flash them without root. */
 export function invokingUser(env: NodeJS.ProcessEnv): Owner | undefined {
@@ -27,14 +24,7 @@ export function placeInDeploy(fromDir: string, files: readonly string[], deploy:
   mkdirSync(deploy, { recursive: true });
   return files.map((f) => {
     const final = join(deploy, f);
-    placeFile(join(fromDir, f), final, (tmp) => {
-      if (privateFiles.has(f)) {
-        chmodSync(tmp, 0o600);
-        if (owner) chownSync(tmp, owner.uid, owner.gid);
-      } else {
-        chmodSync(tmp, 0o644);
-      }
-    });
+    placeFile(join(fromDir, f), final, privateFiles.has(f) ? { mode: 0o600, owner } : { mode: 0o644 });
     return final;
   });
 }

@@ -2,11 +2,11 @@
 // Imager 2.x customises only images from a repository, according to their `init_format`; with
 // `cloudinit` it writes user-data, network-config and meta-data for the image's cloud-init.
 // Field names and requirements: raspberrypi/rpi-imager, doc/json-schema/os-list-schema.json.
-import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InputError } from '../errors.ts';
-import { sha256File } from '../files.ts';
+import { checkRegularFile, MiB, readRegularFile, sha256File, writeFileSafely, type FileOwner } from '../files.ts';
 
 export const REPOSITORY_FILE = 'rpi-imager.json';
 export const ICON_FILE = 'pihub.png';
@@ -66,23 +66,46 @@ export interface ImageManifest {
   hub?: { port?: number };
 }
 
+/** A file name in the folder itself: no path, nothing hidden. */
+const plainName = (n: unknown): n is string => typeof n === 'string' && /^[^/.][^/]*$/.test(n);
+
 function isImageManifest(x: unknown): x is ImageManifest {
   const m = x as Partial<ImageManifest> | null;
-  return !!m && typeof m.file === 'string' && typeof m.image === 'string' && typeof m.raw_sha256 === 'string' && typeof m.sha256 === 'string' && typeof m.size === 'number';
+  return !!m && plainName(m.file) && plainName(m.image) && typeof m.raw_sha256 === 'string' && typeof m.sha256 === 'string' && typeof m.size === 'number';
 }
+
+/** A regular file of its own in the folder (not a symlink, FIFO or device someone put there). */
+function isPlainFile(path: string): boolean {
+  try {
+    checkRegularFile(path, Infinity, { follow: false });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Far more than any manifest pihub writes. */
+const MANIFEST_MAX_BYTES = 4 * MiB;
 
 /** pihub's image manifests in a folder (the .json files that describe an image file beside them). */
 export function findImages(dir: string): ImageManifest[] {
-  if (!existsSync(dir)) throw new InputError(`${dir} does not exist; build an image first (pihub build --out ${dir})`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`${dir} does not exist; build an image first (pihub build --out ${dir})`);
+    throw new InputError(`${dir} is not a folder pihub can read (${code ?? (err as Error).message}); give the folder of a build (pihub build --out DIR)`);
+  }
   const out: ImageManifest[] = [];
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+  for (const f of names.filter((n) => n.endsWith('.json')).sort()) {
     let data: unknown;
     try {
-      data = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+      data = JSON.parse(readRegularFile(join(dir, f), MANIFEST_MAX_BYTES, { follow: false }).toString('utf8'));
     } catch {
       continue;
     }
-    if (isImageManifest(data) && existsSync(join(dir, data.file))) out.push(data);
+    if (isImageManifest(data) && isPlainFile(join(dir, data.file))) out.push(data);
   }
   return out;
 }
@@ -155,7 +178,7 @@ export interface RepositoryResult {
 }
 
 /** Write <dir>/rpi-imager.json (and the icon it names) for every image in dir. */
-export async function writeRepository(dir: string, opts: { baseUrl?: string; website?: string; verify?: boolean } = {}): Promise<RepositoryResult> {
+export async function writeRepository(dir: string, opts: { baseUrl?: string; website?: string; verify?: boolean; owner?: FileOwner } = {}): Promise<RepositoryResult> {
   const images = findImages(dir);
   if (!images.length) throw new InputError(`${dir} holds no pihub image (an .img or compressed image with its .json manifest); build one with pihub build --out ${dir}`);
   const baseUrl = normaliseBaseUrl(opts.baseUrl ?? pathToFileURL(`${dir}/`).href);
@@ -165,13 +188,8 @@ export async function writeRepository(dir: string, opts: { baseUrl?: string; web
   const repository = { imager: { devices: devicesFor([...new Set(images.map((m) => m.architecture))]) }, os_list: entries };
   const file = join(dir, REPOSITORY_FILE);
   const icon = join(dir, ICON_FILE);
-  // Complete files only under their final names.
-  const tmp = `${file}.partial-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(repository, null, 2)}\n`);
-  renameSync(tmp, file);
-  const iconTmp = `${icon}.partial-${process.pid}`;
-  rmSync(iconTmp, { force: true });
-  copyFileSync(ICON_SOURCE, iconTmp);
-  renameSync(iconTmp, icon);
+  // Complete files only under their final names; never through what was planted under them.
+  writeFileSafely(file, `${JSON.stringify(repository, null, 2)}\n`, { mode: 0o644, owner: opts.owner });
+  writeFileSafely(icon, readFileSync(ICON_SOURCE), { mode: 0o644, owner: opts.owner });
   return { file, icon, entries };
 }

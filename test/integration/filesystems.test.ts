@@ -38,7 +38,7 @@ test('an exported image moves into a cache on another file system, and from ther
   assert.ok(cache.hasImage('k1'));
   assert.deepEqual(readdirSync(cache.imagesDir).sort(), ['k1', 'k1.json']);
   for (const f of files) {
-    placeFile(join(cache.imageDir('k1'), f), join(deploy, f));
+    placeFile(join(cache.imageDir('k1'), f), join(deploy, f), { mode: 0o644 });
     assert.equal(readFileSync(join(deploy, f), 'utf8'), `${f} `.repeat(100_000));
   }
   assert.deepEqual(readdirSync(deploy).sort(), [...files].sort(), 'no temporary name is left in deploy/');
