@@ -7,6 +7,7 @@ import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
 import { isSecretPath, Redactor, secretValues } from './config/secrets.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { invokingUser } from './deploy/deploy.ts';
+import { verifyOwnFolder } from './files.ts';
 import { UserError } from './errors.ts';
 import { createRunner, type LogSink, type Runner } from './exec.ts';
 import { thisMachine, type Machine } from './host.ts';
@@ -154,10 +155,11 @@ async function run(
   deps: BuildDeps,
   o: { notes: string[]; redactor: Redactor; holder: LockHolder; cache: Cache; started: number },
 ): Promise<BuildSummary> {
+  // Bad input first: nothing is written before the work tree is known to be pihub's alone.
+  verifyOwnFolder(plan.paths.work, '--work-dir');
   const logPath = join(plan.paths.deploy, `${plan.config.name}.log`);
   const owner = invokingUser(opts.env);
   const log = new BuildLog(logPath, o.redactor, owner);
-  mkdirSync(plan.paths.work, { recursive: true });
   o.cache.ensure();
   mkdirSync(plan.paths.debs, { recursive: true });
   log.note(`pihub build ${plan.config.name}: config ${plan.configLabel}, overlays ${plan.config.overlays.join(', ') || 'none'}`);

@@ -8,7 +8,7 @@
 // instead of going through it.
 import { createHash } from 'node:crypto';
 import {
-  closeSync, constants, createReadStream, fchmodSync, fchownSync, fstatSync, fsyncSync, ftruncateSync, linkSync, lstatSync,
+  closeSync, constants, createReadStream, fchmodSync, fchownSync, fstatSync, fsyncSync, ftruncateSync, linkSync, lstatSync, mkdirSync,
   openSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync, type Stats,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -83,6 +83,45 @@ function renameInto(tmp: string, dest: string): void {
       throw new UserError(`${dest} is a folder, where pihub writes a file; remove it, or give pihub another folder (--out, --work-dir)`, 2);
     }
     throw err;
+  }
+}
+
+/** Write a file that must be new at exactly `path` (a lock's temporary name): never through what is there. */
+export function writeNewFile(path: string, data: string, mode = 0o644): void {
+  const fd = createTemporary(path, mode);
+  try {
+    const buf = Buffer.from(data);
+    for (let at = 0; at < buf.length;) at += writeSync(fd, buf, at, buf.length - at);
+    fchmodSync(fd, mode);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A folder pihub works in as root (a build's work tree): made if missing, and refused when
+ * someone else could change what is in it, since pihub would then write and chown through
+ * whatever they put there.
+ */
+export function verifyOwnFolder(dir: string, option: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    throw new UserError(`${option} ${dir}: cannot make this folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give a folder pihub can make or use`, 2);
+  }
+  const st = lstatSync(dir);
+  const me = process.getuid?.() ?? 0;
+  const problem = st.isSymbolicLink()
+    ? 'is a symbolic link'
+    : !st.isDirectory()
+      ? 'is not a folder'
+      : st.uid !== me
+        ? `belongs to uid ${st.uid}`
+        : st.mode & 0o022
+          ? `can be written by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`
+          : undefined;
+  if (problem) {
+    throw new UserError(`${option}: ${dir} ${problem}; pihub works in it as ${me === 0 ? 'root' : `uid ${me}`}, so only ${me === 0 ? 'root' : 'it'} may change it: remove it (pihub makes it again) or give another ${option}`, 2);
   }
 }
 

@@ -1,9 +1,10 @@
 // Lock files, so that two pihub processes never work on one work tree, or clear a cache another
 // one is using. A lock file names its holder (pid and start time, so a reused pid is not taken
 // for the holder); the lock of a process that is gone is taken over.
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UserError } from './errors.ts';
+import { readRegularFile, writeFileSafely, writeNewFile } from './files.ts';
 
 export interface LockHolder {
   pid: number;
@@ -61,7 +62,8 @@ export function readLockHolder(path: string): LockHolder | undefined {
 
 function readHolder(path: string): LockHolder | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as LockHolder;
+    // Only a plain file: a FIFO put in its place would block the read.
+    return JSON.parse(readRegularFile(path, 64 * 1024, { follow: false }).toString('utf8')) as LockHolder;
   } catch {
     return undefined;
   }
@@ -71,7 +73,8 @@ function readHolder(path: string): LockHolder | undefined {
 function createWith(path: string, holder: LockHolder): boolean {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(holder)}\n`);
+  // Lock files may be in a folder others can write (work/): never write through their names.
+  writeNewFile(tmp, `${JSON.stringify(holder)}\n`);
   try {
     linkSync(tmp, path);
     return true;
@@ -91,7 +94,7 @@ function breakStale(path: string, seen: LockHolder | undefined): void {
   if (!createWith(breaker, holderFor('breaking a stale lock'))) {
     // Only held for an instant; one left by a process killed right then is old.
     try {
-      if (Date.now() - statSync(breaker).mtimeMs > BREAKER_STALE_MS) rmSync(breaker, { force: true });
+      if (Date.now() - lstatSync(breaker).mtimeMs > BREAKER_STALE_MS) rmSync(breaker, { force: true });
     } catch {
       // gone meanwhile
     }
@@ -119,10 +122,7 @@ function lockAt(path: string): Lock {
       const h = readHolder(path);
       if (h?.pid === process.pid) rmSync(path, { force: true });
     },
-    update: (holder) => {
-      writeFileSync(`${path}.tmp-${process.pid}`, `${JSON.stringify(holder)}\n`);
-      renameSync(`${path}.tmp-${process.pid}`, path);
-    },
+    update: (holder) => writeFileSafely(path, `${JSON.stringify(holder)}\n`, { mode: 0o644 }),
   };
 }
 

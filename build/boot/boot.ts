@@ -8,6 +8,7 @@ import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
 import { FAT_TYPES, RASPI3B, VIRT_SYSTEMS, type BootArchitecture, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
+import { verifyOwnFolder } from '../files.ts';
 
 export interface BootOptions {
   image: string;
@@ -186,7 +187,7 @@ export async function boot(o: BootOptions): Promise<number> {
   for (const f of o.bootFiles) {
     if (!existsSync(f.source) || !statSync(f.source).isFile()) throw new UserError(`${f.source} (for ${f.name} on the boot partition) is not a file`);
   }
-  mkdirSync(o.workDir, { recursive: true });
+  verifyOwnFolder(o.workDir, '--work-dir');
   const raw = await rawImage(o);
   const runDir = join(o.workDir, `run-${process.pid}`);
   rmSync(runDir, { recursive: true, force: true });

@@ -1,16 +1,20 @@
-// Every file pihub writes into deploy/ (a folder the user who ran sudo may own): a symlink, a
-// hard link or a FIFO planted under its final or its temporary name is replaced, never followed,
-// truncated, chmod-ed or chown-ed.
+// Every file pihub writes into deploy/ and work/ (folders the user who ran sudo may own): a
+// symlink, a hard link or a FIFO planted under its final or its temporary name is replaced,
+// never followed, truncated, chmod-ed or chown-ed; a work tree someone else can change is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { build } from '../../build/build.ts';
 import { placeInDeploy } from '../../build/deploy/deploy.ts';
+import { holderFor, isLock, tryLock } from '../../build/lock.ts';
 import { openNewFile, partialName, writeFileSafely } from '../../build/files.ts';
 import { BuildLog } from '../../build/progress.ts';
 import { Redactor } from '../../build/config/secrets.ts';
 import { ICON_FILE, REPOSITORY_FILE, writeRepository } from '../../build/release/imager.ts';
+import { fakeDeps } from '../helpers/fakes.ts';
+import { buildOptions } from '../helpers/options.ts';
 import { scratch } from '../helpers/tmp.ts';
 
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -153,4 +157,42 @@ test('a folder where pihub writes a file is refused with one sentence (exit 2), 
   });
   assert.throws(() => writeFileSafely(join(deploy, 'pihub.log'), 'x', { mode: 0o644 }), /is a folder, where pihub writes a file/);
   assert.deepEqual(readdirSync(deploy), ['pihub.log']);
+});
+
+test('a lock file in work/: a symlink planted under its temporary name is not written through; a FIFO under its name does not block', { timeout: 10_000 }, () => {
+  const work = scratch('pihub-work-');
+  const [v] = victims(1);
+  const lock = join(work, 'pihub.lock');
+  symlinkSync(v!, `${lock}.tmp-${process.pid}`);
+  execFileSync('mkfifo', [lock]);
+  const got = tryLock(lock, holderFor('test'));
+  assert.ok(isLock(got));
+  untouched([v!]);
+  ownFile(lock, 0o644);
+  got.update({ ...holderFor('test'), keys: ['k'] });
+  assert.deepEqual(JSON.parse(readFileSync(lock, 'utf8')).keys, ['k']);
+  got.release();
+  assert.deepEqual(readdirSync(work), []);
+});
+
+test('a build refuses a work tree that another user owns, anyone may write, or that is a symlink (exit 2, one sentence), and writes nothing', async () => {
+  for (const [how, expect] of [['owner', /belongs to uid 65534/], ['mode', /can be written by everyone \(mode 0777\)/], ['symlink', /is a symbolic link/]] as const) {
+    const o = buildOptions();
+    const tree = join(o.workDir, 'pihub');
+    if (how === 'symlink') {
+      mkdirSync(o.workDir, { recursive: true });
+      symlinkSync(scratch('pihub-elsewhere-'), tree);
+    } else {
+      mkdirSync(tree, { recursive: true });
+      if (how === 'owner') chownSync(tree, 65534, 65534);
+      else chmodSync(tree, 0o777);
+    }
+    await assert.rejects(build(o, fakeDeps()), (err: Error & { exitCode?: number }) => {
+      assert.equal(err.exitCode, 2);
+      assert.match(err.message, new RegExp(`^--work-dir: ${tree} ${expect.source}; pihub works in it as root, so only root may change it: remove it \\(pihub makes it again\\) or give another --work-dir$`));
+      return true;
+    });
+    assert.equal(existsSync(o.outDir), false, 'no log was started');
+    assert.deepEqual(readdirSync(o.workDir), ['pihub'], 'the lock was given back');
+  }
 });
