@@ -1,6 +1,6 @@
 // Export: genimage lays out an MBR image; mke2fs -d and mkfs.vfat/mcopy fill its partitions in
 // place; then a block map, checksums, compression, package list and manifest. No loop devices, no mounts.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { formatCommand, type Command, type Runner } from '../exec.ts';
@@ -95,7 +95,9 @@ function withBootfsAside<T>(rootfs: string, aside: string, onCleanup: (fn: () =>
     );
   }
   renameSync(inRoot, aside);
-  mkdirSync(inRoot, { mode: 0o755 });
+  mkdirSync(inRoot);
+  // The mount point of the card's firmware partition, whatever the umask of the export.
+  chmodSync(inRoot, 0o755);
   const restore = () => {
     if (existsSync(aside)) {
       rmSync(inRoot, { recursive: true, force: true });
@@ -106,12 +108,28 @@ function withBootfsAside<T>(rootfs: string, aside: string, onCleanup: (fn: () =>
   return fn().finally(restore);
 }
 
+/**
+ * The raw image holds the password hashes and the Wi-Fi key: while it is made, everything the
+ * export and its tools (genimage, mke2fs, zstd, bmaptool) create is its owner's only.
+ */
 export async function exportImage(o: ExportOptions): Promise<ExportResult> {
+  const umask = process.umask(0o077);
+  try {
+    return await exportPrivately(o);
+  } finally {
+    process.umask(umask);
+  }
+}
+
+async function exportPrivately(o: ExportOptions): Promise<ExportResult> {
   const { runner, config, paths } = o;
   const run = (c: Command) => runner.run(c, { step: STEP, onLine: o.onLine, env: { MTOOLS_SKIP_CHECK: '1' } });
   const names = exportNames(config, o.date);
   rmSync(paths.dir, { recursive: true, force: true });
-  for (const d of ['out', 'tmp', 'emptyroot']) mkdirSync(join(paths.dir, d), { recursive: true });
+  mkdirSync(paths.dir, { recursive: true });
+  // Made just now by this process (rm, then mkdir), so its mode is pihub's to set.
+  chmodSync(paths.dir, 0o700);
+  for (const d of ['out', 'tmp', 'emptyroot']) mkdirSync(join(paths.dir, d), { mode: 0o700 });
   const bootfs = join(paths.dir, 'bootfs');
 
   const out = join(paths.dir, 'out');
@@ -132,6 +150,7 @@ export async function exportImage(o: ExportOptions): Promise<ExportResult> {
     writeFileSync(join(paths.dir, EMPTY), '');
     writeFileSync(join(paths.dir, 'genimage.cfg'), genimageConfig(names.image, lay, idFromHex(o.seed, 2), EMPTY));
     await run(genimageCommand(paths.dir));
+    chmodSync(raw, 0o600);
     o.progress(`root file system: ${Math.round(size.bytes / MiB)} MiB (mke2fs -d)`);
     await run(mke2fsCommand(raw, lay.root.offset, paths.rootfs, size.bytes, size.inodes, uuidFromHex(o.seed)));
     return lay;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportImage } from '../../build/image/export.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
@@ -148,4 +148,33 @@ test('every compression: the file name the build gives it, and back to the raw i
     const [dprog, dargs] = COMPRESSORS[c].decompress!(packed);
     assert.ok(execFileSync(dprog, [...dargs], { maxBuffer: 8 * MiB }).equals(raw), `${c} round trip`);
   }
+});
+
+test('while it is exported, the raw image (password hashes, Wi-Fi key) and its scratch folder are the owner\'s only; the umask is given back', { timeout: 300_000 }, async () => {
+  const rootfs = smallRootfs();
+  const dir = join(scratch('pihub-export-'), 'export');
+  const config = resolveConfig([setLayer(['name=private', 'image.compression=zstd', 'image.headroom_mib=16'])]);
+  const raw = join(dir, 'out', 'private-2026-01-02-trixie-arm64.img');
+  const real = createRunner({ write: () => {} });
+  const seen: string[] = [];
+  const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+  // Look at the scratch folder and the raw image before and after every command of the export.
+  const runner = {
+    async run(...args: Parameters<typeof real.run>) {
+      const look = (when: string) => {
+        seen.push(`${when} ${args[0][0]}: dir ${mode(dir)}${existsSync(raw) ? ` raw ${mode(raw)}` : ''}`);
+      };
+      look('before');
+      const r = await real.run(...args);
+      look('after');
+      return r;
+    },
+  };
+  const umask = process.umask();
+  await exportImage({ runner, config, paths: { rootfs, dir }, seed: 'cd'.repeat(32), date: '2026-01-02', onCleanup: () => {}, progress: () => {}, manifest: { name: 'private' } });
+  assert.equal(process.umask(), umask, 'the umask is given back');
+  assert.ok(seen.some((s) => s.includes(' raw ')), seen.join('\n'));
+  for (const s of seen) assert.match(s, /: dir 700( raw 600)?$/, seen.join('\n'));
+  assert.equal(statSync(join(rootfs, 'boot/firmware')).mode & 0o777, 0o755, 'the firmware mount point keeps its mode');
+  for (const f of readdirSync(join(dir, 'out'))) assert.equal(statSync(join(dir, 'out', f)).mode & 0o077, 0, `${f} is the owner's only`);
 });
