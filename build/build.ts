@@ -110,7 +110,10 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   }));
 
   // A dry run changes nothing: it takes no lock, makes no salt and only looks at the cache.
+  const workTree = join(opts.workDir, inputs.config.name);
   if (opts.dryRun) {
+    verifyOwnFolder(workTree, '--work-dir', { create: false });
+    cache.verifyIsCache();
     const other = readLockHolder(workLock) ?? cache.locks.exclusiveHolder();
     if (other) notes.push(`a build now would stop: ${describeHolder(other)} is using the work tree or the cache`);
     let dates: Awaited<ReturnType<typeof baseRelease>> | undefined;
@@ -123,6 +126,11 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
     return { plan: planLines(plan, notes) };
   }
 
+  // Bad input first: nothing is written before the work tree is known to be pihub's alone, nor
+  // into a folder that is not a pihub cache.
+  cache.verifyIsCache();
+  verifyOwnFolder(workTree, '--work-dir');
+  cache.ensure();
   const locks = takeLocks(workLock, cache, holder);
   try {
     const dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
@@ -155,12 +163,9 @@ async function run(
   deps: BuildDeps,
   o: { notes: string[]; redactor: Redactor; holder: LockHolder; cache: Cache; started: number },
 ): Promise<BuildSummary> {
-  // Bad input first: nothing is written before the work tree is known to be pihub's alone.
-  verifyOwnFolder(plan.paths.work, '--work-dir');
   const logPath = join(plan.paths.deploy, `${plan.config.name}.log`);
   const owner = invokingUser(opts.env);
   const log = new BuildLog(logPath, o.redactor, owner);
-  o.cache.ensure();
   mkdirSync(plan.paths.debs, { recursive: true });
   log.note(`pihub build ${plan.config.name}: config ${plan.configLabel}, overlays ${plan.config.overlays.join(', ') || 'none'}`);
   for (const n of plan.notes) log.note(`warning: ${n}`);

@@ -159,8 +159,13 @@ function cacheCommand(args: string[]): number {
   }
   const cache = new Cache(values['cache-dir'] ? resolve(values['cache-dir']) : DEFAULT_OPTIONS.cacheDir, parseLimit(values['cache-limit']));
   const action = positionals[0];
+  if (action !== 'list' && action !== 'prune' && action !== 'clear') {
+    throw new InputError(`pihub cache: expected list, prune or clear${action ? ` (got \`${action}\`)` : ''}\n\n${CACHE_HELP}`);
+  }
+  // Only a pihub cache is managed: never what happens to be in another folder.
+  const exists = cache.exists();
   if (action === 'list') {
-    const entries = cache.list();
+    const entries = exists ? cache.list() : [];
     let total = 0;
     for (const e of entries) {
       total += e.bytes;
@@ -169,24 +174,25 @@ function cacheCommand(args: string[]): number {
     process.stdout.write(`${entries.length} entries, ${formatBytes(total)} in ${cache.dir} (limit ${formatBytes(cache.limit)})\n`);
     return 0;
   }
-  if (action === 'prune' || action === 'clear') {
-    // Alone: a running build may be about to restore what this would remove.
-    const lock = cache.locks.tryExclusive(holderFor(`pihub cache ${action}`));
-    if (!isLock(lock)) throw new UserError(`the cache ${cache.dir} is in use by ${describeHolder(lock)}; run \`pihub cache ${action}\` again when it has finished`);
-    try {
-      if (action === 'prune') {
-        const removed = cache.prune();
-        process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
-      } else {
-        cache.clear();
-        process.stdout.write(`cleared ${cache.dir}\n`);
-      }
-    } finally {
-      lock.release();
-    }
+  if (!exists) {
+    process.stdout.write(`nothing to ${action}: ${cache.dir} holds no pihub cache\n`);
     return 0;
   }
-  throw new InputError(`pihub cache: expected list, prune or clear${action ? ` (got \`${action}\`)` : ''}\n\n${CACHE_HELP}`);
+  // Alone: a running build may be about to restore what this would remove.
+  const lock = cache.locks.tryExclusive(holderFor(`pihub cache ${action}`));
+  if (!isLock(lock)) throw new UserError(`the cache ${cache.dir} is in use by ${describeHolder(lock)}; run \`pihub cache ${action}\` again when it has finished`);
+  try {
+    if (action === 'prune') {
+      const removed = cache.prune();
+      process.stdout.write(`removed ${removed.length} entries (${formatBytes(removed.reduce((s, e) => s + e.bytes, 0))})\n`);
+    } else {
+      cache.clear();
+      process.stdout.write(`cleared ${cache.dir}\n`);
+    }
+  } finally {
+    lock.release();
+  }
+  return 0;
 }
 
 async function manifestCommand(args: string[]): Promise<number> {

@@ -103,13 +103,21 @@ export function writeNewFile(path: string, data: string, mode = 0o644): void {
  * someone else could change what is in it, since pihub would then write and chown through
  * whatever they put there.
  */
-export function verifyOwnFolder(dir: string, option: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-  } catch (err) {
-    throw new UserError(`${option} ${dir}: cannot make this folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give a folder pihub can make or use`, 2);
+export function verifyOwnFolder(dir: string, option: string, o: { create?: boolean } = {}): void {
+  if (o.create !== false) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw new UserError(`${option}: cannot make the folder ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give a folder pihub can make or use`, 2);
+    }
   }
-  const st = lstatSync(dir);
+  let st: Stats;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    if (o.create === false && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
   const me = process.getuid?.() ?? 0;
   const problem = st.isSymbolicLink()
     ? 'is a symbolic link'

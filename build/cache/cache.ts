@@ -3,9 +3,10 @@
 // build never leaves an entry that looks usable.
 import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { InputError } from '../errors.ts';
 import type { Command, Runner } from '../exec.ts';
-import { fsyncPath, moveFile, sha256File } from '../files.ts';
+import { fsyncPath, moveFile, readRegularFile, sha256File, writeFileSafely } from '../files.ts';
 import { SharedLock } from '../lock.ts';
 import { clearRecords, recordTree, restoreChanges } from './restore.ts';
 
@@ -29,6 +30,17 @@ export interface FileSum {
 }
 
 export const DEFAULT_CACHE_DIR = '/var/cache/pihub';
+
+/**
+ * pihub's mark on a folder it manages as its cache, in the Cache Directory Tagging format (so
+ * backup tools may skip it); a folder without it is never cleared, pruned or chmod-ed.
+ */
+export const MARKER_FILE = 'CACHEDIR.TAG';
+const MARKER_LINE = '# This folder is a pihub cache';
+const MARKER_TEXT = `Signature: 8a477f597d28d172789f06886806bc55\n${MARKER_LINE} (stage snapshots, images, packages): \`pihub cache list|prune|clear\` manage it.\n`;
+/** Everything a cache made before the marker holds, and what `clear` removes of it. */
+const LEGACY_ENTRIES = new Set(['stages', 'images', 'debs', 'tools', 'locks', 'salt']);
+const REMOVABLE = ['stages', 'images', 'debs', 'tools'];
 export const DEFAULT_CACHE_LIMIT = 40 * 1024 ** 3;
 
 /** tar options that keep owners, modes, device nodes, hard links, ACLs and extended attributes. */
@@ -80,10 +92,82 @@ export class Cache {
     return d;
   }
 
+  /**
+   * What the folder is: `missing`, `empty`, `pihub` (it has pihub's marker), `legacy` (a cache
+   * made before the marker, known by its layout) or `foreign` (anything else: never managed).
+   */
+  state(): { state: 'missing' | 'empty' | 'pihub' | 'legacy' | 'foreign'; why?: string } {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { state: 'missing' };
+      return { state: 'foreign', why: code === 'ENOTDIR' ? 'is not a folder' : `cannot be read (${code ?? (err as Error).message})` };
+    }
+    if (!names.length) return { state: 'empty' };
+    if (names.includes(MARKER_FILE)) {
+      let text = '';
+      try {
+        text = readRegularFile(join(this.dir, MARKER_FILE), 4096, { follow: false }).toString('utf8');
+      } catch {
+        // not a plain file: not pihub's
+      }
+      return text.includes(MARKER_LINE) ? { state: 'pihub' } : { state: 'foreign', why: `has a ${MARKER_FILE} that is not pihub's` };
+    }
+    const other = names.filter((n) => !LEGACY_ENTRIES.has(n));
+    if (other.length) return { state: 'foreign', why: `holds ${other.slice(0, 3).map((n) => `\`${n}\``).join(', ')}${other.length > 3 ? ' and more' : ''} and has no ${MARKER_FILE} of pihub's` };
+    // What a cache clear would remove is there: only with the salt every build made is it pihub's.
+    if (names.some((n) => REMOVABLE.includes(n)) && !this.readSalt()?.match(/^[0-9a-f]{64}$/)) {
+      return { state: 'foreign', why: `has neither pihub's ${MARKER_FILE} nor the salt of a pihub cache` };
+    }
+    return { state: 'legacy' };
+  }
+
+  /** Refuse a folder that is not a pihub cache (nor empty, nor new): pihub would remove what is in it. */
+  verifyIsCache(): 'missing' | 'empty' | 'pihub' | 'legacy' {
+    const { state, why } = this.state();
+    if (state === 'foreign') {
+      throw new InputError(
+        `the cache folder ${this.dir} (--cache-dir) is not a pihub cache: it ${why}; pihub keeps its cache in a folder of its own and \`pihub cache clear\` empties it, so choose an empty or new folder`,
+      );
+    }
+    return state;
+  }
+
+  /**
+   * Make the folder a pihub cache: a new one (owner-only), an empty one (its mode is left as it
+   * is; what holds secrets goes into owner-only folders) or one pihub made before the marker.
+   */
   ensure(): void {
-    for (const d of [this.dir, this.stagesDir, this.imagesDir]) mkdirSync(d, { recursive: true });
-    // The salt for secrets in cache keys, and snapshots of images with password hashes: private.
-    chmodSync(this.dir, 0o700);
+    let state = this.verifyIsCache();
+    if (state === 'missing') {
+      mkdirSync(dirname(this.dir), { recursive: true });
+      try {
+        mkdirSync(this.dir, { mode: 0o700 });
+        // Made just now: pihub's to make private (the salt, snapshots with password hashes).
+        chmodSync(this.dir, 0o700);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      state = this.verifyIsCache();
+    }
+    if (state !== 'pihub') writeFileSafely(join(this.dir, MARKER_FILE), MARKER_TEXT, { mode: 0o644 });
+    for (const d of [this.stagesDir, this.imagesDir]) {
+      try {
+        mkdirSync(d, { mode: 0o700 });
+        chmodSync(d, 0o700);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+  }
+
+  /** Whether there is a pihub cache to list, prune or clear (never a folder that is not one). */
+  exists(): boolean {
+    const state = this.verifyIsCache();
+    if (state === 'legacy') writeFileSafely(join(this.dir, MARKER_FILE), MARKER_TEXT, { mode: 0o644 });
+    return state === 'pihub' || state === 'legacy';
   }
 
   private get saltPath(): string {
@@ -93,7 +177,7 @@ export class Cache {
   /** This cache's salt for secrets in cache keys (cache/keys.ts), if it has one yet. */
   readSalt(): string | undefined {
     try {
-      return readFileSync(this.saltPath, 'utf8').trim() || undefined;
+      return readRegularFile(this.saltPath, 4096, { follow: false }).toString('utf8').trim() || undefined;
     } catch {
       return undefined;
     }
@@ -310,6 +394,7 @@ export class Cache {
   }
 
   clear(): void {
+    if (!this.exists()) return;
     rmSync(this.stagesDir, { recursive: true, force: true });
     rmSync(this.imagesDir, { recursive: true, force: true });
     rmSync(join(this.dir, 'debs'), { recursive: true, force: true });

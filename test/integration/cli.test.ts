@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { runPihub } from '../helpers/build.ts';
+import { fakeMirror } from '../helpers/options.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { sleep } from '../helpers/vm.ts';
 import { processStart } from '../../build/lock.ts';
@@ -180,4 +181,29 @@ test('Ctrl-C in the middle of a step: exit 130, no mount left, nothing in deploy
   assert.deepEqual(readdirSync(join(root, 'deploy')), ['pihub.log']);
   const leftover = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.includes(join(root, 'work')));
   assert.deepEqual(leftover, [], 'a process of the build is still running');
+});
+
+test('`pihub cache clear|prune|list` and a build refuse a --cache-dir that is not a pihub cache: nothing in it is removed, its mode is kept', { timeout: 120_000 }, async () => {
+  const dir = tmp();
+  chmodSync(dir, 0o755);
+  mkdirSync(join(dir, 'images'));
+  writeFileSync(join(dir, 'images', 'holiday.jpg'), 'photo');
+  writeFileSync(join(dir, 'notes.txt'), 'mine');
+  const refusal = new RegExp(`^pihub: the cache folder ${dir} \\(--cache-dir\\) is not a pihub cache: it holds \`notes\\.txt\` and has no CACHEDIR\\.TAG of pihub's; .*choose an empty or new folder\\n$`);
+  for (const action of ['clear', 'prune', 'list']) await fails(['cache', action, '--cache-dir', dir], 2, refusal);
+  const root = tmp();
+  const mirror = config(`base:\n  mirror: ${fakeMirror()}\n`);
+  for (const dry of [['--dry-run'], []]) {
+    await fails(['build', '--config', mirror, ...dry, '--out', join(root, 'deploy'), '--work-dir', join(root, 'work'), '--cache-dir', dir], 2, refusal);
+  }
+  assert.equal(readFileSync(join(dir, 'images', 'holiday.jpg'), 'utf8'), 'photo');
+  assert.deepEqual(readdirSync(dir).sort(), ['images', 'notes.txt']);
+  assert.equal(statSync(dir).mode & 0o7777, 0o755, 'never chmod-ed');
+  assert.deepEqual(readdirSync(root).filter((f) => f !== 'config.yaml'), [], 'the refused build left nothing');
+  // An empty or new folder becomes a cache; `clear` of a folder with none says so and makes nothing.
+  const none = join(tmp(), 'none');
+  const r = await runPihub(['cache', 'clear', '--cache-dir', none]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^nothing to clear: \S+\/none holds no pihub cache\n$/);
+  assert.equal(existsSync(none), false);
 });

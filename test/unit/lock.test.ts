@@ -150,6 +150,7 @@ test('a build refuses a cache that `pihub cache clear` has alone', async () => {
 test('a step that runs apt waits while another build\'s apt has the package cache', async () => {
   const o = buildOptions({});
   const { holder, child } = otherProcess();
+  new Cache(o.cacheDir).ensure();
   writeHolder(join(o.cacheDir, 'debs', 'trixie-arm64.lock'), holder);
   let firstCommandAt = 0;
   const runner = toolsOnly().expect(() => {
