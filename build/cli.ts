@@ -178,6 +178,7 @@ function cacheCommand(args: string[]): number {
     process.stdout.write(`nothing to ${action}: ${cache.dir} holds no pihub cache\n`);
     return 0;
   }
+  cache.ensure();
   // Alone: a running build may be about to restore what this would remove.
   const lock = cache.locks.tryExclusive(holderFor(`pihub cache ${action}`));
   if (!isLock(lock)) throw new UserError(`the cache ${cache.dir} is in use by ${describeHolder(lock)}; run \`pihub cache ${action}\` again when it has finished`);

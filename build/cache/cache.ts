@@ -166,7 +166,6 @@ export class Cache {
   /** Whether there is a pihub cache to list, prune or clear (never a folder that is not one). */
   exists(): boolean {
     const state = this.verifyIsCache();
-    if (state === 'legacy') writeFileSafely(join(this.dir, MARKER_FILE), MARKER_TEXT, { mode: 0o644 });
     return state === 'pihub' || state === 'legacy';
   }
 
