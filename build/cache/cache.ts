@@ -54,15 +54,6 @@ export function restoreCommand(rootfs: string, file: string): Command {
   return ['tar', ['--extract', `--file=${file}`, `--directory=${rootfs}`, ...TAR_FIDELITY, '--same-permissions', '--same-owner', '--use-compress-program=zstd -d -T0']];
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export class Cache {
   readonly stagesDir: string;
   readonly imagesDir: string;
@@ -381,12 +372,15 @@ export class Cache {
       total -= e.bytes;
       removed.push(e);
     }
-    // Leftovers of interrupted writes are never used; clear those whose writer is gone.
+    // Leftovers of interrupted writes are never used. Their names carry only a pid, which may
+    // be another namespace's (a build in a container): only with no other build sharing the
+    // cache is every one that is not this process's a leftover.
+    if (this.locks.sharedHolders().length) return removed;
     for (const dir of [this.stagesDir, this.imagesDir]) {
       if (!existsSync(dir)) continue;
       for (const f of readdirSync(dir)) {
         const m = /\.partial-(\d+)$/.exec(f);
-        if (m && !processAlive(Number(m[1]))) rmSync(join(dir, f), { recursive: true, force: true });
+        if (m && Number(m[1]) !== process.pid) rmSync(join(dir, f), { recursive: true, force: true });
       }
     }
     return removed;

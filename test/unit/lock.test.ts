@@ -5,13 +5,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { holderFor, isLock, processStart, SharedLock, tryLock, waitLock, type LockHolder } from '../../build/lock.ts';
+import { describeHolder, holderFor, isLock, pidNamespace, processStart, SharedLock, tryLock, waitLock, type LockHolder } from '../../build/lock.ts';
 import { Cache } from '../../build/cache/cache.ts';
 import { build } from '../../build/build.ts';
 import { UserError } from '../../build/errors.ts';
 import { formatCommand } from '../../build/exec.ts';
 import { FakeRunner, fakeDeps } from '../helpers/fakes.ts';
 import { buildOptions } from '../helpers/options.ts';
+import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { scratch } from '../helpers/tmp.ts';
 
 const children: ChildProcess[] = [];
@@ -162,4 +163,85 @@ test('a step that runs apt waits while another build\'s apt has the package cach
   await assert.rejects(build(o, fakeDeps(runner)), /unexpected command: unshare .* mmdebstrap --mode=chrootless/);
   assert.ok(firstCommandAt - started >= 1400, `mmdebstrap started after ${firstCommandAt - started} ms, before the other build let go`);
   assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), new RegExp(`waiting for pihub build of other \\(other\\.yaml\\), pid ${holder.pid}.*: it is using \\S+/debs/trixie-arm64`));
+});
+
+/** A process in a PID namespace of its own (as in a container): its pid there is 1. */
+async function inOwnNamespace(): Promise<{ holder: LockHolder; child: ChildProcess; hostPid: number }> {
+  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sleep', '60'], { stdio: 'ignore' });
+  children.push(child);
+  let hostPid = 0;
+  for (let i = 0; i < 100 && !hostPid; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    try {
+      hostPid = Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ')[0]) || 0;
+    } catch {
+      // not forked yet
+    }
+  }
+  assert.ok(hostPid, 'unshare started its child');
+  for (let i = 0; i < 100 && pidNamespace(hostPid) === pidNamespace('self'); i++) await new Promise((r) => setTimeout(r, 20));
+  const here = holderFor('x');
+  return { child, hostPid, holder: { ...here, pid: 1, start: processStart(hostPid), pidns: pidNamespace(hostPid), what: 'pihub build of boxed (box.yaml)', since: '2026-01-10T09:00:00.000Z' } };
+}
+
+test('a holder in another PID namespace (a container): its pid is looked up there, never here; a live one keeps its lock, a gone one loses it', async () => {
+  const dir = scratch('pihub-lock-');
+  const { holder, child } = await inOwnNamespace();
+  assert.notEqual(holder.pidns, pidNamespace('self'));
+  writeHolder(join(dir, 'box.lock'), holder);
+  const got = tryLock(join(dir, 'box.lock'), holderFor('test'));
+  assert.ok(!isLock(got), 'pid 1 here is init, not the holder; the holder runs: the lock is kept');
+  assert.match(describeHolder(got), new RegExp(`^pihub build of boxed \\(box\\.yaml\\), pid 1 in another PID namespace \\(pid:\\[${holder.pidns}\\]: a container, or the host of this one\\), since 2026-01-10 09:00:00 UTC$`));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  // Seen from the initial namespace, a namespace with no process left is gone with its holder.
+  assert.equal(pidNamespace('self'), 0xeffffffc, 'this test runs in the initial PID namespace');
+  assert.ok(isLock(tryLock(join(dir, 'box.lock'), holderFor('test'))), 'the holder is gone: its lock is taken over');
+});
+
+test('a lock of an earlier boot is taken over even when its pid and start time match a live process; one of another machine is kept, saying how to free it', () => {
+  const dir = scratch('pihub-lock-');
+  const { holder } = otherProcess();
+  const me = holderFor('x');
+  writeHolder(join(dir, 'reboot.lock'), { ...holder, boot: '00000000-0000-0000-0000-000000000000', pidns: me.pidns, host: me.host });
+  assert.ok(isLock(tryLock(join(dir, 'reboot.lock'), holderFor('test'))), 'its boot is over');
+  writeHolder(join(dir, 'far.lock'), { ...holder, boot: '00000000-0000-0000-0000-000000000000', pidns: me.pidns, host: 'other-machine' });
+  const far = tryLock(join(dir, 'far.lock'), holderFor('test'));
+  assert.ok(!isLock(far), 'another machine sharing the folder: never taken');
+  assert.equal(
+    describeHolder(far),
+    `pihub build of other (other.yaml), pid ${holder.pid} on the machine other-machine, since 2026-01-10 09:00:00 UTC (pihub cannot see from here whether it still runs; if it does not, remove ${join(dir, 'far.lock')})`,
+  );
+});
+
+test('from inside a container (its own PID and /proc), the host\'s holder cannot be seen: its lock is kept, saying how to free it', () => {
+  const dir = scratch('pihub-lock-');
+  const lock = tryLock(join(dir, 'host.lock'), holderFor('pihub build of host (host.yaml)'));
+  assert.ok(isLock(lock));
+  const script = `import { tryLock, isLock, holderFor, describeHolder } from ${JSON.stringify(join(PROJECT_DIR, 'build/lock.ts'))};
+const got = tryLock(${JSON.stringify(join(dir, 'host.lock'))}, holderFor('boxed'));
+console.log(isLock(got) ? 'taken' : describeHolder(got));`;
+  const r = spawnSync('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^pihub build of host \\(host\\.yaml\\), pid ${process.pid} in another PID namespace \\(pid:\\[\\d+\\]: a container, or the host of this one\\), since .* UTC \\(pihub cannot see from here whether it still runs; if it does not, remove ${join(dir, 'host.lock')}\\)\\n$`));
+  assert.equal(JSON.parse(readFileSync(join(dir, 'host.lock'), 'utf8')).pid, process.pid, 'the lock is still this process\'s');
+  lock.release();
+});
+
+test('a prune leaves the temporary files of a build in another PID namespace (their pid means nothing here); with no other build, leftovers go', async () => {
+  const cache = new Cache(scratch('pihub-cache-'));
+  cache.ensure();
+  const { holder, child } = await inOwnNamespace();
+  writeHolder(join(cache.dir, 'locks', `shared-1-${holder.start}-${holder.pidns}.json`), holder);
+  // The boxed build's snapshot in progress: named with a pid of its namespace, which no process here has.
+  let pid = 4_000_000;
+  while (existsSync(`/proc/${pid}`)) pid += 1;
+  const partial = `${cache.snapshotPath('k')}.partial-${pid}`;
+  writeFileSync(partial, 'half a snapshot');
+  cache.prune();
+  assert.ok(existsSync(partial), 'a live build\'s snapshot in progress is kept');
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  cache.prune();
+  assert.equal(existsSync(partial), false, 'once no other build shares the cache, it is a leftover');
 });
