@@ -7,7 +7,7 @@ import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
 import { isSecretPath, Redactor, secretValues } from './config/secrets.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { invokingUser } from './deploy/deploy.ts';
-import { verifyOwnFolder } from './files.ts';
+import { verifyFolderOption, verifyOwnFolder } from './files.ts';
 import { UserError } from './errors.ts';
 import { createRunner, type LogSink, type Runner } from './exec.ts';
 import { thisMachine, type Machine } from './host.ts';
@@ -94,6 +94,8 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   const notes = secretsOnCommandLine(opts.sets).map(
     (key) => `\`--set ${key}=…\` puts a secret where \`ps\` and your shell history show it; next time use \`--set ${key}.env=VARIABLE\` or \`${key}.file\` (README: "Secrets")`,
   );
+  verifyFolderOption(opts.outDir, '--out');
+  verifyFolderOption(opts.workDir, '--work-dir');
   const cache = new Cache(opts.cacheDir, opts.cacheLimit);
   const holder = holderFor(`pihub build of ${inputs.config.name} (${inputs.configLabel})`);
   const workLock = join(opts.workDir, `${inputs.config.name}.lock`);

@@ -12,7 +12,7 @@ import {
   openSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync, type Stats,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { UserError } from './errors.ts';
+import { InputError, UserError } from './errors.ts';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY } = constants;
 
@@ -80,7 +80,7 @@ function renameInto(tmp: string, dest: string): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') {
-      throw new UserError(`${dest} is a folder, where pihub writes a file; remove it, or give pihub another folder (--out, --work-dir)`, 2);
+      throw new InputError(`${dest} is a folder, where pihub writes a file; remove it, or give pihub another folder (--out, --work-dir)`);
     }
     throw err;
   }
@@ -108,15 +108,16 @@ export function verifyOwnFolder(dir: string, option: string, o: { create?: boole
     try {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
     } catch (err) {
-      throw new UserError(`${option}: cannot make the folder ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give a folder pihub can make or use`, 2);
+      throw new InputError(`${option}: cannot make the folder ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give a folder pihub can make or use`);
     }
   }
   let st: Stats;
   try {
     st = lstatSync(dir);
   } catch (err) {
-    if (o.create === false && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (o.create === false && code === 'ENOENT') return;
+    throw new InputError(`${option}: ${dir} cannot be used (${code ?? (err as Error).message}); give a folder pihub can make or use`);
   }
   const me = process.getuid?.() ?? 0;
   const problem = st.isSymbolicLink()
@@ -129,7 +130,23 @@ export function verifyOwnFolder(dir: string, option: string, o: { create?: boole
           ? `can be written by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`
           : undefined;
   if (problem) {
-    throw new UserError(`${option}: ${dir} ${problem}; pihub works in it as ${me === 0 ? 'root' : `uid ${me}`}, so only ${me === 0 ? 'root' : 'it'} may change it: remove it (pihub makes it again) or give another ${option}`, 2);
+    throw new InputError(`${option}: ${dir} ${problem}; pihub works in it as ${me === 0 ? 'root' : `uid ${me}`}, so only ${me === 0 ? 'root' : 'it'} may change it: remove it (pihub makes it again) or give another ${option}`);
+  }
+}
+
+/** A folder option (--out, --work-dir): when the path exists, it must be a folder. */
+export function verifyFolderOption(dir: string, option: string): void {
+  let st: Stats;
+  try {
+    st = statSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    throw new InputError(`${option} ${dir} cannot be used (${code ?? (err as Error).message}); give a folder`);
+  }
+  if (!st.isDirectory()) {
+    const what = st.isFile() ? 'is a file' : whatIs(st).replace(', not a file', '');
+    throw new InputError(`${option} ${dir} ${what}, not a folder; give a folder (pihub makes it if it does not exist)`);
   }
 }
 
@@ -237,7 +254,11 @@ export function placeFile(src: string, dest: string, o: { mode: number; owner?: 
 
 /** Why a path cannot be read as a file, as the end of a sentence that names it: `is a folder, not a file`. */
 export class FileProblem extends Error {
-  constructor(readonly reason: string) {
+  constructor(
+    readonly reason: string,
+    /** The error code when it could not be opened (ENOENT, EACCES, …). */
+    readonly code?: string,
+  ) {
     super(reason);
     this.name = 'FileProblem';
   }
@@ -257,11 +278,11 @@ function whatIs(st: Stats): string {
 
 function openProblem(err: unknown): FileProblem {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new FileProblem('does not exist');
-  if (code === 'ENOTDIR') return new FileProblem('does not exist (a folder on its way is a file)');
-  if (code === 'EACCES' || code === 'EPERM') return new FileProblem('cannot be read (permission denied)');
-  if (code === 'ELOOP') return new FileProblem('is a symbolic link, not a file');
-  return new FileProblem(`cannot be read (${code ?? (err as Error).message})`);
+  if (code === 'ENOENT') return new FileProblem('does not exist', code);
+  if (code === 'ENOTDIR') return new FileProblem('does not exist (a folder on its way is a file)', code);
+  if (code === 'EACCES' || code === 'EPERM') return new FileProblem('cannot be read (permission denied)', code);
+  if (code === 'ELOOP') return new FileProblem('is a symbolic link, not a file', code);
+  return new FileProblem(`cannot be read (${code ?? (err as Error).message})`, code);
 }
 
 /**
@@ -312,6 +333,22 @@ export function readRegularFile(path: string, maxBytes: number, o: { follow?: bo
     return Buffer.concat(chunks);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The most pihub reads of a text file it is given (a config, a profile, a stage or overlay file). */
+export const TEXT_MAX_BYTES = 4 * MiB;
+
+/**
+ * A text file the user named, as bad input when it is not one: `${what} ${reason}; ${hint}`,
+ * e.g. `config file x.yaml is a folder, not a file; give --config a YAML file`.
+ */
+export function readInputText(path: string, what: string, hint: string, maxBytes = TEXT_MAX_BYTES): string {
+  try {
+    return readRegularFile(path, maxBytes).toString('utf8');
+  } catch (err) {
+    if (err instanceof FileProblem) throw new InputError(`${what} ${err.reason}; ${hint}`);
+    throw err;
   }
 }
 

@@ -1,9 +1,10 @@
 // Base profiles: bases/NAME.yaml read with the config's YAML reader and checked against
 // ProfileSchema, and every keyring they name checked to hold exactly the keys the profile lists.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.ts';
+import { checkRegularFile, FileProblem, readInputText, readRegularFile, TEXT_MAX_BYTES } from '../files.ts';
 import { displayPath, parseConfigText } from '../config/load.ts';
 import { formatIssues, suggest, type PathKey } from '../config/format.ts';
 import { keyringKeys } from './openpgp.ts';
@@ -79,9 +80,16 @@ function resolveIn(dir: string, file: string): string {
 /** Refuses a keyring that is missing, unreadable, or holds any key but the listed ones. */
 export function verifyKeyring(path: string, fingerprints: readonly string[], who: string): void {
   if (!existsSync(path)) throw new InputError(`${who}: keyring ${displayPath(path)} does not exist`);
+  let data: Buffer;
+  try {
+    data = readRegularFile(path, KEYRING_MAX_BYTES);
+  } catch (err) {
+    if (err instanceof FileProblem) throw new InputError(`${who}: keyring ${displayPath(path)} ${err.reason}; give an OpenPGP keyring file (.gpg or .asc)`);
+    throw err;
+  }
   let keys;
   try {
-    keys = keyringKeys(readFileSync(path));
+    keys = keyringKeys(data);
   } catch (err) {
     throw new InputError(`${who}: keyring ${displayPath(path)}: ${(err as Error).message}`);
   }
@@ -121,11 +129,14 @@ export function loadBaseSpec(spec: string, from: string = process.cwd()): Loaded
   return loadBaseFile(file, basename(file).replace(/\.ya?ml$/, ''));
 }
 
+/** Far more than any keyring of a few archive keys. */
+const KEYRING_MAX_BYTES = 16 * 1024 * 1024;
+
 /** A profile file, checked; its keyrings and requirements are relative to its folder. */
 export function loadBaseFile(file: string, name: string): LoadedBase {
   const dir = dirname(file);
   const label = displayPath(file);
-  const layer = parseConfigText(readFileSync(file, 'utf8'), label);
+  const layer = parseConfigText(readInputText(file, `base profile ${label}`, 'give a profile file (.yaml, see bases/README.md)'), label);
   const result = ProfileSchema.safeParse(layer.data);
   if (!result.success) {
     const lines = formatIssues(result.error.issues, { input: layer.data, knownKeys: knownProfileKeys, sources: [layer.locator], fallback: label });
@@ -142,7 +153,12 @@ export function loadBaseFile(file: string, name: string): LoadedBase {
     repositories[r.name] = path;
   }
   const requirements = resolveIn(dir, profile.hub.requirements);
-  if (!existsSync(requirements)) throw new InputError(`${who}: \`hub.requirements\`: ${displayPath(requirements)} does not exist`);
+  try {
+    checkRegularFile(requirements, TEXT_MAX_BYTES);
+  } catch (err) {
+    if (err instanceof FileProblem) throw new InputError(`${who}: \`hub.requirements\`: ${displayPath(requirements)} ${err.reason}; give a requirements file (lines of NAME==VERSION)`);
+    throw err;
+  }
   return { name, file, profile, keyrings: { archive, repositories } };
 }
 

@@ -8,7 +8,7 @@ import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
 import { FAT_TYPES, RASPI3B, VIRT_SYSTEMS, type BootArchitecture, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
-import { verifyOwnFolder } from '../files.ts';
+import { MiB, readRegularFile, verifyOwnFolder } from '../files.ts';
 
 export interface BootOptions {
   image: string;
@@ -60,7 +60,8 @@ export function parseBootFile(spec: string): BootFile {
 /** The hub port an image was built with, from the manifest written beside it. */
 export function manifestFor(image: string): { hub?: { port?: number }; architecture?: string } | undefined {
   try {
-    return JSON.parse(readFileSync(`${imageBase(image)}.json`, 'utf8')) as { hub?: { port?: number }; architecture?: string };
+    // Only a plain file: a FIFO beside the image would block the read.
+    return JSON.parse(readRegularFile(`${imageBase(image)}.json`, 4 * MiB).toString('utf8')) as { hub?: { port?: number }; architecture?: string };
   } catch {
     return undefined;
   }

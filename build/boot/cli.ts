@@ -1,7 +1,9 @@
 // `pihub boot IMAGE [options]`
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from '../args.ts';
 import { InputError } from '../errors.ts';
+import { checkRegularFile, FileProblem } from '../files.ts';
 import { createRunner } from '../exec.ts';
 import { BuildLog } from '../progress.ts';
 import { boot, manifestFor, parseBootFile, type BootFile } from './boot.ts';
@@ -47,6 +49,22 @@ Options:
   -h, --help                       this text
 `;
 
+/** A file the user named: a regular file, or bad input in one sentence (a FIFO would hang, a folder or device make no sense). */
+function inputFile(path: string, what: string, hint: string): void {
+  try {
+    checkRegularFile(path);
+  } catch (err) {
+    if (err instanceof FileProblem) throw new InputError(`${what} ${err.reason}; ${hint}`);
+    throw err;
+  }
+}
+
+/** The console log's file: new, or a file (never a folder, FIFO or device). */
+function serialLog(path: string): string {
+  if (existsSync(path)) inputFile(path, `--serial-log ${path}`, 'give a file for the console output');
+  return path;
+}
+
 export async function bootCommand(args: string[], signal: AbortSignal): Promise<number> {
   const { values, positionals } = parse(
     args,
@@ -75,6 +93,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   }
   if (positionals.length !== 1) throw new InputError(`pihub boot needs exactly one image\n\n${BOOT_HELP}`);
   const image = resolve(positionals[0]!);
+  inputFile(image, `image ${image}`, 'give an image file (.img, .img.xz, .img.zst or .img.gz; `pihub build` makes one)');
   const int = (v: string | undefined, dflt: number, name: string, min: number) => {
     if (v === undefined) return dflt;
     const n = Number(v);
@@ -110,8 +129,13 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   } catch (err) {
     throw new InputError((err as Error).message);
   }
-  if (values.userconf) bootFiles.push({ source: values.userconf, name: 'userconf.txt' });
   bootFiles = bootFiles.map((f) => ({ ...f, source: resolve(f.source) }));
+  for (const f of bootFiles) inputFile(f.source, `--boot-file ${f.source}`, `give a file to put on the card's boot partition as ${f.name}`);
+  if (values.userconf) {
+    const source = resolve(values.userconf);
+    inputFile(source, `--userconf ${source}`, 'give a userconf.txt file (lines NAME:HASH)');
+    bootFiles.push({ source, name: 'userconf.txt' });
+  }
   if (values.tap !== undefined && (machine !== 'virt' || !/^[A-Za-z0-9_.-]{1,15}$/.test(values.tap))) {
     throw new InputError(`--tap ${values.tap}: expected a network device name (at most 15 letters, digits, . _ -) with --machine virt`);
   }
@@ -127,7 +151,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
     architecture,
     bootFiles,
     tap: values.tap,
-    serialLog: values['serial-log'] ? resolve(values['serial-log']) : undefined,
+    serialLog: values['serial-log'] ? serialLog(resolve(values['serial-log'])) : undefined,
     console: !values['no-console'],
     workDir: resolve(values['work-dir'] ?? 'work/boot'),
     keep: values.keep ?? false,

@@ -1,5 +1,5 @@
 // Config layers: DEFAULTS < config file < overlays (in order) < --set. Validated once, at the end.
-import { existsSync, readFileSync } from 'node:fs';
+import { checkRegularFile, FileProblem, readRegularFile, TEXT_MAX_BYTES } from '../files.ts';
 import { dirname, relative, resolve } from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import type { z } from 'zod';
@@ -34,15 +34,15 @@ export function loadConfigFile(path: string): ConfigLayer {
   const label = displayPath(path);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFile(path, TEXT_MAX_BYTES).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
+    if (!(err instanceof FileProblem)) throw err;
+    if (err.reason === 'does not exist') {
       throw new InputError(
         `config file ${label} does not exist; pass an existing file to --config, or leave --config out to build the default image (copy config.example.yaml to start one)`,
       );
     }
-    throw new InputError(`cannot read config file ${label}: ${(err as Error).message}`);
+    throw new InputError(`config file ${label} ${err.reason}; give --config a YAML file (see config.example.yaml)`);
   }
   return { ...parseConfigText(text, label), baseDir: dirname(path) };
 }
@@ -185,12 +185,20 @@ function filePathsFrom(data: Record<string, unknown>, baseDir: string): Record<s
   return walk(data, []) as Record<string, unknown>;
 }
 
-/** Settings declared `file`: each given path must exist on the build machine; kept absolute. */
+/** Far more than any file a setting names (a certificate, a key). */
+const SETTING_FILE_MAX_BYTES = 1024 * 1024;
+
+/** Settings declared `file`: each given path must be a file on the build machine; kept absolute. */
 function resolveFileSettings(config: BuildConfig): BuildConfig {
   const walk = (v: unknown, path: PathKey[]): unknown => {
     if (typeof v === 'string' && declarationAt(path)?.file) {
       const file = resolve(v);
-      if (!existsSync(file)) throw new InputError(`\`${formatPath(path)}\`: ${file} does not exist; give a file on the build machine`);
+      try {
+        checkRegularFile(file, SETTING_FILE_MAX_BYTES);
+      } catch (err) {
+        if (err instanceof FileProblem) throw new InputError(`\`${formatPath(path)}\`: ${file} ${err.reason}; give a file on the build machine`);
+        throw err;
+      }
       return file;
     }
     if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));

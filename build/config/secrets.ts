@@ -1,8 +1,8 @@
 // Secret settings: where they may come from (never only the command line), and how they are
 // kept out of errors, logs and published cache keys.
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InputError } from '../errors.ts';
+import { FileProblem, readRegularFile } from '../files.ts';
 import { formatPath, type PathKey } from './format.ts';
 import { declarationAt } from './settings.ts';
 import { credentialsOf, userinfoOf } from './urls.ts';
@@ -13,6 +13,9 @@ export function isSecretPath(path: readonly PathKey[] | string): boolean {
 }
 
 export const HIDDEN = '<hidden>';
+
+/** Far more than a secret's first line needs. */
+const SECRET_FILE_MAX_BYTES = 1024 * 1024;
 
 /**
  * A secret may be given as a reference instead of its value, so that it needs neither the
@@ -51,9 +54,12 @@ export function resolveSecretRefs(
     const file = isAbsolute(name) ? name : resolve(baseDir, name);
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readRegularFile(file, SECRET_FILE_MAX_BYTES).toString('utf8');
     } catch (err) {
-      throw new InputError(`${key} comes from the file ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      if (err instanceof FileProblem) {
+        throw new InputError(`${key} comes from the file ${file}, which ${err.code ? `cannot be read (${err.code})` : `${err.reason}; give a file whose first line is the secret`}`);
+      }
+      throw err;
     }
     const line = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0]!;
     if (line === '') throw new InputError(`${key} comes from the file ${file}, whose first line is empty`);

@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../errors.ts';
+import { InputError, UserError } from '../errors.ts';
 import type { BuildConfig } from '../config/schema.ts';
 import { configValue, declarationAt } from '../config/settings.ts';
 import { credentialsOf, withoutCredentials, type Credentials } from '../config/urls.ts';
@@ -28,8 +28,11 @@ export function digestTree(dir: string): string {
       else if (st.isDirectory()) {
         h.update(`D ${path}\n`);
         walk(full, path);
-      } else {
+      } else if (st.isFile()) {
         h.update(`F ${path} ${st.mode & 0o111 ? 'x' : '-'} ${sha256(readFileSync(full))}\n`);
+      } else {
+        // A FIFO would block the read, a device could be endless.
+        throw new InputError(`${full}: only files, folders and symlinks can be in a stage or overlay folder`);
       }
     }
   };

@@ -1,8 +1,9 @@
 // Reads stages/NN-name/ directories into typed stage definitions. Unknown files are errors.
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
+import { readInputText } from '../files.ts';
 import { displayPath } from '../config/load.ts';
 import { readYamlMapping } from '../config/yaml.ts';
 import type { PathKey } from '../config/format.ts';
@@ -73,6 +74,11 @@ const SUBSTEP_NAME = /^(\d\d)-(bootstrap|debconf|packages-nr|packages|files|run\
 
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$/;
 
+/** A stage's file (read, or hashed for its cache key): a plain file, or bad input. */
+export function readStageText(path: string): string {
+  return readInputText(path, displayPath(path), 'give it as a plain file (see "Stages" in the README)');
+}
+
 /** Package names from a list file: whitespace-separated, `#` starts a comment. */
 export function parsePackageList(text: string, label: string): string[] {
   const out: string[] = [];
@@ -140,7 +146,7 @@ export function walkFiles(root: string, modes: Record<string, FileMode>, label: 
         out.push({ ...base, type: 'dir', mode: override.mode ? parseInt(override.mode, 8) : 0o755 });
         walk(source, dest);
       } else if (st.isFile()) {
-        const text = template ? readFileSync(source, 'utf8') : '';
+        const text = template ? readStageText(source) : '';
         const bad = unknownFilters(text);
         if (bad.length) throw new InputError(`${where}: unknown template filter \`${bad[0]}\` (known: json, py, shell, octal)`);
         const exec = (st.mode & 0o111) !== 0;
@@ -156,7 +162,7 @@ export function walkFiles(root: string, modes: Record<string, FileMode>, label: 
 
 function readStageYaml(path: string): z.infer<typeof StageYamlSchema> {
   if (!existsSync(path)) return StageYamlSchema.parse({});
-  const { data: raw, locator } = readYamlMapping(readFileSync(path, 'utf8'), displayPath(path), '(description, reads, files)');
+  const { data: raw, locator } = readYamlMapping(readStageText(path), displayPath(path), '(description, reads, files)');
   const parsed = StageYamlSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0]!;
@@ -173,8 +179,8 @@ function readStageYaml(path: string): z.infer<typeof StageYamlSchema> {
 export function checkTemplateReads(stage: StageDef): void {
   for (const sub of stage.substeps) {
     const texts: Array<[string, string]> = [];
-    if (sub.kind === 'debconf') texts.push([sub.path, readFileSync(sub.path, 'utf8')]);
-    for (const f of sub.files ?? []) if (f.template) texts.push([f.source, readFileSync(f.source, 'utf8')]);
+    if (sub.kind === 'debconf') texts.push([sub.path, readStageText(sub.path)]);
+    for (const f of sub.files ?? []) if (f.template) texts.push([f.source, readStageText(f.source)]);
     for (const [file, text] of texts) {
       for (const key of templateKeys(text)) {
         if (!stage.reads.includes(key)) {
@@ -195,6 +201,7 @@ export function loadStage(dir: string, id: string): StageDef {
   }
   const substeps: Substep[] = [];
   for (const name of readdirSync(dir).sort()) {
+    if (name === 'SKIP' || name === 'README.md') readStageText(join(dir, name));
     if (name === 'stage.yaml' || name === 'SKIP' || name === 'README.md') continue;
     const path = join(dir, name);
     const m = SUBSTEP_NAME.exec(name);
@@ -203,13 +210,15 @@ export function loadStage(dir: string, id: string): StageDef {
     const kind = m[2]!.replace(/\.sh$/, '') as SubstepKind;
     const isDir = lstatSync(path).isDirectory();
     if (isDir !== (kind === 'files')) {
-      throw new InputError(`${displayPath(path)}: ${kind === 'files' ? 'must be a directory' : 'must be a file, not a directory'}`);
+      throw new InputError(`${displayPath(path)}${kind === 'files' ? ': must be a directory' : ' is a folder, not a file; give it as a file'}`);
     }
     const sub: Substep = { kind, order, name, path };
     if (kind === 'bootstrap' || kind === 'packages' || kind === 'packages-nr') {
-      sub.packages = parsePackageList(readFileSync(path, 'utf8'), displayPath(path));
+      sub.packages = parsePackageList(readStageText(path), displayPath(path));
     } else if (kind === 'run' || kind === 'run-chroot') {
-      sub.interpreter = parseShebang(readFileSync(path, 'utf8'), displayPath(path));
+      sub.interpreter = parseShebang(readStageText(path), displayPath(path));
+    } else if (kind === 'debconf') {
+      readStageText(path);
     } else if (kind === 'files') {
       sub.files = walkFiles(path, meta.files, `stage ${id}`);
     }
@@ -234,6 +243,7 @@ const STAGE_DIR = /^\d\d-[a-z0-9][a-z0-9-]*$/;
 /** All stages under `stagesDir`, in order. The first one must bootstrap, and only the first. */
 export function loadStages(stagesDir: string): StageDef[] {
   if (!existsSync(stagesDir)) throw new InputError(`stage directory ${displayPath(stagesDir)} does not exist`);
+  if (!statSync(stagesDir).isDirectory()) throw new InputError(`stage directory ${displayPath(stagesDir)} is not a folder; give --stages a folder of stages (NN-name/)`);
   const stages: StageDef[] = [];
   for (const name of readdirSync(stagesDir).sort()) {
     const path = join(stagesDir, name);

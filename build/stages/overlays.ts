@@ -1,9 +1,10 @@
 // Overlays: a folder with overlay.yaml (description, config fragment, requires), and optionally
 // rootfs/, packages, run.sh and run-chroot.sh. Each becomes a stage after the built-in ones.
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
+import { readInputText } from '../files.ts';
 import { displayPath, parseConfigText, type ConfigLayer } from '../config/load.ts';
 import { checkTemplateReads, parsePackageList, parseShebang, walkFiles, type StageDef, type Substep } from './load.ts';
 import { configValue, isConfigKey } from '../config/settings.ts';
@@ -73,10 +74,13 @@ export function loadOverlay(nameOrDir: string, shippedDir: string, from?: string
   }
   const yamlPath = join(dir, 'overlay.yaml');
   if (!existsSync(yamlPath)) throw new InputError(`${who}: ${displayPath(yamlPath)} is missing; every overlay needs one`);
+  // Every file of an overlay is read (or hashed for its cache key): each must be a plain file.
+  const read = (path: string) => readInputText(path, `${who}: ${displayPath(path)}`, 'give it as a plain file (see overlays/README.md)');
   let file: ConfigLayer;
   try {
-    file = parseConfigText(readFileSync(yamlPath, 'utf8'), displayPath(yamlPath));
+    file = parseConfigText(read(yamlPath), displayPath(yamlPath));
   } catch (err) {
+    if (err instanceof InputError && err.message.startsWith(who)) throw err;
     throw new InputError(`${who}: ${(err as Error).message}`);
   }
   const parsed = OverlayYamlSchema.safeParse(file.data);
@@ -102,15 +106,17 @@ export function loadOverlay(nameOrDir: string, shippedDir: string, from?: string
     }
     const isDir = lstatSync(path).isDirectory();
     if ((entry === 'rootfs') !== isDir) {
-      throw new InputError(`${who}: ${displayPath(path)}: ${isDir ? 'must be a file' : 'must be a directory'}`);
+      throw new InputError(`${who}: ${displayPath(path)}${isDir ? ' is a folder, not a file; give it as a file' : ': must be a directory (of files for the image)'}`);
     }
     if (entry === 'packages' || entry === 'packages-nr') {
-      substeps.push({ kind: entry, order: 0, name: entry, path, packages: parsePackageList(readFileSync(path, 'utf8'), `${who}: ${displayPath(path)}`) });
+      substeps.push({ kind: entry, order: 0, name: entry, path, packages: parsePackageList(read(path), `${who}: ${displayPath(path)}`) });
     } else if (entry === 'rootfs') {
       substeps.push({ kind: 'files', order: 1, name: entry, path, files: walkFiles(path, meta.files, who) });
     } else if (entry === 'run.sh' || entry === 'run-chroot.sh') {
       const kind = entry === 'run.sh' ? 'run' : 'run-chroot';
-      substeps.push({ kind, order: kind === 'run' ? 2 : 3, name: entry, path, interpreter: parseShebang(readFileSync(path, 'utf8'), `${who}: ${displayPath(path)}`) });
+      substeps.push({ kind, order: kind === 'run' ? 2 : 3, name: entry, path, interpreter: parseShebang(read(path), `${who}: ${displayPath(path)}`) });
+    } else if (entry === 'README.md') {
+      read(path);
     }
   }
   substeps.sort((a, b) => a.order - b.order);

@@ -207,3 +207,88 @@ test('`pihub cache clear|prune|list` and a build refuse a --cache-dir that is no
   assert.match(r.stdout, /^nothing to clear: \S+\/none holds no pihub cache\n$/);
   assert.equal(existsSync(none), false);
 });
+
+/** Run pihub; a run still going after `ms` is killed (a read blocked on a FIFO ignores SIGINT and SIGTERM). */
+async function within(args: string[], ms = 30_000): Promise<{ code: number | null; stderr: string; hung: boolean }> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [join(PROJECT_DIR, 'build/bin/pihub.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    child.kill('SIGKILL');
+  }, ms);
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  clearTimeout(timer);
+  return { code, stderr, hung };
+}
+
+test('a folder, a FIFO or /dev/zero where the CLI reads a file: exit 2 with one sentence naming it, no hang, no stack trace', { timeout: 600_000 }, async () => {
+  const dir = tmp();
+  const kinds = {
+    folder: (p: string) => mkdirSync(p),
+    FIFO: (p: string) => execFileSync('mkfifo', [p]),
+    '/dev/zero': (p: string) => execFileSync('ln', ['-s', '/dev/zero', p]),
+  };
+  const says = { folder: /is a folder, not a file/, FIFO: /is a FIFO \(named pipe\), not a file/, '/dev/zero': /is a device, not a file/ };
+  const image = join(dir, 'x.img');
+  writeFileSync(image, 'not really an image');
+  let n = 0;
+  for (const [kind, make] of Object.entries(kinds) as [keyof typeof kinds, (p: string) => void][]) {
+    const bad = (name: string) => {
+      const p = join(dir, `${kind.replace('/dev/', '')}-${n++}-${name}`);
+      make(p);
+      return p;
+    };
+    // An overlay whose package list, and a profile whose keyring, is the bad file.
+    const overlay = join(dir, `overlay-${n++}`);
+    mkdirSync(overlay);
+    writeFileSync(join(overlay, 'overlay.yaml'), 'description: test\n');
+    make(join(overlay, kind === 'folder' ? 'README.md' : 'packages'));
+    const profile = join(dir, `profile-${n++}.yaml`);
+    writeFileSync(profile, `${readFileSync(join(PROJECT_DIR, 'bases/debian-trixie-arm64.yaml'), 'utf8').replace(/^(\s*requirements: )(\S+)/m, `$1${join(PROJECT_DIR, 'bases/requirements/python3.13.txt')}`)}
+repositories:
+  - name: extra
+    uri: http://127.0.0.1:9/debian
+    suites: [x]
+    components: [main]
+    keyring: ${bad('keyring.gpg')}
+    fingerprints: [0123456789ABCDEF0123456789ABCDEF01234567]
+`);
+    const cert = bad('hub.crt');
+    const cases: Array<[string[], RegExp]> = [
+      [['build', '--dry-run', '--config', bad('config.yaml')], /^pihub: config file \S+config\.yaml /],
+      [['build', '--dry-run', '--set', `wifi.psk.file=${bad('psk')}`], /^pihub: --set: `wifi\.psk` comes from the file \S+psk, which /],
+      [['build', '--dry-run', '--overlay', overlay], /^pihub: overlay `overlay-\d+`: \S+(README\.md|packages) /],
+      [['build', '--dry-run', '--set', `base=${bad('profile.yaml')}`], /^pihub: --set base=\S+: base profile \S+profile\.yaml /],
+      [['build', '--dry-run', '--set', `base=${profile}`], /^pihub: --set base=\S+: base `profile-\d+`: repository `extra`: keyring \S+keyring\.gpg /],
+      [['build', '--dry-run', '--overlay', 'https', '--set', 'hub.https.mode=files', '--set', `hub.https.cert_file=${cert}`, '--set', `hub.https.key_file=${cert}`], /^pihub: `hub\.https\.cert_file`: \S+hub\.crt /],
+      [['boot', bad('image.img')], /^pihub: image \S+image\.img /],
+      [['boot', image, '--userconf', bad('userconf.txt')], /^pihub: --userconf \S+userconf\.txt /],
+      [['boot', image, '--boot-file', `${bad('user-data')}:user-data`], /^pihub: --boot-file \S+user-data /],
+    ];
+    for (const [args, who] of cases) {
+      const r = await within(args);
+      const what = `${kind}: pihub ${args.join(' ')}`;
+      assert.ok(!r.hung, `${what}: still running after 30 s`);
+      assert.equal(r.code, 2, `${what}: exit ${r.code}\n${r.stderr}`);
+      assert.match(r.stderr, who, what);
+      assert.match(r.stderr, says[kind], what);
+      assert.match(r.stderr, /; give /, `${what}: says what is right`);
+      assert.match(r.stderr, /^pihub: [^\n]+\n$/, `${what}: one line\n${r.stderr}`);
+    }
+  }
+  // Where a folder is expected: a FIFO or a device is not one.
+  for (const [args, who] of [
+    [['build', '--dry-run', '--stages', '/dev/zero'], /^pihub: stage directory \/dev\/zero is not a folder; give --stages a folder/],
+    [['build', '--dry-run', '--out', '/dev/zero'], /^pihub: --out \/dev\/zero is a device, not a folder; give a folder/],
+    [['build', '--dry-run', '--work-dir', image], /^pihub: --work-dir \S+x\.img is a file, not a folder; give a folder/],
+    [['manifest', '--deploy', image], /^pihub: \S+x\.img is not a folder pihub can read \(ENOTDIR\); give the folder of a build/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await within(args);
+    assert.ok(!r.hung && r.code === 2, `pihub ${args.join(' ')}: exit ${r.code}${r.hung ? ' (hung)' : ''}\n${r.stderr}`);
+    assert.match(r.stderr, who);
+    assert.match(r.stderr, /^pihub: [^\n]+\n$/);
+  }
+});
