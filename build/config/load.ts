@@ -1,5 +1,6 @@
 // Config layers: DEFAULTS < config file < overlays (in order) < --set. Validated once, at the end.
-import { checkRegularFile, FileProblem, readRegularFile, TEXT_MAX_BYTES } from '../files.ts';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { FileProblem, readRegularFile, TEXT_MAX_BYTES } from '../files.ts';
 import { dirname, relative, resolve } from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import type { z } from 'zod';
@@ -163,7 +164,7 @@ export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.Proces
     merged = deepMerge(merged, filePathsFrom(resolveSecretRefs(layer.data, where, baseDir, env), baseDir));
   }
   const result = ConfigSchema.safeParse(merged);
-  if (result.success) return resolveFileSettings(result.data);
+  if (result.success) return verifyHttpsPair(resolveFileSettings(result.data));
   const lines = formatIssues(result.error.issues, {
     input: merged,
     knownKeys: knownKeysAt,
@@ -191,14 +192,17 @@ const SETTING_FILE_MAX_BYTES = 1024 * 1024;
 /** Settings declared `file`: each given path must be a file on the build machine; kept absolute. */
 function resolveFileSettings(config: BuildConfig): BuildConfig {
   const walk = (v: unknown, path: PathKey[]): unknown => {
-    if (typeof v === 'string' && declarationAt(path)?.file) {
+    const node = declarationAt(path);
+    if (typeof v === 'string' && node?.file) {
       const file = resolve(v);
+      let data: Buffer;
       try {
-        checkRegularFile(file, SETTING_FILE_MAX_BYTES);
+        data = readRegularFile(file, SETTING_FILE_MAX_BYTES);
       } catch (err) {
         if (err instanceof FileProblem) throw new InputError(`\`${formatPath(path)}\`: ${file} ${err.reason}; give a file on the build machine`);
         throw err;
       }
+      if (node.pem) verifyPem(data, node.pem, `\`${formatPath(path)}\`: ${file}`);
       return file;
     }
     if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
@@ -206,4 +210,40 @@ function resolveFileSettings(config: BuildConfig): BuildConfig {
     return v;
   };
   return walk(config, []) as BuildConfig;
+}
+
+const PEM_HOW = 'in PEM format (`-----BEGIN …-----` lines), such as `openssl req -x509 -newkey rsa:2048 -nodes -keyout hub.key -out hub.crt` makes';
+
+/** A certificate or private key the hub can load: PEM, parseable, a key without a passphrase. */
+function verifyPem(data: Buffer, want: 'certificate' | 'private key', who: string): void {
+  const text = data.toString('latin1');
+  if (want === 'certificate') {
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new InputError(`${who} is not a PEM certificate; give the certificate ${PEM_HOW}`);
+    try {
+      new X509Certificate(data);
+    } catch {
+      throw new InputError(`${who} holds a certificate that does not parse; give the certificate ${PEM_HOW}`);
+    }
+    // It is installed readable by everyone on the card.
+    if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) throw new InputError(`${who} holds a private key too, and the certificate is readable by everyone on the card; give the key only in \`hub.https.key_file\``);
+    return;
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) throw new InputError(`${who} is not a PEM private key; give the private key ${PEM_HOW}`);
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(text)) {
+    throw new InputError(`${who} is protected by a passphrase, which nobody can type when the hub starts; give it without one (\`openssl pkey -in KEY -out hub.key\`)`);
+  }
+  try {
+    createPrivateKey(data);
+  } catch {
+    throw new InputError(`${who} holds a private key that does not parse; give the private key ${PEM_HOW}`);
+  }
+}
+
+/** In `files` mode the key must be the certificate's own. */
+function verifyHttpsPair(config: BuildConfig): BuildConfig {
+  const { mode, cert_file: cert, key_file: key } = config.hub.https;
+  if (mode === 'files' && cert && key && !new X509Certificate(readRegularFile(cert, SETTING_FILE_MAX_BYTES)).checkPrivateKey(createPrivateKey(readRegularFile(key, SETTING_FILE_MAX_BYTES)))) {
+    throw new InputError(`\`hub.https.key_file\`: ${key} is not the private key of the certificate \`hub.https.cert_file\` (${cert}); give the key the certificate was made for`);
+  }
+  return config;
 }

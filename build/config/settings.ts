@@ -14,6 +14,8 @@ interface Meaning {
   secret?: boolean;
   /** A path on the build machine: it must exist, and its content (not its name) enters cache keys. */
   file?: boolean;
+  /** The file must hold this, in PEM format (checked when the config is read). */
+  pem?: 'certificate' | 'private key';
   /** A URL that may carry `user:password@`: that part is never shown. */
   url?: boolean;
   /** Stages never see it: they get its crypt(3) hash (made at build time) under this key instead. */
@@ -188,8 +190,8 @@ export const SETTINGS = section({
         default: 'off',
         doc: '`off`, `self-signed` or `files` (see the `https` overlay)',
       }),
-      cert_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'certificate for `files` mode' }),
-      key_file: leaf(z.string().nullable(), { default: null, file: true, doc: 'its private key' }),
+      cert_file: leaf(z.string().nullable(), { default: null, file: true, pem: 'certificate', doc: 'certificate for `files` mode' }),
+      key_file: leaf(z.string().nullable(), { default: null, file: true, pem: 'private key', doc: 'its private key' }),
     }),
   }),
   locale: leaf(z.string().regex(/^[a-zA-Z]{2,3}(_[A-Z]{2})?(\.UTF-8)?(@[a-z]+)?$|^C\.UTF-8$/, { error: 'must be a locale such as `en_GB.UTF-8`' }), {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadOverlay, resolveOverlays, listShipped } from '../../build/stages/overlays.ts';
 import { build, type BuildOptions } from '../../build/build.ts';
@@ -147,4 +148,40 @@ test('the wifi overlay alone says which settings are still missing', () => {
   assert.throws(() => prepare(opts({ overlays: ['wifi'] })), /`wifi\.ssid`: is required/);
   const p = prepare(opts({ overlays: ['wifi'], sets: ['wifi.ssid=Home', 'wifi.psk=correct horse'] }));
   assert.deepEqual(p.config.wifi, { country: 'GB', ssid: 'Home', psk: 'correct horse' });
+});
+
+test('https files mode: the certificate must be a PEM certificate and the key its own unencrypted PEM private key (exit 2, one sentence)', () => {
+  const dir = scratch('pihub-pem-');
+  const pair = (name: string, newKey = ['rsa:2048']) => {
+    const crt = join(dir, `${name}.crt`);
+    const key = join(dir, `${name}.key`);
+    execFileSync('openssl', ['req', '-x509', '-newkey', ...newKey, '-nodes', '-days', '1', '-subj', '/CN=pi', '-keyout', key, '-out', crt], { stdio: 'ignore' });
+    return { crt, key };
+  };
+  const a = pair('a');
+  const b = pair('b', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+  const file = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const encrypted = join(dir, 'enc.key');
+  execFileSync('openssl', ['pkey', '-in', a.key, '-aes256', '-passout', 'pass:x', '-out', encrypted]);
+  const both = file('both.pem', readFileSync(a.crt, 'utf8') + readFileSync(a.key, 'utf8'));
+  const files = (crt: string, key: string) => prepare(opts({ overlays: ['https'], sets: ['hub.https.mode=files', `hub.https.cert_file=${crt}`, `hub.https.key_file=${key}`] }));
+  const refused = (crt: string, key: string, message: RegExp) => {
+    assert.throws(() => files(crt, key), (err: Error) => {
+      assert.ok(err instanceof InputError && err.exitCode === 2, String(err));
+      assert.match(err.message, message);
+      assert.doesNotMatch(err.message, /\n/);
+      return true;
+    });
+  };
+  assert.equal(files(a.crt, a.key).config.hub.https.cert_file, a.crt, 'a matching pair is taken');
+  refused(file('notes.txt', 'my certificate\n'), a.key, /^`hub\.https\.cert_file`: \S+notes\.txt is not a PEM certificate; give the certificate in PEM format/);
+  refused(a.key, a.key, /^`hub\.https\.cert_file`: \S+a\.key is not a PEM certificate/);
+  refused(file('broken.crt', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), a.key, /^`hub\.https\.cert_file`: \S+broken\.crt holds a certificate that does not parse/);
+  refused(both, a.key, /^`hub\.https\.cert_file`: \S+both\.pem holds a private key too, and the certificate is readable by everyone on the card; give the key only in `hub\.https\.key_file`$/);
+  refused(a.crt, a.crt, /^`hub\.https\.key_file`: \S+a\.crt is not a PEM private key; give the private key in PEM format/);
+  refused(a.crt, encrypted, /^`hub\.https\.key_file`: \S+enc\.key is protected by a passphrase, which nobody can type when the hub starts; give it without one/);
+  refused(a.crt, b.key, new RegExp(`^\`hub\\.https\\.key_file\`: ${b.key} is not the private key of the certificate \`hub\\.https\\.cert_file\` \\(${a.crt}\\); give the key the certificate was made for$`));
 });
