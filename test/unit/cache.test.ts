@@ -72,11 +72,12 @@ test('a cache an earlier pihub made (no marker: its layout and salt) is kept, ma
   for (const d of ['stages', 'images', 'debs/trixie-arm64', 'tools', 'locks']) mkdirSync(join(dir, d), { recursive: true });
   writeFileSync(join(dir, 'salt'), `${'ab'.repeat(32)}\n`);
   writeFileSync(join(dir, 'stages', 'k.tar.zst'), 'x');
+  writeFileSync(join(dir, 'salt.partial-1234'), 'left by a build killed while it made the salt');
   const cache = new Cache(dir);
   assert.equal(cache.state().state, 'legacy');
   cache.ensure();
   assert.equal(cache.state().state, 'pihub');
   assert.equal(mode(dir), 0o700, 'as mkdtemp made it: untouched');
   cache.clear();
-  assert.deepEqual(readdirSync(dir).sort(), [MARKER_FILE, 'locks', 'salt']);
+  assert.deepEqual(readdirSync(dir).sort(), [MARKER_FILE, 'locks', 'salt', 'salt.partial-1234']);
 });
