@@ -108,7 +108,7 @@ export class Cache {
     }
     // (A salt's temporary name is left by a build killed while it made the salt.)
     const other = names.filter((n) => !LEGACY_ENTRIES.has(n) && !/^salt\.partial-\d+$/.test(n));
-    if (other.length) return { state: 'foreign', why: `holds ${other.slice(0, 3).map((n) => `\`${n}\``).join(', ')}${other.length > 3 ? ' and more' : ''} and has no ${MARKER_FILE} of pihub's` };
+    if (other.length) return { state: 'foreign', why: `holds ${other.slice(0, 3).map((n) => `\`${n}\``).join(', ')}${other.length > 3 ? ' and more,' : ''} and has no ${MARKER_FILE} of pihub's` };
     // What a cache clear would remove is there: only with the salt every build made is it pihub's.
     if (names.some((n) => REMOVABLE.includes(n)) && !this.readSalt()?.match(/^[0-9a-f]{64}$/)) {
       return { state: 'foreign', why: `has neither pihub's ${MARKER_FILE} nor the salt of a pihub cache` };
