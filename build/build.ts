@@ -1,14 +1,14 @@
 // `pihub build`: read the inputs, make the plan, print it (--dry-run) or run it.
 //   config → plan (stages, steps, keys, commands) → stages in the chroot → cache → image → deploy/
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
 import { isSecretPath, Redactor, secretValues } from './config/secrets.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { invokingUser } from './deploy/deploy.ts';
 import { verifyFolderOption, verifyOwnFolder } from './files.ts';
-import { UserError } from './errors.ts';
+import { InputError, UserError } from './errors.ts';
 import { createRunner, type LogSink, type Runner } from './exec.ts';
 import { thisMachine, type Machine } from './host.ts';
 import { describeHolder, holderFor, isLock, readLockHolder, tryLock, type Lock, type LockHolder } from './lock.ts';
@@ -96,6 +96,11 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   );
   verifyFolderOption(opts.outDir, '--out');
   verifyFolderOption(opts.workDir, '--work-dir');
+  // The log is the first thing written: a folder under its name is refused before anything is made.
+  const logPath = join(opts.outDir, `${inputs.config.name}.log`);
+  if (statSync(logPath, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new InputError(`${logPath} is a folder, where pihub writes its build log; remove it, or give another --out`);
+  }
   const cache = new Cache(opts.cacheDir, opts.cacheLimit);
   const holder = holderFor(`pihub build of ${inputs.config.name} (${inputs.configLabel})`);
   const workLock = join(opts.workDir, `${inputs.config.name}.lock`);

@@ -196,3 +196,17 @@ test('a build refuses a work tree that another user owns, anyone may write, or t
     assert.deepEqual(readdirSync(o.workDir), ['pihub'], 'the lock was given back');
   }
 });
+
+test('a build whose log name in --out is a folder stops before it makes anything (exit 2, one sentence)', async () => {
+  const o = buildOptions();
+  mkdirSync(join(o.outDir, 'pihub.log'), { recursive: true });
+  for (const dryRun of [true, false]) {
+    await assert.rejects(build({ ...o, dryRun }, fakeDeps()), (err: Error & { exitCode?: number }) => {
+      assert.equal(err.exitCode, 2);
+      assert.equal(err.message, `${join(o.outDir, 'pihub.log')} is a folder, where pihub writes its build log; remove it, or give another --out`);
+      return true;
+    });
+  }
+  assert.equal(existsSync(o.workDir), false);
+  assert.equal(existsSync(o.cacheDir), false);
+});
