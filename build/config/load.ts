@@ -9,7 +9,7 @@ import { ConfigSchema, DEFAULTS, type BuildConfig } from './schema.ts';
 import { formatIssues, formatPath, type Locator, type PathKey } from './format.ts';
 import { HIDDEN, isSecretPath, resolveSecretRefs } from './secrets.ts';
 import { FORBIDDEN_KEYS, forbiddenKeyMessage, readYamlMapping } from './yaml.ts';
-import { declarationAt } from './settings.ts';
+import { configValue, declarationAt, declarations } from './settings.ts';
 
 export interface ConfigLayer {
   label: string;
@@ -164,7 +164,7 @@ export function resolveConfig(layers: readonly ConfigLayer[], env: NodeJS.Proces
     merged = deepMerge(merged, filePathsFrom(resolveSecretRefs(layer.data, where, baseDir, env), baseDir));
   }
   const result = ConfigSchema.safeParse(merged);
-  if (result.success) return verifyHttpsPair(resolveFileSettings(result.data));
+  if (result.success) return verifyKeyPairs(resolveFileSettings(result.data));
   const lines = formatIssues(result.error.issues, {
     input: merged,
     knownKeys: knownKeysAt,
@@ -202,7 +202,7 @@ function resolveFileSettings(config: BuildConfig): BuildConfig {
         if (err instanceof FileProblem) throw new InputError(`\`${formatPath(path)}\`: ${file} ${err.reason}; give a file on the build machine`);
         throw err;
       }
-      if (node.pem) verifyPem(data, node.pem, `\`${formatPath(path)}\`: ${file}`);
+      if (node.pem) verifyPem(data, node.pem, `\`${formatPath(path)}\`: ${file}`, formatPath(path));
       return file;
     }
     if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
@@ -214,8 +214,15 @@ function resolveFileSettings(config: BuildConfig): BuildConfig {
 
 const PEM_HOW = 'in PEM format (`-----BEGIN …-----` lines), such as `openssl req -x509 -newkey rsa:2048 -nodes -keyout hub.key -out hub.crt` makes';
 
-/** A certificate or private key the hub can load: PEM, parseable, a key without a passphrase. */
-function verifyPem(data: Buffer, want: 'certificate' | 'private key', who: string): void {
+/** The settings of private keys and of the certificates they belong to (`certificate:` in their declarations). */
+function keyPairs(): Array<{ key: string; certificate: string }> {
+  return declarations()
+    .filter((d) => d.node.kind === 'leaf' && d.node.certificate && !d.key.includes('['))
+    .map((d) => ({ key: d.key, certificate: d.key.replace(/[^.]+$/, d.node.certificate!) }));
+}
+
+/** A certificate or private key a server can load: PEM, parseable, a key without a passphrase. */
+function verifyPem(data: Buffer, want: 'certificate' | 'private key', who: string, key: string): void {
   const text = data.toString('latin1');
   if (want === 'certificate') {
     if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new InputError(`${who} is not a PEM certificate; give the certificate ${PEM_HOW}`);
@@ -224,13 +231,16 @@ function verifyPem(data: Buffer, want: 'certificate' | 'private key', who: strin
     } catch {
       throw new InputError(`${who} holds a certificate that does not parse; give the certificate ${PEM_HOW}`);
     }
-    // It is installed readable by everyone on the card.
-    if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) throw new InputError(`${who} holds a private key too, and the certificate is readable by everyone on the card; give the key only in \`hub.https.key_file\``);
+    // A certificate is installed readable by everyone on the card.
+    if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+      const own = keyPairs().find((p) => p.certificate === key)?.key;
+      throw new InputError(`${who} holds a private key too, and a certificate is readable by everyone on the card; give the key only in ${own ? `\`${own}\`` : 'its key file'}`);
+    }
     return;
   }
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) throw new InputError(`${who} is not a PEM private key; give the private key ${PEM_HOW}`);
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(text)) {
-    throw new InputError(`${who} is protected by a passphrase, which nobody can type when the hub starts; give it without one (\`openssl pkey -in KEY -out hub.key\`)`);
+    throw new InputError(`${who} is protected by a passphrase, which nobody can type when the card starts; give it without one (\`openssl pkey -in KEY -out KEY.pem\`)`);
   }
   try {
     createPrivateKey(data);
@@ -239,11 +249,16 @@ function verifyPem(data: Buffer, want: 'certificate' | 'private key', who: strin
   }
 }
 
-/** In `files` mode the key must be the certificate's own. */
-function verifyHttpsPair(config: BuildConfig): BuildConfig {
-  const { mode, cert_file: cert, key_file: key } = config.hub.https;
-  if (mode === 'files' && cert && key && !new X509Certificate(readRegularFile(cert, SETTING_FILE_MAX_BYTES)).checkPrivateKey(createPrivateKey(readRegularFile(key, SETTING_FILE_MAX_BYTES)))) {
-    throw new InputError(`\`hub.https.key_file\`: ${key} is not the private key of the certificate \`hub.https.cert_file\` (${cert}); give the key the certificate was made for`);
+/** A private key given with its certificate must be that certificate's own. */
+function verifyKeyPairs(config: BuildConfig): BuildConfig {
+  for (const pair of keyPairs()) {
+    const key = configValue(config, pair.key);
+    const cert = configValue(config, pair.certificate);
+    if (typeof key !== 'string' || typeof cert !== 'string') continue;
+    const own = new X509Certificate(readRegularFile(cert, SETTING_FILE_MAX_BYTES)).checkPrivateKey(createPrivateKey(readRegularFile(key, SETTING_FILE_MAX_BYTES)));
+    if (!own) {
+      throw new InputError(`\`${pair.key}\`: ${key} is not the private key of the certificate \`${pair.certificate}\` (${cert}); give the key the certificate was made for`);
+    }
   }
   return config;
 }

@@ -16,6 +16,8 @@ interface Meaning {
   file?: boolean;
   /** The file must hold this, in PEM format (checked when the config is read). */
   pem?: 'certificate' | 'private key';
+  /** For a private key: the setting beside it whose certificate it must belong to. */
+  certificate?: string;
   /** A URL that may carry `user:password@`: that part is never shown. */
   url?: boolean;
   /** Stages never see it: they get its crypt(3) hash (made at build time) under this key instead. */
@@ -191,7 +193,7 @@ export const SETTINGS = section({
         doc: '`off`, `self-signed` or `files` (see the `https` overlay)',
       }),
       cert_file: leaf(z.string().nullable(), { default: null, file: true, pem: 'certificate', doc: 'certificate for `files` mode' }),
-      key_file: leaf(z.string().nullable(), { default: null, file: true, pem: 'private key', doc: 'its private key' }),
+      key_file: leaf(z.string().nullable(), { default: null, file: true, pem: 'private key', certificate: 'cert_file', doc: 'its private key' }),
     }),
   }),
   locale: leaf(z.string().regex(/^[a-zA-Z]{2,3}(_[A-Z]{2})?(\.UTF-8)?(@[a-z]+)?$|^C\.UTF-8$/, { error: 'must be a locale such as `en_GB.UTF-8`' }), {

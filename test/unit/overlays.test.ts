@@ -180,8 +180,8 @@ test('https files mode: the certificate must be a PEM certificate and the key it
   refused(file('notes.txt', 'my certificate\n'), a.key, /^`hub\.https\.cert_file`: \S+notes\.txt is not a PEM certificate; give the certificate in PEM format/);
   refused(a.key, a.key, /^`hub\.https\.cert_file`: \S+a\.key is not a PEM certificate/);
   refused(file('broken.crt', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), a.key, /^`hub\.https\.cert_file`: \S+broken\.crt holds a certificate that does not parse/);
-  refused(both, a.key, /^`hub\.https\.cert_file`: \S+both\.pem holds a private key too, and the certificate is readable by everyone on the card; give the key only in `hub\.https\.key_file`$/);
+  refused(both, a.key, /^`hub\.https\.cert_file`: \S+both\.pem holds a private key too, and a certificate is readable by everyone on the card; give the key only in `hub\.https\.key_file`$/);
   refused(a.crt, a.crt, /^`hub\.https\.key_file`: \S+a\.crt is not a PEM private key; give the private key in PEM format/);
-  refused(a.crt, encrypted, /^`hub\.https\.key_file`: \S+enc\.key is protected by a passphrase, which nobody can type when the hub starts; give it without one/);
+  refused(a.crt, encrypted, /^`hub\.https\.key_file`: \S+enc\.key is protected by a passphrase, which nobody can type when the card starts; give it without one/);
   refused(a.crt, b.key, new RegExp(`^\`hub\\.https\\.key_file\`: ${b.key} is not the private key of the certificate \`hub\\.https\\.cert_file\` \\(${a.crt}\\); give the key the certificate was made for$`));
 });
