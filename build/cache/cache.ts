@@ -221,11 +221,7 @@ export class Cache {
   }
 
   private writeMeta(meta: EntryMeta): void {
-    const path = this.metaPath(meta.kind, meta.key);
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(meta, null, 2)}\n`);
-    fsyncPath(tmp);
-    renameSync(tmp, path);
+    writeFileSafely(this.metaPath(meta.kind, meta.key), `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o644, fsync: true });
   }
 
   /** Size and digest of a file, made durable first: a crash must not leave a complete-looking entry with lost data. */

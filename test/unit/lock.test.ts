@@ -166,6 +166,20 @@ test('a step that runs apt waits while another build\'s apt has the package cach
 });
 
 /** A process in a PID namespace of its own (as in a container): its pid there is 1. */
+/** Kill the boxed process and wait until it is gone (its unshare's death reaches it a moment later). */
+async function stop(box: { child: ChildProcess; hostPid: number }): Promise<void> {
+  process.kill(box.hostPid, 'SIGKILL');
+  box.child.kill('SIGKILL');
+  const gone = () => {
+    try {
+      return /^\S+ \(.*\) [ZX] /.test(readFileSync(`/proc/${box.hostPid}/stat`, 'utf8'));
+    } catch {
+      return true;
+    }
+  };
+  for (let i = 0; i < 250 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 async function inOwnNamespace(): Promise<{ holder: LockHolder; child: ChildProcess; hostPid: number }> {
   const child = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sleep', '60'], { stdio: 'ignore' });
   children.push(child);
@@ -181,19 +195,20 @@ async function inOwnNamespace(): Promise<{ holder: LockHolder; child: ChildProce
   assert.ok(hostPid, 'unshare started its child');
   for (let i = 0; i < 100 && pidNamespace(hostPid) === pidNamespace('self'); i++) await new Promise((r) => setTimeout(r, 20));
   const here = holderFor('x');
+  children.push({ kill: () => { try { process.kill(hostPid, 'SIGKILL'); } catch { /* gone */ } } } as unknown as ChildProcess);
   return { child, hostPid, holder: { ...here, pid: 1, start: processStart(hostPid), pidns: pidNamespace(hostPid), what: 'pihub build of boxed (box.yaml)', since: '2026-01-10T09:00:00.000Z' } };
 }
 
 test('a holder in another PID namespace (a container): its pid is looked up there, never here; a live one keeps its lock, a gone one loses it', async () => {
   const dir = scratch('pihub-lock-');
-  const { holder, child } = await inOwnNamespace();
+  const box = await inOwnNamespace();
+  const { holder } = box;
   assert.notEqual(holder.pidns, pidNamespace('self'));
   writeHolder(join(dir, 'box.lock'), holder);
   const got = tryLock(join(dir, 'box.lock'), holderFor('test'));
   assert.ok(!isLock(got), 'pid 1 here is init, not the holder; the holder runs: the lock is kept');
   assert.match(describeHolder(got), new RegExp(`^pihub build of boxed \\(box\\.yaml\\), pid 1 in another PID namespace \\(pid:\\[${holder.pidns}\\]: a container, or the host of this one\\), since 2026-01-10 09:00:00 UTC$`));
-  child.kill('SIGKILL');
-  await new Promise((r) => child.on('exit', r));
+  await stop(box);
   // Seen from the initial namespace, a namespace with no process left is gone with its holder.
   assert.equal(pidNamespace('self'), 0xeffffffc, 'this test runs in the initial PID namespace');
   assert.ok(isLock(tryLock(join(dir, 'box.lock'), holderFor('test'))), 'the holder is gone: its lock is taken over');
@@ -231,7 +246,8 @@ console.log(isLock(got) ? 'taken' : describeHolder(got));`;
 test('a prune leaves the temporary files of a build in another PID namespace (their pid means nothing here); with no other build, leftovers go', async () => {
   const cache = new Cache(scratch('pihub-cache-'));
   cache.ensure();
-  const { holder, child } = await inOwnNamespace();
+  const box = await inOwnNamespace();
+  const { holder } = box;
   writeHolder(join(cache.dir, 'locks', `shared-1-${holder.start}-${holder.pidns}.json`), holder);
   // The boxed build's snapshot in progress: named with a pid of its namespace, which no process here has.
   let pid = 4_000_000;
@@ -240,8 +256,7 @@ test('a prune leaves the temporary files of a build in another PID namespace (th
   writeFileSync(partial, 'half a snapshot');
   cache.prune();
   assert.ok(existsSync(partial), 'a live build\'s snapshot in progress is kept');
-  child.kill('SIGKILL');
-  await new Promise((r) => child.on('exit', r));
+  await stop(box);
   cache.prune();
   assert.equal(existsSync(partial), false, 'once no other build shares the cache, it is a leftover');
 });
