@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, knownKeysAt } from '../../build/config/load.ts';
 import { ConfigSchema, DEFAULTS } from '../../build/config/schema.ts';
@@ -209,11 +210,11 @@ test('__proto__, constructor and prototype keys are refused, never merged', () =
 
 test('a file setting\'s relative path is relative to the config file\'s folder (to the working directory with --set)', () => {
   const dir = scratch('pihub-config-files-');
-  for (const f of ['project/pi.crt', 'project/pi.key', 'cwd/other.key']) {
-    const path = join(dir, f);
-    mkdirSync(join(path, '..'), { recursive: true });
-    writeFileSync(path, 'x\n');
-  }
+  // A real certificate and key (pihub checks them): the second key is the same one, elsewhere.
+  for (const d of ['project', 'cwd']) mkdirSync(join(dir, d), { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=pi',
+    '-keyout', join(dir, 'project/pi.key'), '-out', join(dir, 'project/pi.crt')], { stdio: 'ignore' });
+  copyFileSync(join(dir, 'project/pi.key'), join(dir, 'cwd/other.key'));
   const file = join(dir, 'project/config.yaml');
   writeFileSync(file, 'hub:\n  https:\n    mode: files\n    cert_file: pi.crt\n    key_file: ./pi.key\n');
   const cwd = process.cwd();
