@@ -363,6 +363,8 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
         outputs: [{ output_type: 'display_data', metadata: {}, data: { 'text/html': '<script>document.title = "pwned"</script>' } }] }],
     };
     assert.equal((await s.json(s.userPath('/api/contents/xss.ipynb'), { method: 'PUT', json: { type: 'notebook', content: notebook } })).status, 201);
+    // As a browser opens it: with the server's own cookie, which the OAuth dance of a visit sets.
+    await s.page(s.userPath('/lab'));
     const converted = await s.request(s.userPath('/nbconvert/html/xss.ipynb'));
     assert.equal(converted.status, 200);
     assert.match(converted.body, /document\.title = "pwned"/, 'the script is in the converted page');
@@ -415,14 +417,14 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   it('runs its proxy unprivileged and sandboxed; systemd-analyze security of its units is saved', async () => {
     const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
     const units = ['jupyterhub-proxy.service', 'jupyterhub.service', 'pihub-ssh-keygen.service', 'pihub-issue.service', 'pihub-grow-rootfs.service', 'pihub-userconf.service', 'pihub-imager-gate.service', 'pihub-imager-finish.service'];
-    const r = await ssh(alice, `${sudo} systemd-analyze security --no-pager ${units.join(' ')}; echo; ps -o user=,args= -C node -C configurable-http-proxy; grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/$(systemctl show -p MainPID --value jupyterhub-proxy)/status`);
+    const r = await ssh(alice, `${sudo} systemd-analyze security --no-pager ${units.join(' ')}; echo; ps -o user:32=,args= -C node; grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/$(systemctl show -p MainPID --value jupyterhub-proxy)/status`);
     writeFileSync(join(dir, 'security.txt'), r.stdout);
     const levels = [...r.stdout.matchAll(/^→ Overall exposure level for (\S+): ([\d.]+) (\w+)/gm)].map((m) => ({ unit: m[1]!, exposure: Number(m[2]), level: m[3]! }));
     for (const l of levels) console.log(`# security: systemd-analyze security ${l.unit}: ${l.exposure} ${l.level}`);
     assert.equal(levels.length, units.length, r.stdout.slice(-2000));
     const proxy = levels.find((l) => l.unit === 'jupyterhub-proxy.service')!;
     assert.ok(proxy.exposure < 5, `the proxy's exposure is ${proxy.exposure} ${proxy.level}`);
-    assert.match(r.stdout, /^jupyterhub-proxy\s+\S*configurable-http-proxy/m, 'the proxy runs as jupyterhub-proxy');
+    assert.match(r.stdout, /^jupyterhub-proxy\s+node \S*configurable-http-proxy /m, 'the proxy runs as jupyterhub-proxy');
     assert.match(r.stdout, /^CapEff:\s+0+$/m, 'the proxy has no capability');
     assert.match(r.stdout, /^NoNewPrivs:\s+1$/m);
   });

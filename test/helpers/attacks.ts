@@ -26,6 +26,8 @@ export async function crossSiteNoCorsPost(s: HubSession, path: string, body = '{
   const res = await s.request(path, {
     method: 'POST',
     cookies: true,
+    // The person's cookies, never the session's API token: the other site has only those.
+    token: false,
     headers: {
       'Sec-Fetch-Mode': 'no-cors',
       'Sec-Fetch-Site': 'cross-site',

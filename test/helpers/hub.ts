@@ -82,7 +82,7 @@ export class HubSession {
   }
 
   /** A request with this session's cookies (pages) or token (API), as a browser or a script would send it. */
-  async request(path: string, init: { method?: string; headers?: Record<string, string>; body?: string; json?: unknown; cookies?: boolean } = {}): Promise<HttpResponse> {
+  async request(path: string, init: { method?: string; headers?: Record<string, string>; body?: string; json?: unknown; cookies?: boolean; token?: boolean } = {}): Promise<HttpResponse> {
     const headers: Record<string, string> = { 'User-Agent': UA, ...init.headers };
     // Pages go with the login cookies, as from a browser; the REST API with the token alone
     // (a cookie-authenticated API request would also need the _xsrf token).
@@ -92,7 +92,7 @@ export class HubSession {
     // A person's browser opening a page says Sec-Fetch-Mode: navigate; JupyterHub accepts
     // cookie logins only on navigations (fetch() cannot send this, hence node:http here).
     if (!api) headers['Sec-Fetch-Mode'] = 'navigate';
-    if (this.token && api && !headers.Authorization) headers.Authorization = `token ${this.token}`;
+    if (this.token && api && init.token !== false && !headers.Authorization) headers.Authorization = `token ${this.token}`;
     let body = init.body;
     if (init.json !== undefined) {
       headers['Content-Type'] = 'application/json';
