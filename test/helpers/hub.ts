@@ -91,7 +91,7 @@ export class HubSession {
     if (cookie && (init.cookies ?? !api)) headers.Cookie = cookie;
     // A person's browser opening a page says Sec-Fetch-Mode: navigate; JupyterHub accepts
     // cookie logins only on navigations (fetch() cannot send this, hence node:http here).
-    if (!api) headers['Sec-Fetch-Mode'] = 'navigate';
+    if (!api) headers['Sec-Fetch-Mode'] ??= 'navigate';
     if (this.token && api && init.token !== false && !headers.Authorization) headers.Authorization = `token ${this.token}`;
     let body = init.body;
     if (init.json !== undefined) {
