@@ -74,18 +74,12 @@ CONF
 } > /etc/apt/apt.conf.d/90pihub-updates
 
 # The proxy runs as an unprivileged user with no capability; a hub.port below 1024 needs the
-# one that opens such a port (/usr/local/lib/pihub/hub-proxy says so if it is missing).
-dropin=/etc/systemd/system/jupyterhub-proxy.service.d/pihub-low-port.conf
+# one that opens such a port (stage 25-security's drop-in; hub-proxy says so if it is missing).
+dropin=/etc/systemd/system/jupyterhub-proxy.service.d/60-pihub-low-port.conf
 rm -f "$dropin"
 if [ "$PIHUB_HUB_PORT" -lt 1024 ]; then
   mkdir -p "$(dirname "$dropin")"
-  cat > "$dropin" <<CONF
-# Written by pihub: hub.port $PIHUB_HUB_PORT is below 1024.
-[Service]
-PrivateUsers=no
-CapabilityBoundingSet=CAP_NET_BIND_SERVICE
-AmbientCapabilities=CAP_NET_BIND_SERVICE
-CONF
+  cp /usr/share/pihub/proxy-low-port.conf "$dropin"
 fi
 
 # Hub groups (system groups, so the first person keeps uid/gid 1000)

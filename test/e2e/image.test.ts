@@ -427,6 +427,27 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     assert.match(r.stdout, /^jupyterhub-proxy\s+node \S*configurable-http-proxy /m, 'the proxy runs as jupyterhub-proxy');
     assert.match(r.stdout, /^CapEff:\s+0+$/m, 'the proxy has no capability');
     assert.match(r.stdout, /^NoNewPrivs:\s+1$/m);
+    // A hub.port below 1024: the settings stage installs the drop-in that gives the proxy the one
+    // capability to open it; done here on the card as that stage does it (port 80, then back).
+    const script = `set -e
+d=/etc/systemd/system/jupyterhub-proxy.service.d
+cp /root/jupyterhub_config.py /root/jupyterhub_config.keep
+sed -i 's/^port = 8888$/port = 80/' /root/jupyterhub_config.py
+cp /usr/share/pihub/proxy-low-port.conf $d/60-pihub-low-port.conf
+systemctl daemon-reload
+systemctl restart jupyterhub
+for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:80/hub/health && break; sleep 3; done
+curl -s -o /dev/null -w 'port 80: %{http_code}\n' http://127.0.0.1:80/hub/health
+grep CapEff /proc/$(systemctl show -p MainPID --value jupyterhub-proxy)/status
+mv /root/jupyterhub_config.keep /root/jupyterhub_config.py
+rm $d/60-pihub-low-port.conf
+systemctl daemon-reload
+systemctl restart jupyterhub
+`;
+    const low = await ssh(alice, `${sudo} sh -c "echo ${Buffer.from(script).toString('base64')} | base64 -d | sh"`, 10 * 60_000);
+    assert.match(low.stdout, /^port 80: 200$/m, `${low.stdout}\n${low.stderr}`);
+    assert.match(low.stdout, /^CapEff:\s+0+400$/m, 'the proxy on port 80 has CAP_NET_BIND_SERVICE and nothing else');
+    await waitForHub(hub, 600_000);
   });
 
   it('adds a person made with `sudo adduser` to the hub users, not to the admins', async () => {

@@ -13,7 +13,7 @@ import { scratch } from '../helpers/tmp.ts';
 
 const FINISH = join(PROJECT_DIR, 'stages/10-system/01-files/usr/local/lib/pihub/imager-finish');
 const SCRUB = join(PROJECT_DIR, 'stages/25-security/00-files/usr/local/lib/pihub/imager-scrub');
-const DROPIN = join(PROJECT_DIR, 'stages/25-security/00-files/etc/systemd/system/pihub-imager-finish.service.d/pihub-scrub.conf');
+const DROPIN = join(PROJECT_DIR, 'stages/25-security/00-files/etc/systemd/system/pihub-imager-finish.service.d/50-pihub-scrub.conf');
 
 /** The finisher as the card runs it, with its partition at fw and nothing run on this machine. */
 const FINISH_HERE = `
