@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { bootVm, greeting, hostKeys, scpTo, sleep, ssh, waitForSsh, type Vm, type SshTarget } from '../helpers/vm.ts';
 import { buildImage, imageBase, manifest, usersImage, CACHE_DIR, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { HubSession, waitForHub } from '../helpers/hub.ts';
-import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, secondBootToHub, type MemorySnapshot } from '../helpers/measure.ts';
+import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, type MemorySnapshot } from '../helpers/measure.ts';
 import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
 import { crossSiteNoCorsPost, hugeForm, hugeNameLogins, labPageConfig, loginRedirects } from '../helpers/attacks.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
@@ -567,22 +567,7 @@ systemctl restart jupyterhub
     assert.equal(failed.stdout.trim(), '');
   });
 
-  it('second boot: the hub answers again; systemd-analyze is saved', async () => {
-    const ms = await secondBootToHub(vm, alice, PEOPLE[0]!.password, hub, BOOT_TIMEOUT);
-    console.log(`# boot: second boot, reset to /hub/health 200: ${(ms / 1000).toFixed(1)} s`);
-    await waitForSsh(alice, BOOT_TIMEOUT);
-    const analysis = await analyzeBoot(alice);
-    writeFileSync(join(dir, 'boot-second.txt'), `second boot to /hub/health 200: ${(ms / 1000).toFixed(1)} s\n\n${analysis}`);
-    const grown = await ssh(alice, `cat /var/lib/pihub/rootfs-grown >/dev/null && echo grown; echo '${PEOPLE[0]!.password}' | sudo -S -p '' tune2fs -l "$(findmnt -no SOURCE /)"`);
-    assert.match(grown.stdout, /grown/, 'the first boot grew the root file system once');
-    const count = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(grown.stdout)?.[1]);
-    const reserved = count('Reserved block count') / count('Block count');
-    assert.ok(reserved > 0.049 && reserved < 0.051, `after the grow, ext4 keeps 5 % for root (${(100 * reserved).toFixed(2)} %)`);
-    // cloud-init is off for good: nothing waits for the network to be online, nothing pulls it in.
-    assert.doesNotMatch(criticalChain(analysis), /network-online|wait-online/);
-    const online = await ssh(alice, 'systemctl show -p ActiveState --value systemd-networkd-wait-online.service network-online.target');
-    assert.deepEqual(online.stdout.split(/\s+/).filter(Boolean), ['inactive', 'inactive']);
-  });
+  // The second boot of a card is imager.test.ts's (one reboot checks both customisations).
 });
 
 describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_000 }, () => {

@@ -8,13 +8,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import parseSpdx from 'spdx-expression-parse';
 import { bootVm, sleep, ssh, waitForSsh, type SshTarget, type Vm } from '../helpers/vm.ts';
 import { buildImage, imageBase, manifest, runPihub, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { HubSession, waitForHub } from '../helpers/hub.ts';
 import { writeImagerCard, yescrypt, wpaPsk, type ImagerFiles } from '../helpers/imager.ts';
+import { analyzeBoot } from '../helpers/measure.ts';
 import { sha256File } from '../../build/files.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 
@@ -246,6 +247,19 @@ describe('a card customised by Raspberry Pi Imager', { timeout: 60 * 60_000 }, (
     assert.match(r.stdout, /^1$/m, 'cloud-init ran only at the first boot');
     assert.match(r.stdout, new RegExp(`^${HOST}$`, 'm'));
     console.log(`# second boot: ${/^Startup finished.*$/m.exec(r.stdout)?.[0] ?? ''}`);
+    const analysis = await analyzeBoot(dana);
+    writeFileSync(join(dir, 'boot-second.txt'), `second boot to /hub/health 200: ${seconds(Date.now() - started)} s (with the checks above)\n\n${analysis}`);
+    // The first boot grew the root file system once, and ext4 keeps 5 % for root after the grow.
+    const grown = await ssh(dana, 'cat /var/lib/pihub/rootfs-grown >/dev/null && echo grown; sudo -n tune2fs -l "$(findmnt -no SOURCE /)"');
+    assert.match(grown.stdout, /grown/, 'the first boot grew the root file system once');
+    const count = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(grown.stdout)?.[1]);
+    const reserved = count('Reserved block count') / count('Block count');
+    assert.ok(reserved > 0.049 && reserved < 0.051, `after the grow, ext4 keeps 5 % for root (${(100 * reserved).toFixed(2)} %)`);
+    // cloud-init is off for good: nothing waits for the network to be online, nothing pulls it in.
+    const chain = analysis.slice(analysis.indexOf('## systemd-analyze critical-chain'), analysis.indexOf('## systemd-analyze blame'));
+    assert.doesNotMatch(chain, /network-online|wait-online/);
+    const online = await ssh(dana, 'systemctl show -p ActiveState --value systemd-networkd-wait-online.service network-online.target');
+    assert.deepEqual(online.stdout.split(/\s+/).filter(Boolean), ['inactive', 'inactive']);
   });
 });
 
