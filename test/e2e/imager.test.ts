@@ -219,9 +219,15 @@ describe('a card customised by Raspberry Pi Imager', { timeout: 60 * 60_000 }, (
     };
     assert.equal(sbom.spdxVersion, 'SPDX-2.3');
     const r = await ssh(dana, "dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\\n' | awk '$1 == \"ii\" { print $2, $3 }' | sort");
+    // The packages pihub patched (docs/security.md), as the card's own record says: their SBOM
+    // version is Debian's with +pihub, and pihub is their supplier.
+    const record = JSON.parse((await ssh(dana, 'cat /var/lib/pihub/security-fixes.json')).stdout) as { patches: Array<{ package: string; state: string }> };
+    const patched = new Set(record.patches.filter((p) => p.state === 'in place').map((p) => p.package));
+    assert.ok(patched.has('jupyterhub'), `the card's record of pihub's patches: ${JSON.stringify(record)}`);
     const debs = sbom.packages.filter((p) => p.SPDXID.startsWith('SPDXRef-Package-deb-'));
-    const listed = debs.map((p) => `${p.name} ${p.versionInfo}`).sort();
+    const listed = debs.map((p) => `${p.name} ${patched.has(p.name) ? p.versionInfo?.replace(/\+pihub$/, '') : p.versionInfo}`).sort();
     assert.deepEqual(listed, r.stdout.trim().split('\n').sort(), 'the SBOM lists what dpkg on the card says is installed');
+    for (const p of debs.filter((d) => patched.has(d.name))) assert.match(p.versionInfo ?? '', /\+pihub$/, `${p.name} is marked as changed by pihub`);
     const image = sbom.packages.find((p) => p.SPDXID === 'SPDXRef-Image')!;
     assert.equal(image.checksums?.[0]?.checksumValue, out.manifest.raw_sha256);
     const numpy = debs.find((p) => p.name === 'python3-numpy')!;
