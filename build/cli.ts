@@ -1,5 +1,6 @@
 // argv → command. The only place that prints fatal errors and sets the exit code.
 import { resolve } from 'node:path';
+import { DEFAULTS } from './config/schema.ts';
 import { build, DEFAULT_OPTIONS } from './build.ts';
 import { pihubVersion } from './deploy/deploy.ts';
 import { PROJECT_DIR } from './plan/inputs.ts';
@@ -36,7 +37,7 @@ Builds deploy/<name>-<date>-trixie-arm64.img.zst (plus its block map .img.bmap, 
 (with its icon pihub.png), the Raspberry Pi Imager repository of the images in deploy/;
 --set image.compression=xz makes the smaller .img.xz of a release.
 With no --config the default config is used: no user accounts in the image (create them
-at first boot with userconf.txt), hub on port 8888, admins = group jupyter_admin.
+at first boot with userconf.txt), hub on port ${DEFAULTS.hub.port}, admins = group ${DEFAULTS.hub.admin_group}.
 
 Options:
   -c, --config FILE       YAML config (see config.example.yaml)

@@ -31,6 +31,8 @@ const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
 const SHARED_DEBS = '/var/cache/pihub/debs';
 const MIRROR = 'http://deb.debian.org/debian';
 const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'raspi3b'] as const;
+/** The default image's hub port: the bench builds the default config. */
+const HUB_PORT = DEFAULTS.hub.port;
 type Section = (typeof SECTIONS)[number];
 
 const summary: string[] = [];
@@ -225,12 +227,12 @@ async function bootSection(): Promise<void> {
   const deploy = join(dir, 'deploy');
   await pihub(['--config', config], join(dir, 'build.log'), deploy);
   const out = outputs(deploy);
-  const vm = await bootVm(join(deploy, out.manifest.file), [22, 8888], {
+  const vm = await bootVm(join(deploy, out.manifest.file), [22, HUB_PORT], {
     serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--memory', '1024', '--cpus', '2'],
   });
   try {
     const alice = { port: vm.ports[22]!, key, user: 'alice' };
-    const hub = `http://127.0.0.1:${vm.ports[8888]}`;
+    const hub = `http://127.0.0.1:${vm.ports[HUB_PORT]}`;
     const first = await firstBootToHub(vm, hub, 10 * 60_000);
     await waitForSsh(alice, 5 * 60_000);
     writeFileSync(join(dir, 'boot-first.txt'), await analyzeBoot(alice));
@@ -260,13 +262,13 @@ async function bootSection(): Promise<void> {
   }
   // What the first boot writes before the root file system is grown: the same card with the
   // grow masked, after the hub started and both people ran a kernel.
-  const still = await bootVm(join(deploy, out.manifest.file), [22, 8888], {
+  const still = await bootVm(join(deploy, out.manifest.file), [22, HUB_PORT], {
     serialLog: join(dir, 'console-nogrow.log'), workDir: join(ROOT, 'boot-work'),
     extraArgs: ['--memory', '1024', '--cpus', '2', '--append', 'systemd.mask=pihub-grow-rootfs.service'],
   });
   try {
     const alice = { port: still.ports[22]!, key, user: 'alice' };
-    const hub = `http://127.0.0.1:${still.ports[8888]}`;
+    const hub = `http://127.0.0.1:${still.ports[HUB_PORT]}`;
     await hubAnswers(hub, 10 * 60_000);
     await waitForSsh(alice, 5 * 60_000);
     for (const p of PEOPLE) {
@@ -288,10 +290,10 @@ async function bootSection(): Promise<void> {
 async function raspi3bSection(out: Outputs): Promise<void> {
   const dir = join(ROOT, 'raspi3b');
   mkdirSync(dir, { recursive: true });
-  const vm = await bootVm(join(out.dir, out.manifest.file), [8888], { serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--machine', 'raspi3b'] });
+  const vm = await bootVm(join(out.dir, out.manifest.file), [HUB_PORT], { serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--machine', 'raspi3b'] });
   try {
     const started = await vm.qemuStarted();
-    const answered = await hubAnswers(`http://127.0.0.1:${vm.ports[8888]}`, 20 * 60_000);
+    const answered = await hubAnswers(`http://127.0.0.1:${vm.ports[HUB_PORT]}`, 20 * 60_000);
     report('## Raspberry Pi 3 B board model (QEMU raspi3b: 4 cores, 1024 MiB, USB network)\n');
     report(`default image, first boot, QEMU start to /hub/health 200 through the USB network: ${seconds(answered - started)}`);
     report(`console: ${join(dir, 'console.log')}`);

@@ -10,6 +10,8 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { manifestFor } from '../build/boot/boot.ts';
+import { DEFAULTS } from '../build/config/schema.ts';
 import { bootVm } from '../test/helpers/vm.ts';
 import { ensureWebSocket } from './websocket.ts';
 import { HubSession, waitForHub } from '../test/helpers/hub.ts';
@@ -35,9 +37,11 @@ export async function checkImage(image: string, workDir: string, log: (line: str
     user: { name: user, passwordHash: yescrypt(password), passwordlessSudo: false },
   });
   const started = Date.now();
-  const vm = await bootVm(image, [8888], { serialLog: join(workDir, 'console.log'), workDir: join(workDir, 'boot'), extraArgs: bootArgs });
+  // The hub's port as the image's manifest says (the default one for an image without it).
+  const port = manifestFor(image)?.hub?.port ?? DEFAULTS.hub.port;
+  const vm = await bootVm(image, [port], { serialLog: join(workDir, 'console.log'), workDir: join(workDir, 'boot'), extraArgs: bootArgs });
   try {
-    const hub = `http://127.0.0.1:${vm.ports[8888]}`;
+    const hub = `http://127.0.0.1:${vm.ports[port]}`;
     await waitForHub(hub, BOOT_TIMEOUT);
     const bootSeconds = Math.round((Date.now() - started) / 1000);
     log(`check: the hub answered ${bootSeconds} s after QEMU started`);

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from '../args.ts';
+import { DEFAULTS } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
 import { checkRegularFile, FileProblem } from '../files.ts';
 import { createRunner } from '../exec.ts';
@@ -20,7 +21,7 @@ console is on this terminal; Ctrl-C shuts the guest down cleanly (twice: at once
 
 Options:
   -f, --forward [ADDR:]HOST:GUEST  forward a TCP port (repeatable); default: the hub port
-                                   from the image's .json manifest (8888), e.g. 8888:8888.
+                                   from the image's .json manifest (${DEFAULTS.hub.port}), e.g. 8000:8000.
                                    Add 2222:22 for SSH. ADDR defaults to 127.0.0.1
       --memory MIB                 guest memory (default 2048)
       --cpus N                     guest CPUs (default 2)
@@ -102,7 +103,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   };
   let forwards: Forward[];
   try {
-    const port = manifestFor(image)?.hub?.port ?? 8888;
+    const port = manifestFor(image)?.hub?.port ?? DEFAULTS.hub.port;
     forwards = (values.forward ?? [`${port}:${port}`]).map(parseForward);
   } catch (err) {
     throw new InputError((err as Error).message);

@@ -39,7 +39,7 @@ export interface Forward {
   guestPort: number;
 }
 
-/** `8888`, `8000:8888` or `0.0.0.0:8000:8888`; the host side listens on 127.0.0.1 unless told otherwise. */
+/** `8000`, `8000:8000` or `0.0.0.0:8080:8000`; the host side listens on 127.0.0.1 unless told otherwise. */
 export function parseForward(spec: string): Forward {
   const parts = spec.split(':');
   const nums = parts.slice(-2).map(Number);
@@ -48,7 +48,7 @@ export function parseForward(spec: string): Forward {
   if ((parts.length === 2 || parts.length === 3) && ok(nums[0]) && ok(nums[1])) {
     return { address: parts.length === 3 ? parts[0]! : '127.0.0.1', hostPort: nums[0]!, guestPort: nums[1]! };
   }
-  throw new Error(`--forward ${spec}: expected HOST_PORT:GUEST_PORT (e.g. 8888:8888 or 2222:22), optionally ADDRESS:HOST_PORT:GUEST_PORT`);
+  throw new Error(`--forward ${spec}: expected HOST_PORT:GUEST_PORT (e.g. 8000:8000 or 2222:22), optionally ADDRESS:HOST_PORT:GUEST_PORT`);
 }
 
 /** The image's Debian architectures `pihub boot` runs, with QEMU's system emulator and virt CPU for each. */

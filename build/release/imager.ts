@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { DEFAULTS } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
 import { checkRegularFile, MiB, readRegularFile, sha256File, writeFileSafely, type FileOwner } from '../files.ts';
 
@@ -150,7 +151,7 @@ export async function entryFor(dir: string, m: ImageManifest, baseUrl: string, o
   if (downloadSha !== m.sha256) {
     throw new InputError(`${download}: its sha256 is ${downloadSha}, but ${m.image.replace(/\.img$/, '.json')} says ${m.sha256}; rebuild the image`);
   }
-  const port = m.hub?.port ?? 8888;
+  const port = m.hub?.port ?? DEFAULTS.hub.port;
   const arch = architectureOf(m);
   return {
     name: `${m.name}: JupyterHub for the home (Debian ${m.suite}, ${arch.bits})`,

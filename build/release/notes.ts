@@ -1,4 +1,5 @@
 // Release notes: what a person flashing the image wants to know first, from the image's package list.
+import { DEFAULTS } from '../config/schema.ts';
 import type { ImageManifest } from './imager.ts';
 
 export interface Versions {
@@ -55,7 +56,7 @@ export function releaseNotes(tag: string, images: readonly NotesImage[], reposit
     '```',
     '',
     `or App Options → Content Repository → Use custom URL: \`${repositoryUrl}\`. Choose your Raspberry Pi,`,
-    'then the pihub image, then your SD card. After the first boot open `http://<host name>.local:8888/`.',
+    `then the pihub image, then your SD card. After the first boot open \`http://<host name>.local:${images[0]?.manifest.hub?.port ?? DEFAULTS.hub.port}/\`.`,
     '',
   ];
   for (const { manifest: m, versions: v, files } of images) {

@@ -42,6 +42,12 @@ test('docs/security.md lists every advisory of stage 25-security as its advisori
   for (const f of readdirSync(SECURITY_FILES).filter((x) => /\.(patch|edits)$/.test(x))) assert.ok(named.has(f), `${f} is named by no advisory`);
 });
 
+test('the hub\'s default port is written once, in the settings tree (build/ and ci/ take it from there)', () => {
+  const files = [...sources(BUILD), ...sources(join(PROJECT_DIR, 'ci'))].filter((f) => !f.endsWith('/config/settings.ts'));
+  const literal = files.filter((f) => /\b8888\b/.test(readFileSync(f, 'utf8')));
+  assert.deepEqual(literal.map((f) => relative(PROJECT_DIR, f)), []);
+});
+
 test('every declared key a config sets has a row, and its declaration decides defaults and secrecy', () => {
   const table = settingsTable(shippedReaders()).join('\n');
   for (const { key, node } of declarations()) {
