@@ -23,9 +23,9 @@ import { DEFAULTS } from '../build/config/schema.ts';
 import { loadStages } from '../build/stages/load.ts';
 import { readBinfmt } from '../build/chroot/chroot.ts';
 import { formatDuration } from '../build/progress.ts';
-import { bootVm, ssh, waitForSsh } from '../test/helpers/vm.ts';
-import { HubSession } from '../test/helpers/hub.ts';
-import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memorySnapshot, secondBootToHub } from '../test/helpers/measure.ts';
+import { bootVm, ssh, waitForSsh } from './harness/vm.ts';
+import { HubSession } from './harness/hub.ts';
+import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memorySnapshot, secondBootToHub } from './harness/measure.ts';
 
 const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
 const SHARED_DEBS = '/var/cache/pihub/debs';

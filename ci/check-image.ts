@@ -12,10 +12,10 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { manifestFor } from '../build/boot/boot.ts';
 import { DEFAULTS } from '../build/config/schema.ts';
-import { bootVm } from '../test/helpers/vm.ts';
+import { bootVm } from './harness/vm.ts';
 import { ensureWebSocket } from './websocket.ts';
-import { HubSession, waitForHub } from '../test/helpers/hub.ts';
-import { writeImagerCard, yescrypt } from '../test/helpers/imager.ts';
+import { HubSession, waitForHub } from './harness/hub.ts';
+import { writeImagerCard, yescrypt } from './harness/imager.ts';
 
 // Ceilings for a slow runner (an arm64 guest under TCG, no KVM); a boot takes two or three minutes here.
 const BOOT_TIMEOUT = 15 * 60_000;

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadBase } from '../../build/bases/load.ts';
-import { bootVm, ssh, waitForSsh, type Vm, type SshTarget } from '../helpers/vm.ts';
+import { bootVm, ssh, waitForSsh, type Vm, type SshTarget } from '../../ci/harness/vm.ts';
 import { buildImage, imageBase, manifest, usersImage, E2E_ROOT, type Manifest } from '../helpers/build.ts';
-import { waitForHub } from '../helpers/hub.ts';
+import { waitForHub } from '../../ci/harness/hub.ts';
 import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
 
 const BASE = 'debian-trixie-armhf';

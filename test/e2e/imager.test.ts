@@ -11,11 +11,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import parseSpdx from 'spdx-expression-parse';
-import { bootVm, sleep, ssh, waitForSsh, type SshTarget, type Vm } from '../helpers/vm.ts';
+import { bootVm, sleep, ssh, waitForSsh, type SshTarget, type Vm } from '../../ci/harness/vm.ts';
 import { buildImage, imageBase, manifest, runPihub, E2E_ROOT, type Manifest } from '../helpers/build.ts';
-import { HubSession, waitForHub } from '../helpers/hub.ts';
-import { writeImagerCard, yescrypt, wpaPsk, type ImagerFiles } from '../helpers/imager.ts';
-import { analyzeBoot } from '../helpers/measure.ts';
+import { HubSession, waitForHub } from '../../ci/harness/hub.ts';
+import { writeImagerCard, yescrypt, wpaPsk, type ImagerFiles } from '../../ci/harness/imager.ts';
+import { analyzeBoot } from '../../ci/harness/measure.ts';
 import { sha256File } from '../../build/files.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 

@@ -8,9 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { bootVm, sleep, ssh, waitForSsh, type SshTarget, type Vm } from '../helpers/vm.ts';
+import { bootVm, sleep, ssh, waitForSsh, type SshTarget, type Vm } from '../../ci/harness/vm.ts';
 import { buildImage, imageBase, manifest, E2E_ROOT } from '../helpers/build.ts';
-import { HubSession, httpRequest } from '../helpers/hub.ts';
+import { HubSession, httpRequest } from '../../ci/harness/hub.ts';
 
 const WIFI_PASSPHRASE = 'correct horse battery';
 

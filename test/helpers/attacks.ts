@@ -1,7 +1,7 @@
 // The published attacks on the Jupyter stack of a card, made from outside as an attacker would
 // make them (docs/security.md lists the advisories). Each returns what the card answered; the
 // tests say what a fixed card answers and what a vulnerable one did.
-import { HubSession, httpRequest } from './hub.ts';
+import { HubSession, httpRequest } from '../../ci/harness/hub.ts';
 
 const UA = 'Mozilla/5.0 (pihub end-to-end test)';
 

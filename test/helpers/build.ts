@@ -2,7 +2,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PIHUB } from './vm.ts';
+import { PIHUB } from '../../ci/harness/vm.ts';
 
 /** Where the suite keeps its builds: outside the repo, stable across runs, so the stage cache and work trees are reused. */
 export const E2E_ROOT = process.env.PIHUB_E2E_DIR ?? '/var/tmp/pihub-e2e';

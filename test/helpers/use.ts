@@ -3,7 +3,7 @@
 // admin page; a non-admin pip installs a wheel into her home, cannot see the admin page, and uses
 // a terminal. Each returns what the tests report beside their assertions.
 import assert from 'node:assert/strict';
-import { HubSession } from './hub.ts';
+import { HubSession } from '../../ci/harness/hub.ts';
 import { makeWheel } from './wheel.ts';
 
 /** The admin's visit; returns the memory of the hub and its proxy with her server and a kernel running. */

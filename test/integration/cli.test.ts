@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runPihub } from '../helpers/build.ts';
 import { fakeMirror } from '../helpers/options.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
-import { sleep } from '../helpers/vm.ts';
+import { sleep } from '../../ci/harness/vm.ts';
 import { processStart } from '../../build/lock.ts';
 
 function tmp(): string {

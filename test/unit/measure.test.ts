@@ -1,7 +1,7 @@
-// Reading memory figures from a booted card (test/helpers/measure.ts), from text as the guest prints it.
+// Reading memory figures from a booted card (ci/harness/measure.ts), from text as the guest prints it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { capacity, memoryLines, parseMemory, roleOf } from '../helpers/measure.ts';
+import { capacity, memoryLines, parseMemory, roleOf } from '../../ci/harness/measure.ts';
 
 const SAMPLE = `MemTotal:         981112 kB
 MemAvailable:     512000 kB

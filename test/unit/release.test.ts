@@ -9,7 +9,7 @@ import {
 } from '../../build/release/sbom.ts';
 import { REPOSITORY_FILE, deviceTags, devicesFor, normaliseBaseUrl, writeRepository } from '../../build/release/imager.ts';
 import { releaseNotes, versionsFromInfo } from '../../build/release/notes.ts';
-import { imagerCmdline, imagerFiles, wpaPsk } from '../helpers/imager.ts';
+import { imagerCmdline, imagerFiles, wpaPsk } from '../../ci/harness/imager.ts';
 import { scratch, tmpTree } from '../helpers/tmp.ts';
 
 const STATUS = `Package: libc6

@@ -42,6 +42,12 @@ test('docs/security.md lists every advisory of stage 25-security as its advisori
   for (const f of readdirSync(SECURITY_FILES).filter((x) => /\.(patch|edits)$/.test(x))) assert.ok(named.has(f), `${f} is named by no advisory`);
 });
 
+test('nothing outside test/ imports test/: the release gate and the bench use ci/harness, as the tests do', () => {
+  const files = [...sources(BUILD), ...sources(join(PROJECT_DIR, 'ci'))];
+  const importsTest = files.filter((f) => [...readFileSync(f, 'utf8').matchAll(/from '([^']+)'/g)].some((m) => m[1]!.startsWith('.') && resolve(dirname(f), m[1]!).startsWith(join(PROJECT_DIR, 'test') + '/')));
+  assert.deepEqual(importsTest.map((f) => relative(PROJECT_DIR, f)), []);
+});
+
 test('the hub\'s default port is written once, in the settings tree (build/ and ci/ take it from there)', () => {
   const files = [...sources(BUILD), ...sources(join(PROJECT_DIR, 'ci'))].filter((f) => !f.endsWith('/config/settings.ts'));
   const literal = files.filter((f) => /\b8888\b/.test(readFileSync(f, 'utf8')));
