@@ -92,7 +92,7 @@ export async function build(opts: BuildOptions, deps: BuildDeps = {}): Promise<B
 async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDeps, redactor: Redactor): Promise<BuildSummary | { plan: string[] }> {
   const started = Date.now();
   const notes = secretsOnCommandLine(opts.sets).map(
-    (key) => `\`--set ${key}=…\` puts a secret where \`ps\` and your shell history show it; next time use \`--set ${key}.env=VARIABLE\` or \`${key}.file\` (README: "Secrets")`,
+    (key) => `\`--set ${key}=…\` puts a secret where \`ps\` and your shell history show it; next time use \`--set ${key}.env=VARIABLE\` or \`${key}.file\` (docs/configuration.md: "Secrets")`,
   );
   verifyFolderOption(opts.outDir, '--out');
   verifyFolderOption(opts.workDir, '--work-dir');

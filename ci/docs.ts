@@ -1,4 +1,4 @@
-// npm run docs — writes the README's config table from the setting declarations
+// npm run docs — writes docs/configuration.md's settings table from the setting declarations
 // (build/config/settings.ts) and what the shipped stages and overlays read.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,11 +16,11 @@ export function shippedReaders(): Map<string, string[]> {
   return readBy;
 }
 
-export function readmeWithTable(): { path: string; current: string; wanted: string } {
-  const path = join(PROJECT_DIR, 'README.md');
+export function configDocWithTable(): { path: string; current: string; wanted: string } {
+  const path = join(PROJECT_DIR, 'docs/configuration.md');
   const current = readFileSync(path, 'utf8');
   const wanted = withTable(current, settingsTable(shippedReaders()));
-  if (wanted === undefined) throw new Error('README.md has no settings table markers');
+  if (wanted === undefined) throw new Error('docs/configuration.md has no settings table markers');
   return { path, current, wanted };
 }
 
@@ -36,7 +36,7 @@ export function securityDocWithTable(): { path: string; current: string; wanted:
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const { path, current, wanted } of [readmeWithTable(), securityDocWithTable()]) {
+  for (const { path, current, wanted } of [configDocWithTable(), securityDocWithTable()]) {
     const name = path.slice(PROJECT_DIR.length + 1);
     if (current === wanted) {
       console.log(`${name}: its generated table is up to date`);

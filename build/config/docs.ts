@@ -1,5 +1,5 @@
-// The README's config table, made from the declarations (settings.ts) and the shipped stages'
-// and overlays' `reads`: `npm run docs` writes it, a unit test keeps the README in step.
+// docs/configuration.md's settings table, made from the declarations (settings.ts) and the
+// shipped stages' and overlays' `reads`: `npm run docs` writes it, a unit test keeps it in step.
 import { declarations, type Node } from './settings.ts';
 
 export const TABLE_START = '<!-- settings table: made by `npm run docs` from build/config/settings.ts; edit there -->';
@@ -48,7 +48,7 @@ export function settingsTable(readBy: ReadonlyMap<string, readonly string[]>): s
   return rows;
 }
 
-/** The README with its table replaced by `table`; undefined when the markers are missing. */
+/** The document with its table replaced by `table`; undefined when the markers are missing. */
 export function withTable(readme: string, table: readonly string[]): string | undefined {
   const start = readme.indexOf(TABLE_START);
   const end = readme.indexOf(TABLE_END);

@@ -1,14 +1,14 @@
 // Every config key, declared once: its type, default and meaning, and what pihub must know
 // about it (a secret? a file on the build machine? a URL that may carry a password? how stages
 // see it). The schema, the defaults, secret handling, cache-key inputs, stage values and the
-// README's config table are all derived from this tree (mkosi's SETTINGS, in spirit).
+// docs/configuration.md's settings table are all derived from this tree (mkosi's SETTINGS, in spirit).
 import { z } from 'zod';
 import { BUILT_ARCHITECTURES, BUILT_SUITES } from '../bases/schema.ts';
 
 interface Meaning {
-  /** One line for the README table. */
+  /** One line for the settings table (docs/configuration.md). */
   doc?: string;
-  /** How the default reads in the README, when the value itself does not say it well. */
+  /** How the default reads in the settings table, when the value itself does not say it well. */
   docDefault?: string;
   /** Never shown in errors or logs; enters cache keys only as a salted digest. */
   secret?: boolean;
@@ -24,7 +24,7 @@ interface Meaning {
   hashedAs?: string;
   /** The variable stage scripts get it in (default: PIHUB_ and the key in capitals). */
   env?: string;
-  /** What pihub itself reads it for, beside the stages that list it in `reads` (for the README). */
+  /** What pihub itself reads it for, beside the stages that list it in `reads` (for the settings table). */
   engine?: string;
 }
 

@@ -76,7 +76,7 @@ const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$/;
 
 /** A stage's file (read, or hashed for its cache key): a plain file, or bad input. */
 export function readStageText(path: string): string {
-  return readInputText(path, displayPath(path), 'give it as a plain file (see "Stages" in the README)');
+  return readInputText(path, displayPath(path), 'give it as a plain file (see docs/stages.md)');
 }
 
 /** Package names from a list file: whitespace-separated, `#` starts a comment. */

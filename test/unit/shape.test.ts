@@ -1,4 +1,4 @@
-// The engine's shape, checked: the README's config table is the declarations' own; no module
+// The engine's shape, checked: docs/configuration.md's settings table is the declarations' own; no module
 // imports itself through others; no test stand-in or overlay name lives in build/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { DEFAULTS } from '../../build/config/schema.ts';
 import { isSecretPath } from '../../build/config/secrets.ts';
 import { configValue } from '../../build/config/settings.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
-import { readmeWithTable, securityDocWithTable, shippedReaders } from '../../ci/docs.ts';
+import { configDocWithTable, securityDocWithTable, shippedReaders } from '../../ci/docs.ts';
 import { readAdvisories, STAGE_ADVISORIES } from '../../build/release/security.ts';
 
 const BUILD = join(PROJECT_DIR, 'build');
@@ -22,10 +22,10 @@ function sources(dir: string): string[] {
   });
 }
 
-test('the README\'s config table is the one the declarations make (npm run docs writes it)', () => {
-  const { current, wanted } = readmeWithTable();
+test('docs/configuration.md\'s settings table is the one the declarations make (npm run docs writes it)', () => {
+  const { current, wanted } = configDocWithTable();
   assert.ok(current.includes(TABLE_START) && current.includes(TABLE_END));
-  assert.equal(current, wanted, 'README.md is out of date: run `npm run docs`');
+  assert.equal(current, wanted, 'docs/configuration.md is out of date: run `npm run docs`');
 });
 
 const SECURITY_FILES = join(PROJECT_DIR, 'stages/25-security/00-files/usr/share/pihub/security');
@@ -59,7 +59,7 @@ test('every declared key a config sets has a row, and its declaration decides de
   for (const { key, node } of declarations()) {
     const inWhole = key.includes('[]') || key.startsWith('wifi.');
     if (node.kind === 'leaf' && !inWhole) {
-      assert.ok(table.includes(`| \`${key}\` |`), `no README row for ${key}`);
+      assert.ok(table.includes(`| \`${key}\` |`), `no settings table row for ${key}`);
       assert.deepEqual(configValue(DEFAULTS, key), node.default ?? null, `default of ${key}`);
     }
     if (node.kind === 'leaf') assert.equal(isSecretPath(key.replace('[]', '.0')), node.secret === true, `secrecy of ${key}`);
