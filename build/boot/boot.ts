@@ -4,11 +4,12 @@ import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFile
 import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
+import { readManifest, type ImageManifest } from '../image/manifest.ts';
 import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
 import { FAT_TYPES, RASPI3B, VIRT_SYSTEMS, type BootArchitecture, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
-import { MiB, readRegularFile, verifyOwnFolder } from '../files.ts';
+import { verifyOwnFolder } from '../files.ts';
 
 export interface BootOptions {
   image: string;
@@ -57,14 +58,10 @@ export function parseBootFile(spec: string): BootFile {
   return { source, name };
 }
 
-/** The hub port an image was built with, from the manifest written beside it. */
-export function manifestFor(image: string): { hub?: { port?: number }; architecture?: string } | undefined {
-  try {
-    // Only a plain file: a FIFO beside the image would block the read.
-    return JSON.parse(readRegularFile(`${imageBase(image)}.json`, 4 * MiB).toString('utf8')) as { hub?: { port?: number }; architecture?: string };
-  } catch {
-    return undefined;
-  }
+/** The manifest written beside an image (its hub port, its architecture), if it has a sound one. */
+export function manifestFor(image: string): ImageManifest | undefined {
+  // Only a plain file: a FIFO beside the image would block the read.
+  return readManifest(`${imageBase(image)}.json`);
 }
 
 /** A raw image to boot from: the image itself, or a decompressed copy kept in the work dir. */

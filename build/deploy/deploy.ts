@@ -3,6 +3,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { placeFile, type FileOwner } from '../files.ts';
+import type { BuildSummary } from '../image/manifest.ts';
 import { PROJECT_DIR } from '../plan/inputs.ts';
 import type { Plan } from '../plan/plan.ts';
 
@@ -38,7 +39,7 @@ export function pihubVersion(): string {
 }
 
 /** The manifest's summary of the build (export adds the image's own facts). Public: no secret goes in. */
-export function manifestOf(plan: Plan): Record<string, unknown> {
+export function manifestOf(plan: Plan): BuildSummary {
   const c = plan.config;
   return {
     name: c.name,

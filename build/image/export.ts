@@ -6,6 +6,7 @@ import type { BuildConfig } from '../config/schema.ts';
 import { formatCommand, type Command, type Runner } from '../exec.ts';
 import { UserError } from '../errors.ts';
 import { sha256File } from '../files.ts';
+import { writeManifest, type BuildSummary } from './manifest.ts';
 import { compressCommand, imageNames, type ImageNames } from './naming.ts';
 import {
   BOOT_LABEL, BOOT_OFFSET, BOOT_SIZE, ROOT_LABEL, genimageConfig, idFromHex, layout, rootSize, uuidFromHex, MiB, type Layout,
@@ -79,7 +80,7 @@ export interface ExportOptions {
   /** Registers undo work for an interruption. */
   onCleanup(fn: () => void): void;
   progress(title: string): void;
-  manifest: Record<string, unknown>;
+  manifest: BuildSummary;
 }
 
 const STEP = 'export';
@@ -186,10 +187,11 @@ async function exportPrivately(o: ExportOptions): Promise<ExportResult> {
   );
   const lines = pkgs.stdout.split('\n').filter(Boolean).sort();
   writeFileSync(join(out, names.info), `# Packages in ${names.image}: name, version, architecture\n${lines.join('\n')}\n`);
-  writeFileSync(
-    join(out, names.manifest),
-    `${JSON.stringify({ ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256, bmap: names.bmap, size: l.total, data_bytes: dataBytes, layout: l, packages: lines.length }, null, 2)}\n`,
-  );
+  writeManifest(join(out, names.manifest), {
+    ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256,
+    bmap: names.bmap, size: l.total, data_bytes: dataBytes, layout: l, packages: lines.length,
+  });
+
   if (compress) rmSync(raw);
   return { names, files: [names.compressed, names.bmap, names.sha256, names.info, names.manifest], layout: l, rawSha256, compressedSha256, dataBytes };
 }

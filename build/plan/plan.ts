@@ -26,7 +26,7 @@ const SHARED_SOURCES = [
   'chroot/tools.ts', 'chroot/dpkg-split.sh', 'chroot/py3compile-defer.sh', 'chroot/py3compile-native.py',
   'chroot/native-prepare.sh', 'chroot/native-tools.sh',
 ];
-const EXPORT_SOURCES = ['image/export.ts', 'image/layout.ts', 'image/naming.ts', 'release/sbom.ts', 'release/security.ts'];
+const EXPORT_SOURCES = ['image/export.ts', 'image/layout.ts', 'image/naming.ts', 'image/manifest.ts', 'deploy/deploy.ts', 'release/sbom.ts', 'release/security.ts'];
 
 /** The work tree records which stage's result it holds. */
 export const MARKER = 'rootfs.key';

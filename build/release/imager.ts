@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULTS } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
-import { checkRegularFile, MiB, readRegularFile, sha256File, writeFileSafely, type FileOwner } from '../files.ts';
+import { readManifest, type ImageManifest } from '../image/manifest.ts';
+import { checkRegularFile, sha256File, writeFileSafely, type FileOwner } from '../files.ts';
 
 export const REPOSITORY_FILE = 'rpi-imager.json';
 export const ICON_FILE = 'pihub.png';
@@ -52,29 +53,6 @@ export function deviceTags(architecture: string): string[] {
   return [...new Set(devicesFor([architecture]).flatMap((d) => d.tags))];
 }
 
-/** The fields of pihub's per-image manifest (<image>.json) that a repository entry needs. */
-export interface ImageManifest {
-  name: string;
-  date: string;
-  suite: string;
-  architecture: string;
-  image: string;
-  file: string;
-  raw_sha256: string;
-  sha256: string;
-  size: number;
-  hostname?: string;
-  hub?: { port?: number };
-}
-
-/** A file name in the folder itself: no path, nothing hidden. */
-const plainName = (n: unknown): n is string => typeof n === 'string' && /^[^/.][^/]*$/.test(n);
-
-function isImageManifest(x: unknown): x is ImageManifest {
-  const m = x as Partial<ImageManifest> | null;
-  return !!m && plainName(m.file) && plainName(m.image) && typeof m.raw_sha256 === 'string' && typeof m.sha256 === 'string' && typeof m.size === 'number';
-}
-
 /** A regular file of its own in the folder (not a symlink, FIFO or device someone put there). */
 function isPlainFile(path: string): boolean {
   try {
@@ -84,9 +62,6 @@ function isPlainFile(path: string): boolean {
     return false;
   }
 }
-
-/** Far more than any manifest pihub writes. */
-const MANIFEST_MAX_BYTES = 4 * MiB;
 
 /** pihub's image manifests in a folder (the .json files that describe an image file beside them). */
 export function findImages(dir: string): ImageManifest[] {
@@ -100,13 +75,9 @@ export function findImages(dir: string): ImageManifest[] {
   }
   const out: ImageManifest[] = [];
   for (const f of names.filter((n) => n.endsWith('.json')).sort()) {
-    let data: unknown;
-    try {
-      data = JSON.parse(readRegularFile(join(dir, f), MANIFEST_MAX_BYTES, { follow: false }).toString('utf8'));
-    } catch {
-      continue;
-    }
-    if (isImageManifest(data) && isPlainFile(join(dir, data.file))) out.push(data);
+    // Only plain files (no link, no FIFO), and only manifests whose image is a plain file beside them.
+    const m = readManifest(join(dir, f), { follow: false });
+    if (m && isPlainFile(join(dir, m.file))) out.push(m);
   }
   return out;
 }

@@ -1,6 +1,6 @@
 // Release notes: what a person flashing the image wants to know first, from the image's package list.
 import { DEFAULTS } from '../config/schema.ts';
-import type { ImageManifest } from './imager.ts';
+import type { ImageManifest } from '../image/manifest.ts';
 
 export interface Versions {
   kernel?: string;

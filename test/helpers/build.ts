@@ -2,6 +2,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ImageManifestSchema, type ImageManifest } from '../../build/image/manifest.ts';
 import { PIHUB } from '../../ci/harness/vm.ts';
 
 /** Where the suite keeps its builds: outside the repo, stable across runs, so the stage cache and work trees are reused. */
@@ -86,19 +87,11 @@ export async function buildImage(name: string, configYaml: string, extraArgs: st
   return { ...r, outDir };
 }
 
-export interface Manifest {
-  image: string;
-  file: string;
-  raw_sha256: string;
-  sha256: string;
-  size: number;
-  layout: { boot: { offset: number; size: number }; root: { offset: number; size: number }; total: number };
-  hub: { port: number };
-  architecture?: string;
-}
+export type Manifest = ImageManifest;
 
+/** The image's manifest, checked against pihub's one schema for it. */
 export function manifest(outDir: string, base: string): Manifest {
-  return JSON.parse(readFileSync(join(outDir, `${base}.json`), 'utf8')) as Manifest;
+  return ImageManifestSchema.parse(JSON.parse(readFileSync(join(outDir, `${base}.json`), 'utf8')));
 }
 
 /** The base name of the image in a deploy folder: its manifest <base>.json sits beside <base>.sha256 (other .json files do not). */

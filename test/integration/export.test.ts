@@ -51,7 +51,7 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
     date: '2026-01-02',
     onCleanup: () => {},
     progress: () => {},
-    manifest: { name: 'small' },
+    manifest: { name: 'small', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', hub: { port: 8000 } },
   });
   assert.equal(execFileSync('losetup', ['-a']).toString(), loopsBefore, 'no loop device was used');
   const out = join(dir, 'out');
@@ -171,7 +171,7 @@ test('while it is exported, the raw image (password hashes, Wi-Fi key) and its s
     },
   };
   const umask = process.umask();
-  await exportImage({ runner, config, paths: { rootfs, dir }, seed: 'cd'.repeat(32), date: '2026-01-02', onCleanup: () => {}, progress: () => {}, manifest: { name: 'private' } });
+  await exportImage({ runner, config, paths: { rootfs, dir }, seed: 'cd'.repeat(32), date: '2026-01-02', onCleanup: () => {}, progress: () => {}, manifest: { name: 'private', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', hub: { port: 8000 } } });
   assert.equal(process.umask(), umask, 'the umask is given back');
   assert.ok(seen.some((s) => s.includes(' raw ')), seen.join('\n'));
   for (const s of seen) assert.match(s, /: dir 700( raw 600)?$/, seen.join('\n'));

@@ -102,7 +102,7 @@ test('writeRepository: rpi-imager.json and its icon replace planted names, owned
   const image = 'x-2026-01-02-trixie-arm64.img';
   writeFileSync(join(dir, image), 'raw image');
   const sha = execFileSync('sha256sum', [join(dir, image)]).toString().split(' ')[0]!;
-  writeFileSync(join(dir, 'x-2026-01-02-trixie-arm64.json'), JSON.stringify({ name: 'x', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', image, file: image, raw_sha256: sha, sha256: sha, size: 9 }));
+  writeFileSync(join(dir, 'x-2026-01-02-trixie-arm64.json'), JSON.stringify({ name: 'x', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', image, file: image, raw_sha256: sha, sha256: sha, size: 9, hub: { port: 8000 }, compression: 'none', bmap: 'x.img.bmap', data_bytes: 9, layout: { boot: { offset: 1, size: 1 }, root: { offset: 2, size: 1 }, total: 9 }, packages: 1 }));
   const v = victims(4);
   [REPOSITORY_FILE, ICON_FILE].forEach((f, i) => {
     plant(join(dir, f), i, v[2 * i]!);
@@ -121,7 +121,7 @@ test('writeRepository skips a planted manifest that is a FIFO, a symlink, or nam
   const image = 'x-2026-01-02-trixie-arm64.img';
   writeFileSync(join(dir, image), 'raw image');
   const sha = execFileSync('sha256sum', [join(dir, image)]).toString().split(' ')[0]!;
-  const m = { name: 'x', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', image, file: image, raw_sha256: sha, sha256: sha, size: 9 };
+  const m = { name: 'x', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', image, file: image, raw_sha256: sha, sha256: sha, size: 9, hub: { port: 8000 }, compression: 'none', bmap: 'x.img.bmap', data_bytes: 9, layout: { boot: { offset: 1, size: 1 }, root: { offset: 2, size: 1 }, total: 9 }, packages: 1 };
   writeFileSync(join(dir, 'x-2026-01-02-trixie-arm64.json'), JSON.stringify(m));
   execFileSync('mkfifo', [join(dir, 'fifo.json')]);
   const elsewhere = join(scratch('pihub-elsewhere-'), 'y.json');

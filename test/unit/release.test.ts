@@ -170,6 +170,7 @@ function fakeDeploy(): { dir: string; raw: Buffer; compressed: Buffer } {
   writeFileSync(join(dir, `${base}.json`), JSON.stringify({
     name: 'pihub', date: '2026-11-26', suite: 'trixie', architecture: 'arm64', hostname: 'pihub', hub: { port: 8888 },
     image: `${base}.img`, file: `${base}.img.zst`, compression: 'zstd', raw_sha256: sha(raw), sha256: sha(compressed), size: raw.length,
+    bmap: `${base}.img.bmap`, data_bytes: raw.length, layout: { boot: { offset: 1024, size: 1024 }, root: { offset: 2048, size: 2048 }, total: raw.length }, packages: 1,
   }));
   writeFileSync(join(dir, `${base}.spdx.json`), '{"spdxVersion":"SPDX-2.3"}');
   writeFileSync(join(dir, 'rpi-imager.json'), '{"os_list":[]}');
@@ -225,7 +226,10 @@ test('release notes name the kernel, JupyterHub, JupyterLab and numpy versions',
   const info = '# Packages in x.img\nlinux-image-6.12.57+deb13-arm64\t6.12.57-1\tarm64\nlinux-image-arm64\t6.12.57-1\tarm64\njupyterhub\t5.2.1+ds1-4\tall\njupyterlab\t4.0.11+ds1+~cs3.1.6-1\tall\npython3-numpy\t1:2.2.4+ds-1\tarm64\npython3.13\t3.13.5-2\tarm64\n';
   const v = versionsFromInfo(info);
   assert.deepEqual(v, { kernel: '6.12.57+deb13-arm64 (6.12.57-1)', jupyterhub: '5.2.1+ds1-4', jupyterlab: '4.0.11+ds1+~cs3.1.6-1', numpy: '1:2.2.4+ds-1', python: '3.13.5-2' });
-  const m = { name: 'pihub', date: '2026-11-26', suite: 'trixie', architecture: 'arm64', image: 'p.img', file: 'p.img.xz', raw_sha256: 'b'.repeat(64), sha256: 'c'.repeat(64), size: 123 };
+  const m = {
+    name: 'pihub', date: '2026-11-26', suite: 'trixie', architecture: 'arm64', hub: { port: 8888 }, image: 'p.img', file: 'p.img.xz', compression: 'xz',
+    raw_sha256: 'b'.repeat(64), sha256: 'c'.repeat(64), size: 123, bmap: 'p.img.bmap', data_bytes: 100, layout: { boot: { offset: 1, size: 1 }, root: { offset: 2, size: 1 }, total: 123 }, packages: 1,
+  };
   const notes = releaseNotes('v1.0', [{ manifest: m, versions: v, files: ['p.img.xz', 'p.sha256'] }], 'https://example.org/v1.0/rpi-imager.json');
   assert.match(notes, /^# pihub v1\.0$/m);
   assert.match(notes, /rpi-imager --repo https:\/\/example\.org\/v1\.0\/rpi-imager\.json/);
