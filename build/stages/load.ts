@@ -11,11 +11,10 @@ import type { BaseRepository } from '../bases/apt.ts';
 import { isConfigKey } from '../config/settings.ts';
 import { templateKeys, unknownFilters } from './template.ts';
 
-/** `repositories` comes from the base profile (right after the bootstrap), never from a stage file. */
-export type SubstepKind = 'bootstrap' | 'repositories' | 'debconf' | 'packages-nr' | 'packages' | 'files' | 'run' | 'run-chroot';
+import { kindOrder, kindSpec, STAGE_FILE, STAGE_FILE_HELP, STAGE_OTHER_FILES, stageFileKind, type SubstepKind } from './kinds.ts';
 
-/** Order of kinds that share one two-digit prefix (pi-gen's order). */
-const KIND_ORDER: readonly SubstepKind[] = ['bootstrap', 'repositories', 'debconf', 'packages-nr', 'packages', 'files', 'run', 'run-chroot'];
+export type { SubstepKind } from './kinds.ts';
+export { STAGE_FILE_HELP } from './kinds.ts';
 
 export interface FileEntry {
   /** Absolute path in the image. */
@@ -67,10 +66,6 @@ const StageYamlSchema = z.strictObject({
   files: z.record(z.string().regex(/^\//, { error: 'file paths must be absolute, such as /etc/foo' }), FileModeSchema).default({}),
 });
 
-export const STAGE_FILE_HELP =
-  'allowed in a stage: stage.yaml, SKIP, README.md, NN-bootstrap, NN-debconf, NN-packages, NN-packages-nr, NN-files/, NN-run.sh, NN-run-chroot.sh (NN = two digits)';
-
-const SUBSTEP_NAME = /^(\d\d)-(bootstrap|debconf|packages-nr|packages|files|run\.sh|run-chroot\.sh)$/;
 
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$/;
 
@@ -176,7 +171,8 @@ function readStageYaml(path: string): z.infer<typeof StageYamlSchema> {
 }
 
 /** Every config key a stage's templates use must be listed in its `reads`. */
-export function checkTemplateReads(stage: StageDef): void {
+/** Every `{{ key }}` a template uses is one the stage reads (declared in `yamlName`: stage.yaml or overlay.yaml). */
+export function checkTemplateReads(stage: StageDef, yamlName = 'stage.yaml'): void {
   for (const sub of stage.substeps) {
     const texts: Array<[string, string]> = [];
     if (sub.kind === 'debconf') texts.push([sub.path, readStageText(sub.path)]);
@@ -185,7 +181,7 @@ export function checkTemplateReads(stage: StageDef): void {
       for (const key of templateKeys(text)) {
         if (!stage.reads.includes(key)) {
           throw new InputError(
-            `${displayPath(file)}: uses \`{{ ${key} }}\` but the stage does not read \`${key}\`; add it to \`reads:\` in stage.yaml`,
+            `${displayPath(file)}: uses \`{{ ${key} }}\` but the stage does not read \`${key}\`; add it to \`reads:\` in ${yamlName}`,
           );
         }
       }
@@ -202,29 +198,25 @@ export function loadStage(dir: string, id: string): StageDef {
   const substeps: Substep[] = [];
   for (const name of readdirSync(dir).sort()) {
     if (name === 'SKIP' || name === 'README.md') readStageText(join(dir, name));
-    if (name === 'stage.yaml' || name === 'SKIP' || name === 'README.md') continue;
+    if (STAGE_OTHER_FILES.includes(name)) continue;
     const path = join(dir, name);
-    const m = SUBSTEP_NAME.exec(name);
+    const m = STAGE_FILE.exec(name);
     if (!m) throw new InputError(`${displayPath(path)}: unknown stage file; ${STAGE_FILE_HELP}`);
     const order = Number(m[1]);
-    const kind = m[2]!.replace(/\.sh$/, '') as SubstepKind;
+    const kind = stageFileKind(m[2]!)!;
+    const { content } = kindSpec(kind);
     const isDir = lstatSync(path).isDirectory();
-    if (isDir !== (kind === 'files')) {
-      throw new InputError(`${displayPath(path)}${kind === 'files' ? ': must be a directory' : ' is a folder, not a file; give it as a file'}`);
+    if (isDir !== (content === 'folder')) {
+      throw new InputError(`${displayPath(path)}${content === 'folder' ? ': must be a directory' : ' is a folder, not a file; give it as a file'}`);
     }
     const sub: Substep = { kind, order, name, path };
-    if (kind === 'bootstrap' || kind === 'packages' || kind === 'packages-nr') {
-      sub.packages = parsePackageList(readStageText(path), displayPath(path));
-    } else if (kind === 'run' || kind === 'run-chroot') {
-      sub.interpreter = parseShebang(readStageText(path), displayPath(path));
-    } else if (kind === 'debconf') {
-      readStageText(path);
-    } else if (kind === 'files') {
-      sub.files = walkFiles(path, meta.files, `stage ${id}`);
-    }
+    if (content === 'packages') sub.packages = parsePackageList(readStageText(path), displayPath(path));
+    else if (content === 'script') sub.interpreter = parseShebang(readStageText(path), displayPath(path));
+    else if (content === 'text') readStageText(path);
+    else if (content === 'folder') sub.files = walkFiles(path, meta.files, `stage ${id}`);
     substeps.push(sub);
   }
-  substeps.sort((a, b) => a.order - b.order || KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind));
+  substeps.sort((a, b) => a.order - b.order || kindOrder(a.kind) - kindOrder(b.kind));
   const stage: StageDef = {
     id,
     dir,

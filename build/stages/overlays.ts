@@ -25,7 +25,9 @@ const OverlayYamlSchema = z.strictObject({
     .default({}),
 });
 
-export const OVERLAY_FILES = ['overlay.yaml', 'README.md', 'rootfs', 'packages', 'packages-nr', 'run.sh', 'run-chroot.sh'];
+import { kindOrder, kindSpec, OVERLAY_FILES, overlayFileKind } from './kinds.ts';
+
+export { OVERLAY_FILES };
 
 export interface Overlay {
   name: string;
@@ -104,20 +106,22 @@ export function loadOverlay(nameOrDir: string, shippedDir: string, from?: string
     if (!OVERLAY_FILES.includes(entry)) {
       throw new InputError(`${who}: ${displayPath(path)}: unknown file; an overlay may hold ${OVERLAY_FILES.join(', ')}`);
     }
+    const kind = overlayFileKind(entry);
+    const content = kind ? kindSpec(kind).content : undefined;
     const isDir = lstatSync(path).isDirectory();
-    if ((entry === 'rootfs') !== isDir) {
+    if ((content === 'folder') !== isDir) {
       throw new InputError(`${who}: ${displayPath(path)}${isDir ? ' is a folder, not a file; give it as a file' : ': must be a directory (of files for the image)'}`);
     }
-    if (entry === 'packages' || entry === 'packages-nr') {
-      substeps.push({ kind: entry, order: 0, name: entry, path, packages: parsePackageList(read(path), `${who}: ${displayPath(path)}`) });
-    } else if (entry === 'rootfs') {
-      substeps.push({ kind: 'files', order: 1, name: entry, path, files: walkFiles(path, meta.files, who) });
-    } else if (entry === 'run.sh' || entry === 'run-chroot.sh') {
-      const kind = entry === 'run.sh' ? 'run' : 'run-chroot';
-      substeps.push({ kind, order: kind === 'run' ? 2 : 3, name: entry, path, interpreter: parseShebang(read(path), `${who}: ${displayPath(path)}`) });
-    } else if (entry === 'README.md') {
-      read(path);
+    if (!kind) {
+      if (entry === 'README.md') read(path);
+      continue;
     }
+    // An overlay's steps run in the registry's order (packages, files, run.sh, run-chroot.sh).
+    const sub: Substep = { kind, order: kindOrder(kind), name: entry, path };
+    if (content === 'packages') sub.packages = parsePackageList(read(path), `${who}: ${displayPath(path)}`);
+    else if (content === 'script') sub.interpreter = parseShebang(read(path), `${who}: ${displayPath(path)}`);
+    else if (content === 'folder') sub.files = walkFiles(path, meta.files, who);
+    substeps.push(sub);
   }
   substeps.sort((a, b) => a.order - b.order);
   const stage: StageDef = {
@@ -130,9 +134,9 @@ export function loadOverlay(nameOrDir: string, shippedDir: string, from?: string
     origin: 'overlay',
   };
   try {
-    checkTemplateReads(stage);
+    checkTemplateReads(stage, 'overlay.yaml');
   } catch (err) {
-    throw new InputError(`${who}: ${(err as Error).message.replace('add it to `reads:` in stage.yaml', 'add it to `reads:` in overlay.yaml')}`);
+    throw new InputError(`${who}: ${(err as Error).message}`);
   }
   const layer: ConfigLayer = {
     label: `${who} (${displayPath(yamlPath)})`,

@@ -103,7 +103,7 @@ test('malformed overlays are refused before the build, naming the overlay and th
     assert.match(e.message, /overlay `pihub-overlay-\w+`: .*run\.sh: a script must start with a #! line/);
     return true;
   });
-  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\n', 'setup.py': '' })], SHIPPED), /setup\.py: unknown file; an overlay may hold overlay\.yaml, README\.md, rootfs/);
+  assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\n', 'setup.py': '' })], SHIPPED), /setup\.py: unknown file; an overlay may hold overlay\.yaml, README\.md, packages-nr, packages, rootfs, run\.sh, run-chroot\.sh$/);
   assert.throws(() => resolveOverlays([overlay({ 'overlay.yaml': 'description: x\n', 'packages': 'Bad_Name\n' })], SHIPPED), /packages:1: `Bad_Name` is not a Debian package name/);
 });
 

@@ -1,5 +1,6 @@
 import type { Step } from '../step.ts';
-import type { Substep, SubstepKind } from '../load.ts';
+import type { Substep } from '../load.ts';
+import { KINDS, type SubstepKind } from '../kinds.ts';
 import { bootstrapStep } from './bootstrap.ts';
 import { packagesStep } from './packages.ts';
 import { debconfStep } from './debconf.ts';
@@ -20,16 +21,7 @@ const FACTORIES: Record<SubstepKind, (sub: Substep) => Step> = {
 };
 
 /** Source files of each step kind; their content is part of every cache key that uses the kind. */
-export const KIND_SOURCES: Record<SubstepKind, string> = {
-  bootstrap: 'bootstrap.ts',
-  debconf: 'debconf.ts',
-  'packages-nr': 'packages.ts',
-  packages: 'packages.ts',
-  files: 'files.ts',
-  run: 'run.ts',
-  'run-chroot': 'run-chroot.ts',
-  repositories: 'repositories.ts',
-};
+export const KIND_SOURCES = Object.fromEntries(KINDS.map((k) => [k.kind, k.source])) as Record<SubstepKind, string>;
 
 export function stepFor(sub: Substep): Step {
   return FACTORIES[sub.kind](sub);
