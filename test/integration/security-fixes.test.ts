@@ -63,6 +63,13 @@ describe('pihub\'s security patches on Debian\'s packages', { timeout: 10 * 60_0
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout, '', 'a second run changes nothing');
     assert.equal(fixes(root, 'check').code, 0);
+    // The checksums the hub's start checks with sha256sum (paths as on the card).
+    const sums = readFileSync(join(root, 'var/lib/pihub/security-fixes.sha256'), 'utf8').trim().split('\n');
+    assert.ok(sums.length >= advisories.flatMap((a) => a.patches).length, sums.join('\n'));
+    for (const line of sums) {
+      const [sum, path] = line.split(/ {2}/);
+      assert.equal(createHash('sha256').update(readFileSync(join(root, path!))).digest('hex'), sum, path);
+    }
     // Every changed file carries pihub's marked lines and has byte code made from it.
     const state = JSON.parse(readFileSync(join(root, 'var/lib/pihub/security-fixes.json'), 'utf8')) as { patches: Array<{ state: string; files: Array<{ path: string; sha256: string }> }> };
     for (const p of state.patches) {
