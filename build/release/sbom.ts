@@ -290,7 +290,8 @@ export function makeSbom(rootfs: string, image: SbomImage): Json {
       }],
     };
   });
-  // pihub's patch files, each applied to the package it changed (SPDX's PATCH_APPLIED).
+  // pihub's patch files, each applied to the package it changed (SPDX's PATCH_APPLIED). They
+  // stand on their own: the image package has filesAnalyzed false, so it may contain no file.
   const patchFiles: Json[] = [];
   const patchRelations: Json[] = [];
   for (const d of debs) {
@@ -306,7 +307,6 @@ export function makeSbom(rootfs: string, image: SbomImage): Json {
           copyrightText: 'NOASSERTION',
           comment: 'a patch pihub wrote and applied on the image',
         });
-        patchRelations.push({ spdxElementId: imageId, relationshipType: 'CONTAINS', relatedSpdxElement: id });
       }
       patchRelations.push({ spdxElementId: id, relationshipType: 'PATCH_APPLIED', relatedSpdxElement: d.SPDXID });
     }

@@ -94,22 +94,26 @@ export function securityRecord(rootfs: string): SecurityRecord | undefined {
   const states = stateText === undefined ? [] : parseJson(z.object({ patches: z.array(PatchState) }), stateText, STATE_PATH).patches;
   return {
     checked,
-    advisories: advisories.map((a) => ({
-      ...a,
-      patches: a.patches.map((p) => {
-        const s = states.find((x) => x.patch === p.file);
-        const body = readInRoot(rootfs, `${SECURITY_DIR}/${p.file}`) ?? '';
-        return {
-          file: p.file,
-          package: p.package,
-          version: s?.version ?? null,
-          state: s?.state ?? 'not applied',
-          sha256: createHash('sha256').update(body).digest('hex'),
-          files: s?.files ?? [],
-        };
-      }),
-    })),
+    advisories: advisories.map((a) => withState(a, a.patches.map((p) => {
+      const s = states.find((x) => x.patch === p.file);
+      const body = readInRoot(rootfs, `${SECURITY_DIR}/${p.file}`) ?? '';
+      return {
+        file: p.file,
+        package: p.package,
+        version: s?.version ?? null,
+        state: s?.state ?? 'not applied',
+        sha256: createHash('sha256').update(body).digest('hex'),
+        files: s?.files ?? [],
+      };
+    }))),
   };
+}
+
+/** An advisory with its patches' states; `fixed` only while every patch of it is in place. */
+function withState(a: Advisory, patches: PatchRecord[]): AdvisoryRecord {
+  const missing = patches.filter((p) => p.state !== 'in place');
+  if (a.status !== 'fixed' || missing.length === 0) return { ...a, patches };
+  return { ...a, patches, status: 'open', how: `${a.how} On this image ${missing.map((p) => `${p.file} is ${p.state}`).join(', ')}.` };
 }
 
 /** The packages pihub changed, with the advisories their patches fix (what the SBOM says of them). */
@@ -120,7 +124,7 @@ export function sbomModifications(record: SecurityRecord | undefined, rootfs: st
       if (p.state !== 'in place') continue;
       const m = (out[p.package] ??= { fixes: [], patches: [] });
       m.fixes.push(`${a.ids.join(' / ')} (${p.file})`);
-      if (!m.patches.some((x) => x.file === p.file)) {
+      if (!m.patches.some((x) => x.file === `${SECURITY_DIR}/${p.file}`)) {
         const body = readInRoot(rootfs, `${SECURITY_DIR}/${p.file}`) ?? '';
         m.patches.push({ file: `${SECURITY_DIR}/${p.file}`, sha1: createHash('sha1').update(body).digest('hex'), sha256: p.sha256 });
       }
