@@ -65,7 +65,7 @@ export interface BuildSummary {
 }
 
 const NO_USERS_NOTE =
-  'this image has no user accounts: flash it with Raspberry Pi Imager from deploy/rpi-imager.json and set a user in its OS customisation, or put a userconf.txt (lines of name:password-hash) on its boot partition before the first boot; the console says how too (README: "Users and logging in")';
+  'this image has no user accounts: flash it with Raspberry Pi Imager from deploy/rpi-imager.json and set a user in its OS customisation, or put a userconf.txt (lines of name:password-hash) on its boot partition before the first boot; the console says how too (docs/using.md: "Users and logging in")';
 
 /** `--set` arguments that put a secret's value (not a reference to it) on the command line. */
 export function secretsOnCommandLine(sets: readonly string[]): string[] {

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { PROJECT_DIR } from '../build/plan/inputs.ts';
 import { formatCommand, type Command } from '../build/exec.ts';
 import { findImages, ICON_FILE, normaliseBaseUrl, REPOSITORY_FILE, writeRepository } from '../build/release/imager.ts';
-import type { ImageManifest } from '../build/image/manifest.ts';
+import type { ManifestRead } from '../build/image/manifest.ts';
 import { releaseNotes, versionsFromInfo, type NotesImage } from '../build/release/notes.ts';
 import { sbomName } from '../build/release/sbom.ts';
 import { checkImage } from './check-image.ts';
@@ -67,7 +67,7 @@ export function publishCommand(tag: string, out: string): Command {
 }
 
 /** The files of one image that a release publishes. */
-export function imageFiles(m: ImageManifest): string[] {
+export function imageFiles(m: ManifestRead): string[] {
   const base = m.image.replace(/\.img$/, '');
   return [m.file, `${m.image}.bmap`, `${base}.sha256`, `${base}.info`, `${base}.json`, sbomName(base)];
 }
@@ -108,7 +108,7 @@ export async function release(o: ReleaseOptions): Promise<string[]> {
   const chosen = o.images?.length ? RELEASE_IMAGES.filter((i) => o.images!.includes(i.id)) : RELEASE_IMAGES;
   say(`release ${o.tag}: ${chosen.length} image(s) into ${o.out}; Imager repository ${repositoryUrl}`);
 
-  const built: ImageManifest[] = [];
+  const built: ManifestRead[] = [];
   for (const img of chosen) {
     const deploy = join(o.workDir, img.id, 'deploy');
     const args = ['build', ...RELEASE_BUILD_ARGS, ...img.args, ...o.buildArgs, '--out', deploy, '--work-dir', join(o.workDir, 'work'), '--quiet'];

@@ -4,7 +4,7 @@ import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFile
 import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
-import { readManifest, type ImageManifest } from '../image/manifest.ts';
+import { readManifest, type ManifestRead } from '../image/manifest.ts';
 import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
 import { verifyHostTools } from '../host.ts';
 import { FAT_TYPES, RASPI3B, VIRT_SYSTEMS, type BootArchitecture, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
@@ -59,7 +59,7 @@ export function parseBootFile(spec: string): BootFile {
 }
 
 /** The manifest written beside an image (its hub port, its architecture), if it has a sound one. */
-export function manifestFor(image: string): ImageManifest | undefined {
+export function manifestFor(image: string): ManifestRead | undefined {
   // Only a plain file: a FIFO beside the image would block the read.
   return readManifest(`${imageBase(image)}.json`);
 }

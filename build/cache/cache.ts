@@ -106,8 +106,8 @@ export class Cache {
       }
       return text.includes(MARKER_LINE) ? { state: 'pihub' } : { state: 'foreign', why: `has a ${MARKER_FILE} that is not pihub's` };
     }
-    // (A salt's temporary name is left by a build killed while it made the salt.)
-    const other = names.filter((n) => !LEGACY_ENTRIES.has(n) && !/^salt\.partial-\d+$/.test(n));
+    // (A salt's or the marker's temporary name is left by a build killed while it wrote them.)
+    const other = names.filter((n) => !LEGACY_ENTRIES.has(n) && !/^(salt|\.CACHEDIR\.TAG)\.partial-\d+$/.test(n));
     if (other.length) return { state: 'foreign', why: `holds ${other.slice(0, 3).map((n) => `\`${n}\``).join(', ')}${other.length > 3 ? ' and more,' : ''} and has no ${MARKER_FILE} of pihub's` };
     // What a cache clear would remove is there: only with the salt every build made is it pihub's.
     if (names.some((n) => REMOVABLE.includes(n)) && !this.readSalt()?.match(/^[0-9a-f]{64}$/)) {

@@ -43,6 +43,15 @@ export const ImageManifestSchema = BuildSummarySchema.extend({
 });
 export type ImageManifest = z.infer<typeof ImageManifestSchema>;
 
+/**
+ * What a reader needs of a manifest: the image's identity and checksums; the rest as far as it
+ * is there (a manifest written by an earlier pihub may lack newer fields).
+ */
+export const ManifestReadSchema = ImageManifestSchema.partial().required({
+  name: true, date: true, suite: true, architecture: true, image: true, file: true, raw_sha256: true, sha256: true, size: true,
+});
+export type ManifestRead = z.infer<typeof ManifestReadSchema>;
+
 /** Far more than any manifest pihub writes. */
 const MANIFEST_MAX_BYTES = 4 * MiB;
 
@@ -52,9 +61,9 @@ export function writeManifest(path: string, manifest: ImageManifest): void {
 }
 
 /** A manifest read from a plain file, or undefined when it is missing, unreadable or not a manifest of pihub's. */
-export function readManifest(path: string, o: { follow?: boolean } = {}): ImageManifest | undefined {
+export function readManifest(path: string, o: { follow?: boolean } = {}): ManifestRead | undefined {
   try {
-    const r = ImageManifestSchema.safeParse(JSON.parse(readRegularFile(path, MANIFEST_MAX_BYTES, o).toString('utf8')));
+    const r = ManifestReadSchema.safeParse(JSON.parse(readRegularFile(path, MANIFEST_MAX_BYTES, o).toString('utf8')));
     return r.success ? r.data : undefined;
   } catch {
     return undefined;

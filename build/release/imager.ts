@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULTS } from '../config/schema.ts';
 import { InputError } from '../errors.ts';
-import { readManifest, type ImageManifest } from '../image/manifest.ts';
+import { readManifest, type ManifestRead } from '../image/manifest.ts';
 import { checkRegularFile, sha256File, writeFileSafely, type FileOwner } from '../files.ts';
 
 export const REPOSITORY_FILE = 'rpi-imager.json';
@@ -64,7 +64,7 @@ function isPlainFile(path: string): boolean {
 }
 
 /** pihub's image manifests in a folder (the .json files that describe an image file beside them). */
-export function findImages(dir: string): ImageManifest[] {
+export function findImages(dir: string): ManifestRead[] {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -73,7 +73,7 @@ export function findImages(dir: string): ImageManifest[] {
     if (code === 'ENOENT') throw new InputError(`${dir} does not exist; build an image first (pihub build --out ${dir})`);
     throw new InputError(`${dir} is not a folder pihub can read (${code ?? (err as Error).message}); give the folder of a build (pihub build --out DIR)`);
   }
-  const out: ImageManifest[] = [];
+  const out: ManifestRead[] = [];
   for (const f of names.filter((n) => n.endsWith('.json')).sort()) {
     // Only plain files (no link, no FIFO), and only manifests whose image is a plain file beside them.
     const m = readManifest(join(dir, f), { follow: false });
@@ -115,7 +115,7 @@ export function normaliseBaseUrl(url: string): string {
  * The repository entry for one image. Sizes come from the files; checksums from the manifest,
  * which the export wrote from the files it made, and with `verify` from reading the file again.
  */
-export async function entryFor(dir: string, m: ImageManifest, baseUrl: string, opts: { website?: string; verify?: boolean } = {}): Promise<Entry> {
+export async function entryFor(dir: string, m: ManifestRead, baseUrl: string, opts: { website?: string; verify?: boolean } = {}): Promise<Entry> {
   const download = join(dir, m.file);
   const raw = m.file === m.image;
   const downloadSha = opts.verify ? await sha256File(download) : m.sha256;

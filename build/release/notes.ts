@@ -1,6 +1,6 @@
 // Release notes: what a person flashing the image wants to know first, from the image's package list.
 import { DEFAULTS } from '../config/schema.ts';
-import type { ImageManifest } from '../image/manifest.ts';
+import type { ManifestRead } from '../image/manifest.ts';
 
 export interface Versions {
   kernel?: string;
@@ -31,7 +31,7 @@ export function versionsFromInfo(info: string): Versions {
 }
 
 export interface NotesImage {
-  manifest: ImageManifest;
+  manifest: ManifestRead;
   versions: Versions;
   /** File names published for this image. */
   files: string[];

@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Cache } from '../../build/cache/cache.ts';
 import { hostArch } from '../../build/chroot/tools.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { makeSbom } from '../../build/release/sbom.ts';
@@ -37,6 +38,8 @@ describe('pihub\'s security patches on Debian\'s packages', { timeout: 10 * 60_0
 
   before(async () => {
     // The same download folder as the wheelhouse test's (the stand-in for PyPI): shared downloads.
+    // The shared cache, made a pihub cache first (a folder of downloads alone would not be one).
+    new Cache(CACHE_DIR).ensure();
     const archives = join(CACHE_DIR, 'debs', `trixie-${hostArch()}`);
     mkdirSync(archives, { recursive: true });
     debs = await downloadClosure({ arch: hostArch(), suite: 'trixie', packages: patched, archives });

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Cache } from '../../build/cache/cache.ts';
 import { hostArch } from '../../build/chroot/tools.ts';
 import { downloadClosure } from '../helpers/apt.ts';
 import { CACHE_DIR, E2E_ROOT } from '../helpers/build.ts';
@@ -30,6 +31,8 @@ test('egg-info requirements and version ranges, as the stand-in rewrites them', 
 
 test('a wheelhouse from Debian\'s packages installs the hub into a virtual environment with pip', { timeout: 30 * 60_000 }, async () => {
   const arch = hostArch();
+  // The shared cache, made a pihub cache first (a folder of downloads alone would not be one).
+  new Cache(CACHE_DIR).ensure();
   const debs = join(CACHE_DIR, 'debs', `trixie-${arch}`);
   mkdirSync(debs, { recursive: true });
   const closure = await downloadClosure({ arch, suite: 'trixie', packages: STAND_IN_PACKAGES, archives: debs });
