@@ -436,7 +436,7 @@ sed -i 's/^port = 8888$/port = 80/' /root/jupyterhub_config.py
 cp /usr/share/pihub/proxy-low-port.conf $d/60-pihub-low-port.conf
 systemctl daemon-reload
 systemctl restart jupyterhub
-for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:80/hub/health && break; sleep 3; done
+for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:80/hub/health && break; sleep 3; done
 curl -s -o /dev/null -w 'port 80: %{http_code}\n' http://127.0.0.1:80/hub/health
 grep CapEff /proc/$(systemctl show -p MainPID --value jupyterhub-proxy)/status
 mv /root/jupyterhub_config.keep /root/jupyterhub_config.py
