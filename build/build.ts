@@ -102,11 +102,13 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
     throw new InputError(`${logPath} is a folder, where pihub writes its build log; remove it, or give another --out`);
   }
   const cache = new Cache(opts.cacheDir, opts.cacheLimit);
+  // The image in deploy/ is the invoking user's; the SBOM's date is SOURCE_DATE_EPOCH's or now.
+  const delivery = { owner: invokingUser(opts.env), sbomCreated: sbomCreated(opts.env) };
   const holder = holderFor(`pihub build of ${inputs.config.name} (${inputs.configLabel})`);
   const workLock = join(opts.workDir, `${inputs.config.name}.lock`);
   // The machine must be able to run whatever a build of these inputs may run (as if nothing
   // were cached); checked before anything is created.
-  const everything = await makePlan(inputs, { ...opts, cache, salt: '', verify: false });
+  const everything = await makePlan(inputs, { ...opts, ...delivery, cache, salt: '', verify: false });
   notes.push(...(deps.machine ?? thisMachine).verify({
     tools: everything.hostTools,
     architecture: inputs.config.base.architecture,
@@ -129,7 +131,7 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
     } catch (err) {
       notes.push(`cache state unknown: ${(err as Error).message}`);
     }
-    const plan = await makePlan(inputs, { ...opts, cache, release: dates?.release, repositoryReleases: dates?.repositories, salt: cache.readSalt() ?? randomBytes(32).toString('hex'), verify: false });
+    const plan = await makePlan(inputs, { ...opts, ...delivery, cache, release: dates?.release, repositoryReleases: dates?.repositories, salt: cache.readSalt() ?? randomBytes(32).toString('hex'), verify: false });
     return { plan: planLines(plan, notes) };
   }
 
@@ -141,7 +143,7 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   const locks = takeLocks(workLock, cache, holder);
   try {
     const dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
-    const plan = await makePlan(inputs, { ...opts, cache, release: dates.release, repositoryReleases: dates.repositories, salt: cache.salt(), verify: true });
+    const plan = await makePlan(inputs, { ...opts, ...delivery, cache, release: dates.release, repositoryReleases: dates.repositories, salt: cache.salt(), verify: true });
     // Other builds' prunes leave alone what this one will restore.
     locks[1]!.update({ ...holder, keys: [...plan.stages.map((s) => s.key!), plan.image.key!] });
     return await run(plan, opts, deps, { notes, redactor, holder, cache, started });
@@ -187,9 +189,6 @@ async function run(
       renderer: chooseRenderer({ quiet: opts.quiet, isTTY: opts.isTTY, env: opts.env }),
       signal: opts.signal,
       holder: o.holder,
-      cache: o.cache,
-      owner,
-      sbomCreated: sbomCreated(opts.env),
     });
   } finally {
     log.note(`finished after ${formatDuration(Date.now() - o.started)}`);

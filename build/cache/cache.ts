@@ -46,6 +46,9 @@ export const DEFAULT_CACHE_LIMIT = 40 * 1024 ** 3;
 /** tar options that keep owners, modes, device nodes, hard links, ACLs and extended attributes. */
 const TAR_FIDELITY = ['--xattrs', '--xattrs-include=*', '--acls', '--numeric-owner'];
 
+/** Programs a stage's save or restore runs, whatever the cache holds: tar with zstd, and find, getfattr, setfattr for the records (restore.ts). */
+export const CACHE_TOOLS: readonly string[] = ['tar', 'zstd', 'find', 'getfattr', 'setfattr'];
+
 export function snapshotCommand(rootfs: string, file: string): Command {
   return ['tar', ['--create', `--file=${file}`, `--directory=${rootfs}`, ...TAR_FIDELITY, '--sparse', '--use-compress-program=zstd -T0 -3', '.']];
 }

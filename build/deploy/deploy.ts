@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { placeFile, type FileOwner } from '../files.ts';
 import type { BuildSummary } from '../image/manifest.ts';
 import { PROJECT_DIR } from '../plan/inputs.ts';
-import type { Plan } from '../plan/plan.ts';
+import type { BuildConfig } from '../config/schema.ts';
 
 export type Owner = FileOwner;
 
@@ -39,18 +39,17 @@ export function pihubVersion(): string {
 }
 
 /** The manifest's summary of the build (export adds the image's own facts). Public: no secret goes in. */
-export function manifestOf(plan: Plan): BuildSummary {
-  const c = plan.config;
+export function buildSummary(c: BuildConfig, date: string, stages: ReadonlyArray<{ def: { id: string }; key?: string }>): BuildSummary {
   return {
     name: c.name,
-    date: plan.date,
+    date,
     suite: c.base.suite,
     architecture: c.base.architecture,
     hostname: c.hostname,
     users: c.users.map((u) => ({ name: u.name, admin: u.admin })),
     hub: { port: c.hub.port, admin_group: c.hub.admin_group, users_group: c.hub.users_group },
     overlays: c.overlays,
-    stages: plan.stages.map((s) => ({ id: s.def.id, key: s.key })),
+    stages: stages.map((s) => ({ id: s.def.id, key: s.key })),
     pihub: pihubVersion(),
   };
 }

@@ -3,7 +3,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
-import { formatCommand, type Command, type Runner } from '../exec.ts';
+import type { Command } from '../exec.ts';
+import type { Op, RunOp, RunState } from '../plan/ops.ts';
 import { UserError } from '../errors.ts';
 import { sha256File } from '../files.ts';
 import { writeManifest, type BuildSummary } from './manifest.ts';
@@ -25,9 +26,10 @@ export function exportNames(config: BuildConfig, date: string): ImageNames {
 export const BOOTFS = 'boot/firmware';
 
 // The file systems are made in place, inside the image genimage laid out: no copy of them.
-export function mke2fsCommand(image: string, offset: number, rootfs: string, bytes: number, inodes: number, uuid: string): Command {
+/** `kib`, `inodes` and `offset` may be the plan's placeholders (`<size>`): known once the tree is measured. */
+export function mke2fsCommand(image: string, offset: number | string, rootfs: string, kib: number | string, inodes: number | string, uuid: string): Command {
   // -m 0: until the first boot grows it, the free room is everybody's (the grow sets 5 % aside for root).
-  return ['mke2fs', ['-q', '-F', '-t', 'ext4', '-L', ROOT_LABEL, '-U', uuid, '-N', String(inodes), '-m', '0', '-E', `offset=${offset}`, '-d', rootfs, image, `${bytes / 1024}k`]];
+  return ['mke2fs', ['-q', '-F', '-t', 'ext4', '-L', ROOT_LABEL, '-U', uuid, '-N', String(inodes), '-m', '0', '-E', `offset=${offset}`, '-d', rootfs, image, `${kib}k`]];
 }
 
 export function mkfsVfatCommand(image: string, offset: number, volumeId: string, size: number): Command {
@@ -58,159 +60,244 @@ export function bmapDataBytes(bmapXml: string): number {
   return bytes;
 }
 
-export interface ExportResult {
-  names: ImageNames;
-  /** Files written to the export directory's out/ (names from `names`). */
-  files: string[];
-  layout: Layout;
-  rawSha256: string;
-  compressedSha256: string;
+/** What the export's operations learn as they run, for the later ones (in the run's scratch). */
+export interface ExportState {
+  layout?: Layout;
+  size?: { bytes: number; inodes: number };
+  usedBytes?: number;
+  inodes?: number;
+  packages?: string[];
+  rawSha256?: string;
+  compressedSha256?: string;
   /** Bytes of the raw image that hold data (what `bmaptool copy` writes). */
-  dataBytes: number;
+  dataBytes?: number;
+  umask?: number;
 }
 
-export interface ExportOptions {
-  runner: Runner;
+/** The export's state in a run: made by its first operation. */
+export function exportState(st: RunState): ExportState {
+  return (st.scratch.export ??= {}) as ExportState;
+}
+
+export interface ExportInput {
   config: BuildConfig;
   paths: ExportPaths;
-  /** Seeds the disk signature, volume id and UUID, so equal inputs give equal images. */
-  seed: string;
+  /** Seeds the disk signature, volume id and UUID, so equal inputs give equal images (unknown in some dry runs). */
+  seed: string | undefined;
   date: string;
-  onLine?: (line: string) => void;
-  /** Registers undo work for an interruption. */
-  onCleanup(fn: () => void): void;
-  progress(title: string): void;
-  manifest: BuildSummary;
+  /** The build's part of the manifest, made when the export gets there (it may read the root file system). */
+  manifest(st: RunState): BuildSummary;
 }
 
 const STEP = 'export';
 /** The zero-length partition image genimage is given: it lays the partitions out, mke2fs and mkfs.vfat fill them. */
 const EMPTY = 'empty.img';
 
-/** Move the firmware partition's files out of the root tree while mke2fs runs; always moved back. */
-function withBootfsAside<T>(rootfs: string, aside: string, onCleanup: (fn: () => void) => void, fn: () => Promise<T>): Promise<T> {
-  const inRoot = join(rootfs, BOOTFS);
-  if (!existsSync(join(inRoot, 'config.txt'))) {
-    throw new UserError(
-      `the root filesystem has no /${BOOTFS}/config.txt; the system stage must install raspi-firmware and a kernel before export`,
-    );
-  }
-  renameSync(inRoot, aside);
-  mkdirSync(inRoot);
-  // The mount point of the card's firmware partition, whatever the umask of the export.
-  chmodSync(inRoot, 0o755);
-  const restore = () => {
-    if (existsSync(aside)) {
-      rmSync(inRoot, { recursive: true, force: true });
-      renameSync(aside, inRoot);
-    }
-  };
-  onCleanup(restore);
-  return fn().finally(restore);
+/** The files the export writes to its folder's out/, in the order they are handed over. */
+export function exportFiles(names: ImageNames): string[] {
+  return [names.compressed, names.bmap, names.sha256, names.info, names.manifest];
 }
 
 /**
- * The raw image holds the password hashes and the Wi-Fi key: while it is made, everything the
- * export and its tools (genimage, mke2fs, zstd, bmaptool) create is its owner's only.
+ * The export as the plan's operations: the dry run prints them and the build runs them. The raw
+ * image holds the password hashes and the Wi-Fi key: while it is made, everything the export and
+ * its tools (genimage, mke2fs, zstd, bmaptool) create is its owner's only (umask 077). The firmware
+ * partition's files leave the root tree while mke2fs runs, and always come back.
  */
-export async function exportImage(o: ExportOptions): Promise<ExportResult> {
-  const umask = process.umask(0o077);
-  try {
-    return await exportPrivately(o);
-  } finally {
-    process.umask(umask);
-  }
-}
-
-async function exportPrivately(o: ExportOptions): Promise<ExportResult> {
-  const { runner, config, paths } = o;
-  const run = (c: Command) => runner.run(c, { step: STEP, onLine: o.onLine, env: { MTOOLS_SKIP_CHECK: '1' } });
+export function exportOps(o: ExportInput): Op[] {
+  const { config, paths } = o;
   const names = exportNames(config, o.date);
-  rmSync(paths.dir, { recursive: true, force: true });
-  mkdirSync(paths.dir, { recursive: true });
-  // Made just now by this process (rm, then mkdir), so its mode is pihub's to set.
-  chmodSync(paths.dir, 0o700);
-  for (const d of ['out', 'tmp', 'emptyroot']) mkdirSync(join(paths.dir, d), { mode: 0o700 });
-  const bootfs = join(paths.dir, 'bootfs');
-
-  const out = join(paths.dir, 'out');
-  const raw = join(out, names.image);
-  const l = await withBootfsAside(paths.rootfs, bootfs, o.onCleanup, async () => {
-    o.progress('measure the root filesystem');
-    const used = await runner.run(['du', ['--summarize', '--block-size=1', '--one-file-system', paths.rootfs]], { step: STEP, capture: true });
-    const inodes = await runner.run(['du', ['--summarize', '--inodes', '--one-file-system', paths.rootfs]], { step: STEP, capture: true });
-    const size = rootSize({
-      usedBytes: Number(used.stdout.split(/\s/)[0]),
-      inodes: Number(inodes.stdout.split(/\s/)[0]),
-      headroomPercent: config.image.headroom_percent,
-      headroomMiB: config.image.headroom_mib,
-    });
-    const lay = layout(size.bytes);
-    o.progress(`${names.image}: partition table (genimage)`);
-    // Empty partition images: genimage writes the table only; the file systems go in below.
-    writeFileSync(join(paths.dir, EMPTY), '');
-    writeFileSync(join(paths.dir, 'genimage.cfg'), genimageConfig(names.image, lay, idFromHex(o.seed, 2), EMPTY));
-    await run(genimageCommand(paths.dir));
-    chmodSync(raw, 0o600);
-    o.progress(`root file system: ${Math.round(size.bytes / MiB)} MiB (mke2fs -d)`);
-    await run(mke2fsCommand(raw, lay.root.offset, paths.rootfs, size.bytes, size.inodes, uuidFromHex(o.seed)));
-    return lay;
-  });
-
-  o.progress('firmware partition: FAT32 (mkfs.vfat, mcopy)');
-  await run(mkfsVfatCommand(raw, l.boot.offset, idFromHex(o.seed, 1), l.boot.size));
-  // bootfs was moved back into the root tree; copy from there.
-  const firmwareDir = join(paths.rootfs, BOOTFS);
-  const entries = readdirSync(firmwareDir).sort().map((e) => join(firmwareDir, e));
-  if (entries.length) await run(mcopyCommand(raw, l.boot.offset, entries));
-  // mke2fs writes the last blocks of its file system, but make sure the file has the image's size.
-  const length = statSync(raw).size;
-  if (length > l.total) throw new Error(`${raw} is ${length} bytes, more than its layout's ${l.total}`);
-  truncateSync(raw, l.total);
-
-  const compress = compressCommand(config.image.compression, raw);
-  o.progress(compress ? `block map and ${config.image.compression} compression` : 'block map');
-  // The checksum, the block map and the compressor read the raw image at the same time (from
-  // the page cache). The block map comes from the image's holes: genimage, mke2fs and
-  // mkfs.vfat leave every block they did not write as a hole.
-  const [rawSha256] = await Promise.all([sha256File(raw), run(bmapCommand(raw, join(out, names.bmap))), compress ? run(compress) : undefined]);
-  const dataBytes = bmapDataBytes(readFileSync(join(out, names.bmap), 'utf8'));
-  const compressedSha256 = compress ? await sha256File(join(out, names.compressed)) : rawSha256;
-  const sums = [`${rawSha256}  ${names.image}`];
-  if (compress) sums.push(`${compressedSha256}  ${names.compressed}`);
-  sums.push(`${await sha256File(join(out, names.bmap))}  ${names.bmap}`);
-  writeFileSync(join(out, names.sha256), `${sums.join('\n')}\n`);
-
-  const pkgs = await runner.run(
-    ['dpkg-query', [`--admindir=${join(paths.rootfs, 'var/lib/dpkg')}`, '--show', '--showformat=${Package}\\t${Version}\\t${Architecture}\\n']],
-    { step: STEP, capture: true },
-  );
-  const lines = pkgs.stdout.split('\n').filter(Boolean).sort();
-  writeFileSync(join(out, names.info), `# Packages in ${names.image}: name, version, architecture\n${lines.join('\n')}\n`);
-  writeManifest(join(out, names.manifest), {
-    ...o.manifest, image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: rawSha256, sha256: compressedSha256,
-    bmap: names.bmap, size: l.total, data_bytes: dataBytes, layout: l, packages: lines.length,
-  });
-
-  if (compress) rmSync(raw);
-  return { names, files: [names.compressed, names.bmap, names.sha256, names.info, names.manifest], layout: l, rawSha256, compressedSha256, dataBytes };
-}
-
-/** What --dry-run prints for the export. */
-export function describeExport(config: BuildConfig, paths: ExportPaths, date: string): string[] {
-  const names = exportNames(config, date);
   const dir = paths.dir;
-  const raw = join(dir, 'out', names.image);
+  const out = join(dir, 'out');
+  const raw = join(out, names.image);
+  const bootfs = join(dir, 'bootfs');
+  const firmwareDir = join(paths.rootfs, BOOTFS);
+  const env = { MTOOLS_SKIP_CHECK: '1' };
+  const run = (command: Command, more: Partial<RunOp> = {}): RunOp => ({ kind: 'run', command, step: STEP, env, ...more });
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`export: ${what} is not known yet`);
+    return v;
+  };
+  const lay = (st: RunState) => need(exportState(st).layout, 'the layout');
   const compress = compressCommand(config.image.compression, raw);
+  const volumeId = o.seed ? idFromHex(o.seed, 1) : '<volume id>';
+
+  const firmwareAside: Op[] = [
+    {
+      kind: 'do',
+      text: `move ${firmwareDir} aside (its files go to the FAT partition; the root keeps the mount point)`,
+      fn: () => {
+        if (!existsSync(join(firmwareDir, 'config.txt'))) {
+          throw new UserError(`the root filesystem has no /${BOOTFS}/config.txt; the system stage must install raspi-firmware and a kernel before export`);
+        }
+        renameSync(firmwareDir, bootfs);
+        mkdirSync(firmwareDir);
+        // The mount point of the card's firmware partition, whatever the umask of the export.
+        chmodSync(firmwareDir, 0o755);
+      },
+    },
+    {
+      kind: 'step',
+      title: 'measure the root filesystem',
+      body: [
+        run(['du', ['--summarize', '--block-size=1', '--one-file-system', paths.rootfs]], { capture: (t, st) => { exportState(st).usedBytes = Number(t.split(/\s/)[0]); } }),
+        run(['du', ['--summarize', '--inodes', '--one-file-system', paths.rootfs]], { capture: (t, st) => { exportState(st).inodes = Number(t.split(/\s/)[0]); } }),
+        {
+          kind: 'do',
+          text: `size the root file system (what it holds + image.headroom_percent ${config.image.headroom_percent} % + image.headroom_mib ${config.image.headroom_mib} MiB); write genimage.cfg`,
+          fn: (st) => {
+            const s = exportState(st);
+            s.size = rootSize({ usedBytes: need(s.usedBytes, 'the size of the tree'), inodes: need(s.inodes, 'the number of inodes'), headroomPercent: config.image.headroom_percent, headroomMiB: config.image.headroom_mib });
+            s.layout = layout(s.size.bytes);
+            st.note(`export: root file system ${Math.round(s.size.bytes / MiB)} MiB, ${s.size.inodes} inodes`);
+            // Empty partition images: genimage writes the table only; the file systems go in below.
+            writeFileSync(join(dir, EMPTY), '');
+            writeFileSync(join(dir, 'genimage.cfg'), genimageConfig(names.image, s.layout, idFromHex(need(o.seed, 'the image key'), 2), EMPTY));
+          },
+        },
+      ],
+    },
+    {
+      kind: 'step',
+      title: `${names.image}: partition table (genimage)`,
+      body: [
+        run(genimageCommand(dir)),
+        { kind: 'do', text: `chmod 600 ${raw}`, hidden: true, fn: () => chmodSync(raw, 0o600) },
+      ],
+    },
+    {
+      kind: 'step',
+      title: 'root file system (mke2fs -d)',
+      body: [
+        run(mke2fsCommand(raw, '<root offset>', paths.rootfs, '<size>', '<inodes>', '<uuid>'), {
+          resolve: (st) => {
+            const s = exportState(st);
+            return mke2fsCommand(raw, lay(st).root.offset, paths.rootfs, need(s.size, 'the size').bytes / 1024, s.size!.inodes, uuidFromHex(need(o.seed, 'the image key')));
+          },
+        }),
+      ],
+    },
+  ];
+
   return [
-    `move ${join(paths.rootfs, BOOTFS)} aside; measure the tree with du`,
-    `${formatCommand(genimageCommand(dir))}   (the partition table; the partitions are filled in place)`,
-    `${formatCommand(mke2fsCommand(raw, 0, paths.rootfs, 0, 0, 'UUID')).replace(' 0k', ' <size>k').replace('-N 0', '-N <inodes>').replace('offset=0', 'offset=<root offset>')}`,
-    formatCommand(mkfsVfatCommand(raw, BOOT_OFFSET, 'VOLID', BOOT_SIZE)),
-    `${formatCommand(mcopyCommand(raw, BOOT_OFFSET, [`${join(paths.rootfs, BOOTFS)}/*`]))}`,
-    formatCommand(bmapCommand(raw, join(dir, 'out', names.bmap))),
-    ...(compress ? [formatCommand(compress)] : []),
-    `sha256 → ${names.sha256}; dpkg-query --show → ${names.info}; manifest → ${names.manifest}`,
-    `SBOM (SPDX 2.3) from the root file system's dpkg database → ${names.base}.spdx.json`,
+    {
+      kind: 'try',
+      body: [
+        {
+          kind: 'do',
+          text: `empty ${dir}, its owner's only (umask 077 while the export runs: the raw image holds password hashes)`,
+          fn: (st) => {
+            exportState(st).umask = process.umask(0o077);
+            rmSync(dir, { recursive: true, force: true });
+            mkdirSync(dir, { recursive: true });
+            // Made just now by this process (rm, then mkdir), so its mode is pihub's to set.
+            chmodSync(dir, 0o700);
+            for (const d of ['out', 'tmp', 'emptyroot']) mkdirSync(join(dir, d), { mode: 0o700 });
+          },
+        },
+        {
+          kind: 'try',
+          body: firmwareAside,
+          finally: [{
+            kind: 'do',
+            text: `move the firmware files back to ${firmwareDir}`,
+            fn: () => {
+              if (existsSync(bootfs)) {
+                rmSync(firmwareDir, { recursive: true, force: true });
+                renameSync(bootfs, firmwareDir);
+              }
+            },
+          }],
+        },
+        {
+          kind: 'step',
+          title: 'firmware partition: FAT32 (mkfs.vfat, mcopy)',
+          body: [
+            run(mkfsVfatCommand(raw, BOOT_OFFSET, volumeId, BOOT_SIZE), { resolve: (st) => mkfsVfatCommand(raw, lay(st).boot.offset, idFromHex(need(o.seed, 'the image key'), 1), lay(st).boot.size) }),
+            {
+              kind: 'if',
+              text: `${firmwareDir} holds files`,
+              test: () => readdirSync(firmwareDir).length > 0,
+              then: [run(mcopyCommand(raw, BOOT_OFFSET, [`${firmwareDir}/*`]), {
+                resolve: (st) => mcopyCommand(raw, lay(st).boot.offset, readdirSync(firmwareDir).sort().map((e) => join(firmwareDir, e))),
+              })],
+            },
+            {
+              kind: 'do',
+              text: `make ${names.image} the layout's full size`,
+              fn: (st) => {
+                // mke2fs writes the last blocks of its file system, but make sure the file has the image's size.
+                const length = statSync(raw).size;
+                if (length > lay(st).total) throw new Error(`${raw} is ${length} bytes, more than its layout's ${lay(st).total}`);
+                truncateSync(raw, lay(st).total);
+              },
+            },
+          ],
+        },
+        {
+          kind: 'step',
+          title: compress ? `block map and ${config.image.compression} compression` : 'block map',
+          body: [
+            // The checksum, the block map and the compressor read the raw image at the same time
+            // (from the page cache). The block map comes from the image's holes: genimage, mke2fs
+            // and mkfs.vfat leave every block they did not write as a hole.
+            {
+              kind: 'all',
+              body: [
+                { kind: 'do', text: `sha256 of ${names.image}`, fn: async (st) => { exportState(st).rawSha256 = await sha256File(raw); } },
+                run(bmapCommand(raw, join(out, names.bmap))),
+                ...(compress ? [run(compress)] : []),
+              ],
+            },
+            {
+              kind: 'do',
+              text: `checksums → ${names.sha256}`,
+              fn: async (st) => {
+                const s = exportState(st);
+                s.dataBytes = bmapDataBytes(readFileSync(join(out, names.bmap), 'utf8'));
+                const rawSha256 = need(s.rawSha256, 'the checksum');
+                s.compressedSha256 = compress ? await sha256File(join(out, names.compressed)) : rawSha256;
+                const sums = [`${rawSha256}  ${names.image}`];
+                if (compress) sums.push(`${s.compressedSha256}  ${names.compressed}`);
+                sums.push(`${await sha256File(join(out, names.bmap))}  ${names.bmap}`);
+                writeFileSync(join(out, names.sha256), `${sums.join('\n')}\n`);
+              },
+            },
+          ],
+        },
+        {
+          kind: 'step',
+          title: 'package list and manifest',
+          body: [
+            run(['dpkg-query', [`--admindir=${join(paths.rootfs, 'var/lib/dpkg')}`, '--show', '--showformat=${Package}\\t${Version}\\t${Architecture}\\n']], {
+              capture: (t, st) => { exportState(st).packages = t.split('\n').filter(Boolean).sort(); },
+            }),
+            {
+              kind: 'do',
+              text: `package list → ${names.info}; manifest → ${names.manifest}`,
+              fn: (st) => {
+                const s = exportState(st);
+                const lines = need(s.packages, 'the package list');
+                writeFileSync(join(out, names.info), `# Packages in ${names.image}: name, version, architecture\n${lines.join('\n')}\n`);
+                writeManifest(join(out, names.manifest), {
+                  ...o.manifest(st), image: names.image, file: names.compressed, compression: config.image.compression, raw_sha256: need(s.rawSha256, 'the checksum'),
+                  sha256: need(s.compressedSha256, 'the checksum'), bmap: names.bmap, size: lay(st).total, data_bytes: need(s.dataBytes, 'the data size'), layout: lay(st), packages: lines.length,
+                });
+              },
+            },
+            ...(compress ? [{ kind: 'do', text: `remove ${names.image} (${names.compressed} holds it)`, fn: () => rmSync(raw) } satisfies Op] : []),
+          ],
+        },
+      ],
+      finally: [{
+        kind: 'do',
+        text: 'give the umask back',
+        hidden: true,
+        fn: (st) => {
+          const u = exportState(st).umask;
+          if (u !== undefined) process.umask(u);
+        },
+      }],
+    },
   ];
 }

@@ -1,20 +1,14 @@
 // The one executor: runs a plan's operations stage by stage (a live task list), then exports the
 // image (or reuses the cached one) and places the outputs in deploy/. Nothing here decides what
 // to run: the plan did.
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { Listr, PRESET_TIMER, PRESET_TIMESTAMP, type ListrTask } from 'listr2';
-import type { Cache } from '../cache/cache.ts';
-import { verifyNoBuildLeftovers } from '../chroot/leftovers.ts';
-import { manifestOf, pihubVersion, placeInDeploy, type Owner } from '../deploy/deploy.ts';
 import { InterruptedError } from '../errors.ts';
 import type { Runner } from '../exec.ts';
-import { exportImage } from '../image/export.ts';
-import { writeSbom } from '../release/sbom.ts';
-import { sbomModifications, securityRecord } from '../release/security.ts';
 import { describeHolder, waitLock, type LockHolder } from '../lock.ts';
 import type { BuildLog, RendererName } from '../progress.ts';
 import { valuesEnv } from '../stages/values.ts';
+import { deployed } from './deliver.ts';
 import type { Op, RunState } from './ops.ts';
 import type { Plan, PlannedStage } from './plan.ts';
 
@@ -24,7 +18,7 @@ export async function runOps(ops: readonly Op[], st: RunState, onStep: (title: s
     switch (op.kind) {
       case 'run': {
         const input = op.input ? await op.input.make(st) : undefined;
-        const r = await st.runner.run(op.command, {
+        const r = await st.runner.run(op.resolve ? op.resolve(st) : op.command, {
           step: op.step,
           cwd: op.cwd,
           env: { ...op.env, ...(op.valuesEnv ? valuesEnv(st.values) : {}) },
@@ -65,6 +59,12 @@ export async function runOps(ops: readonly Op[], st: RunState, onStep: (title: s
         onStep(op.title);
         await runOps(op.body, st, onStep);
         break;
+      case 'all':
+        // Each runs on its own; the first failure is the one reported, after all have ended.
+        for (const r of await Promise.allSettled(op.body.map((o) => runOps([o], st, onStep)))) {
+          if (r.status === 'rejected') throw r.reason;
+        }
+        break;
     }
   }
 }
@@ -75,10 +75,6 @@ export interface ExecuteEnv {
   renderer: RendererName;
   signal: AbortSignal;
   holder: LockHolder;
-  cache: Cache;
-  owner?: Owner;
-  /** When the SBOM says it was made (SOURCE_DATE_EPOCH or now). */
-  sbomCreated: string;
   /** Hides secrets in what the progress display shows (output lines, errors). */
   redact?: (text: string) => string;
 }
@@ -89,7 +85,7 @@ export interface Outcome {
 }
 
 export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
-  const { log, cache } = env;
+  const { log } = env;
   const live = env.renderer === 'default';
   const redact = env.redact ?? ((t: string) => t);
   /** The task's error as the progress display shows it: secrets hidden. */
@@ -105,7 +101,6 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
     }
   };
   const ranStages: string[] = [];
-  const cleanups: Array<() => void | Promise<void>> = [];
   let outputs: string[] = [];
   const state = (onLine?: (line: string) => void): RunState => ({
     runner: env.runner,
@@ -146,49 +141,13 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
   const exportTask: ListrTask = {
     title: 'export the image',
     task: shown(async (_ctx, task) => {
-      const privateFiles = new Set([image.names.compressed]);
-      if (image.reuse) {
-        task.title = 'export: image unchanged, reused from cache';
-        const meta = cache.readMeta('image', image.key!)!;
-        cache.touch('image', image.key!);
-        outputs = placeInDeploy(cache.imageDir(image.key!), meta.files ?? [], paths.deploy, privateFiles, env.owner);
-        return;
-      }
-      verifyNoBuildLeftovers(paths.rootfs, plan.config.apt_proxy);
-      // The export moves the firmware files aside for a while: no finished stage meanwhile.
-      rmSync(paths.marker, { force: true });
-      // What pihub fixed on the card and why the rest does not reach it, as the root file system says.
-      const security = securityRecord(paths.rootfs);
-      const result = await exportImage({
-        runner: env.runner,
-        config: plan.config,
-        paths: { rootfs: paths.rootfs, dir: paths.export },
-        seed: image.key!,
-        date: plan.date,
-        onLine: live ? (line) => { task.output = redact(line); } : undefined,
-        onCleanup: (fn) => cleanups.push(fn),
-        progress: (t) => {
-          task.title = `export: ${t}`;
-          log.note(`export: ${t}`);
-        },
-        manifest: { ...manifestOf(plan), security: security ?? null },
+      const st = state(live ? (line) => { task.output = redact(line); } : undefined);
+      await runOps(image.ops, st, (title) => {
+        task.title = `export: ${title}`;
+        log.note(`export: ${title}`);
       });
-      // The SBOM is read from this root file system's dpkg database and kept with the image.
-      task.title = 'export: SBOM (SPDX) from the dpkg database';
-      result.files.push(writeSbom(paths.rootfs, join(paths.export, 'out'), {
-        name: result.names.base,
-        file: result.names.image,
-        rawSha256: result.rawSha256,
-        suite: plan.config.base.suite,
-        created: env.sbomCreated,
-        tool: `pihub-${pihubVersion()}`,
-        modified: sbomModifications(security, paths.rootfs),
-      }));
-      writeFileSync(paths.marker, plan.stages.at(-1)!.key!);
-      await cache.saveImage(image.key!, result.names.compressed, join(paths.export, 'out'), result.files);
-      outputs = placeInDeploy(cache.imageDir(image.key!), result.files, paths.deploy, privateFiles, env.owner);
-      rmSync(paths.export, { recursive: true, force: true });
-      task.title = `export: ${result.names.compressed}`;
+      outputs = deployed(st);
+      task.title = image.reuse ? 'export: image unchanged, reused from cache' : `export: ${image.names.compressed}`;
     }),
   };
 
@@ -206,13 +165,7 @@ export async function execute(plan: Plan, env: ExecuteEnv): Promise<Outcome> {
     if (env.signal.aborted && !(err instanceof InterruptedError)) throw new InterruptedError(String(env.signal.reason ?? 'signal'));
     throw err;
   } finally {
-    for (const fn of cleanups.reverse()) {
-      try {
-        await fn();
-      } catch (e) {
-        log.note(`cleanup failed: ${(e as Error).message}`);
-      }
-    }
+    // The export's scratch folder holds the raw image (password hashes): never left behind.
     rmSync(paths.export, { recursive: true, force: true });
   }
   return { outputs, ranStages };

@@ -43,6 +43,12 @@ export interface RunOp {
   /** Hands stdout to the plan (e.g. a password hash); `secretOutput` keeps it out of the log. */
   capture?: (stdout: string, st: RunState) => void;
   secretOutput?: boolean;
+  /**
+   * The command as it runs, when some of its arguments are known only then (a size measured by
+   * an earlier operation); `command` is how the plan shows it, placeholders for those arguments.
+   * The program is the same.
+   */
+  resolve?: (st: RunState) => Command;
 }
 
 /** Work done inside pihub itself, said in a sentence. */
@@ -52,6 +58,8 @@ export interface DoOp {
   fn(st: RunState): void | Promise<void>;
   /** Bookkeeping the plan does not show line by line (markers, policy-rc.d before each step). */
   hidden?: boolean;
+  /** Programs of the build machine the work runs (the machine check needs them). */
+  tools?: readonly string[];
 }
 
 /** Lines the plan shows and the run has nothing to do for (e.g. the files a step copies). */
@@ -93,7 +101,13 @@ export interface StepOp {
   body: readonly Op[];
 }
 
-export type Op = RunOp | DoOp | InfoOp | TryOp | IfOp | LockOp | StepOp;
+/** Operations that run at the same time (e.g. readers of one file from the page cache); all finish before the next. */
+export interface AllOp {
+  kind: 'all';
+  body: readonly Op[];
+}
+
+export type Op = RunOp | DoOp | InfoOp | TryOp | IfOp | LockOp | StepOp | AllOp;
 
 /** How the plan shows a command: `$ ROOTFS_DIR=… unshare … < archive of 01-files/`. */
 export function formatRun(op: RunOp): string {
@@ -133,6 +147,9 @@ export function formatOps(ops: readonly Op[], indent = 0): string[] {
       case 'step':
         out.push(`${pad}${op.title}`, ...formatOps(op.body, indent + 2));
         break;
+      case 'all':
+        out.push(`${pad}at the same time:`, ...formatOps(op.body, indent + 2));
+        break;
     }
   }
   return out;
@@ -145,8 +162,24 @@ export function commandsOf(ops: readonly Op[]): RunOp[] {
     if (op.kind === 'run') out.push(op);
     else if (op.kind === 'try') out.push(...commandsOf(op.body), ...commandsOf(op.finally));
     else if (op.kind === 'if') out.push(...commandsOf(op.then), ...commandsOf(op.else ?? []));
-    else if (op.kind === 'lock' || op.kind === 'step') out.push(...commandsOf(op.body));
+    else if (op.kind === 'lock' || op.kind === 'step' || op.kind === 'all') out.push(...commandsOf(op.body));
   }
+  return out;
+}
+
+/** The build machine's programs operations may run: their commands' and what their own work declares. */
+export function toolsOf(ops: readonly Op[]): Set<string> {
+  const out = new Set<string>();
+  const walk = (list: readonly Op[]) => {
+    for (const op of list) {
+      if (op.kind === 'run') out.add(op.command[0]);
+      else if (op.kind === 'do') for (const t of op.tools ?? []) out.add(t);
+      else if (op.kind === 'try') walk([...op.body, ...op.finally]);
+      else if (op.kind === 'if') walk([...op.then, ...(op.else ?? [])]);
+      else if (op.kind === 'lock' || op.kind === 'step' || op.kind === 'all') walk(op.body);
+    }
+  };
+  walk(ops);
   return out;
 }
 

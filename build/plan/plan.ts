@@ -7,10 +7,12 @@ import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { installPolicyRcD, removePolicyRcD } from '../chroot/chroot.ts';
 import { isForeign, toolsKey, toolsRoot, toolsRootOps } from '../chroot/tools.ts';
-import { restoreCommand, snapshotCommand, type Cache } from '../cache/cache.ts';
+import { CACHE_TOOLS, restoreCommand, snapshotCommand, type Cache } from '../cache/cache.ts';
 import { recordsDir, recordTree } from '../cache/restore.ts';
-import { describeExport, exportNames } from '../image/export.ts';
-import { COMPRESSORS, type ImageNames } from '../image/naming.ts';
+import { exportNames } from '../image/export.ts';
+import type { ImageNames } from '../image/naming.ts';
+import { buildSummary, type Owner } from '../deploy/deploy.ts';
+import { imageOps } from './deliver.ts';
 import type { Overlay } from '../stages/overlays.ts';
 import type { StageDef } from '../stages/load.ts';
 import { stepFor, KIND_SOURCES } from '../stages/steps/index.ts';
@@ -18,7 +20,7 @@ import type { BuildPaths, PlanContext, Step } from '../stages/step.ts';
 import { valueOps } from '../stages/values.ts';
 import type { BuildInputs } from './inputs.ts';
 import { canonicalJson, digestTree, implementationDigest, keyValues, sha256, stageKey } from './keys.ts';
-import { commandsOf, deepFreeze, type Op, type RunState } from './ops.ts';
+import { deepFreeze, toolsOf, type Op, type RunState } from './ops.ts';
 
 /** pihub's own code that shapes every stage's result (the step kinds' sources are added per stage). */
 const SHARED_SOURCES = [
@@ -26,7 +28,10 @@ const SHARED_SOURCES = [
   'chroot/tools.ts', 'chroot/dpkg-split.sh', 'chroot/py3compile-defer.sh', 'chroot/py3compile-native.py',
   'chroot/native-prepare.sh', 'chroot/native-tools.sh',
 ];
-const EXPORT_SOURCES = ['image/export.ts', 'image/layout.ts', 'image/naming.ts', 'image/manifest.ts', 'deploy/deploy.ts', 'release/sbom.ts', 'release/security.ts'];
+const EXPORT_SOURCES = [
+  'image/export.ts', 'image/layout.ts', 'image/naming.ts', 'image/manifest.ts', 'deploy/deploy.ts', 'release/sbom.ts', 'release/security.ts',
+  'plan/deliver.ts', 'plan/ops.ts', 'plan/execute.ts', 'chroot/leftovers.ts',
+];
 
 /** The work tree records which stage's result it holds. */
 export const MARKER = 'rootfs.key';
@@ -71,8 +76,8 @@ export interface Plan {
     names: ImageNames;
     /** The exported image of these very inputs is in the cache: no stage runs. */
     reuse: boolean;
-    /** What the export runs (image/export.ts). */
-    describe: readonly string[];
+    /** The export and the handing over (plan/deliver.ts), or the cached image's. */
+    ops: readonly Op[];
   };
   /** Warnings and advice, for the log and the end of the output. */
   notes: readonly string[];
@@ -91,6 +96,10 @@ export interface PlanOptions {
   noCache: boolean;
   /** Check the entries the build will use (and discard damaged ones); a dry run only looks. */
   verify: boolean;
+  /** When the SBOM says it was made (SOURCE_DATE_EPOCH or now). */
+  sbomCreated: string;
+  /** Who ran `sudo pihub build`: the image in deploy/ is theirs. */
+  owner?: Owner;
 }
 
 export function planPaths(config: BuildConfig, o: Pick<PlanOptions, 'workDir' | 'outDir' | 'cache'>): PlanPaths {
@@ -305,13 +314,16 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
     const ops = start === 'restore' ? restoreOps(def, key!, paths, o.cache) : start === 'run' ? stageRunOps(ctx, stageSteps[i]!, key, o.cache, tools !== undefined && i === firstRun) : [];
     return { def, key, cached: cached[i]!, start, ops };
   });
+  const names = exportNames(config, imageDate);
+  const imageKey = keys?.image;
+  const summary = buildSummary(config, inputs.date, stages);
+  const deliver = { config, paths, key: imageKey, lastStageKey: stages.at(-1)?.key, date: imageDate, names, summary, cache: o.cache, sbomCreated: o.sbomCreated, owner: o.owner };
+  const imageOpsNow = imageOps({ ...deliver, reuse });
   // What a build of these inputs may run on the build machine, whatever the cache holds today:
-  // every step's tools, the programs of the planned commands, and the export's.
-  const hostTools = new Set<string>(['unshare', 'tar', 'zstd', 'mke2fs', 'mkfs.vfat', 'mcopy', 'genimage', 'bmaptool', 'dpkg-query', 'du', 'find', 'getfattr', 'setfattr']);
-  const compressor = COMPRESSORS[config.image.compression].tool;
-  if (compressor) hostTools.add(compressor);
+  // every step's tools, the programs of the planned operations, a restore's and a fresh export's.
+  const hostTools = new Set<string>(CACHE_TOOLS);
   for (const steps of stageSteps) for (const step of steps) for (const t of step.tools) hostTools.add(t);
-  for (const s of stages) for (const r of commandsOf(s.ops)) hostTools.add(r.command[0]);
+  for (const ops of [...stages.map((s) => s.ops), imageOps({ ...deliver, reuse: false })]) for (const t of toolsOf(ops)) hostTools.add(t);
   return deepFreeze({
     config,
     configLabel: inputs.configLabel,
@@ -321,12 +333,7 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
     hostTools,
     release: o.release,
     stages,
-    image: {
-      key: keys?.image,
-      names: exportNames(config, imageDate),
-      reuse,
-      describe: describeExport(config, { rootfs: paths.rootfs, dir: paths.export }, imageDate),
-    },
+    image: { key: imageKey, names, reuse, ops: imageOpsNow },
     notes,
   });
 }

@@ -36,10 +36,7 @@ export function planLines(plan: Plan, notes: readonly string[] = []): string[] {
     if (s.start !== 'run') out.push(`  its steps, not run: ${s.def.substeps.map((x) => x.name).join(', ') || 'none'}`);
   });
   out.push(`export${plan.image.reuse ? ' [cached: the image is reused]' : ''}`);
-  if (!plan.image.reuse) {
-    out.push('  check: no build-only setting left in the image (force-unsafe-io, the apt proxy, policy-rc.d, pihub diversions)');
-    for (const line of plan.image.describe) out.push(`  $ ${line}`);
-  }
+  out.push(...formatOps(plan.image.ops, 2));
   out.push(`  → ${join(plan.paths.deploy, plan.image.names.compressed)} (+ .img.bmap, .sha256, .info, .json, .spdx.json, .log)`);
   out.push(`  → ${join(plan.paths.deploy, REPOSITORY_FILE)}: the Raspberry Pi Imager repository of the images in ${plan.paths.deploy}`);
   for (const n of [...plan.notes, ...notes]) out.push(`note: ${n}`);

@@ -5,11 +5,24 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { exportImage } from '../../build/image/export.ts';
+import { exportNames, exportOps, exportState } from '../../build/image/export.ts';
+import type { BuildSummary } from '../../build/image/manifest.ts';
+import type { BuildConfig } from '../../build/config/schema.ts';
+import type { Runner } from '../../build/exec.ts';
+import { holderFor } from '../../build/lock.ts';
+import { runOps } from '../../build/plan/execute.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
 import { createRunner } from '../../build/exec.ts';
 import { BOOT_OFFSET, MiB } from '../../build/image/layout.ts';
 import { COMPRESSORS, compressionOf, imageNames } from '../../build/image/naming.ts';
+
+/** The export's operations, run as a build runs them (plan/execute.ts). */
+async function exportImage(o: { runner: Runner; config: BuildConfig; paths: { rootfs: string; dir: string }; seed: string; date: string; manifest: BuildSummary }) {
+  const st = { runner: o.runner, values: {}, scratch: {}, note: () => {}, holder: holderFor('export test') };
+  await runOps(exportOps({ ...o, manifest: () => o.manifest }), st);
+  const x = exportState(st);
+  return { names: exportNames(o.config, o.date), rawSha256: x.rawSha256!, compressedSha256: x.compressedSha256!, dataBytes: x.dataBytes! };
+}
 
 function smallRootfs(): string {
   const root = scratch('pihub-rootfs-');
@@ -49,8 +62,6 @@ test('export assembles an MBR image with a FAT32 boot and an ext4 root, both val
     paths: { rootfs, dir },
     seed: 'ab'.repeat(32),
     date: '2026-01-02',
-    onCleanup: () => {},
-    progress: () => {},
     manifest: { name: 'small', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', hub: { port: 8000 } },
   });
   assert.equal(execFileSync('losetup', ['-a']).toString(), loopsBefore, 'no loop device was used');
@@ -171,7 +182,7 @@ test('while it is exported, the raw image (password hashes, Wi-Fi key) and its s
     },
   };
   const umask = process.umask();
-  await exportImage({ runner, config, paths: { rootfs, dir }, seed: 'cd'.repeat(32), date: '2026-01-02', onCleanup: () => {}, progress: () => {}, manifest: { name: 'private', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', hub: { port: 8000 } } });
+  await exportImage({ runner, config, paths: { rootfs, dir }, seed: 'cd'.repeat(32), date: '2026-01-02', manifest: { name: 'private', date: '2026-01-02', suite: 'trixie', architecture: 'arm64', hub: { port: 8000 } } });
   assert.equal(process.umask(), umask, 'the umask is given back');
   assert.ok(seen.some((s) => s.includes(' raw ')), seen.join('\n'));
   for (const s of seen) assert.match(s, /: dir 700( raw 600)?$/, seen.join('\n'));
