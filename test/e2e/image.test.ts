@@ -78,22 +78,6 @@ function pageText(html: string): string {
   return html.replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/g, ' ').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 400);
 }
 
-/**
- * A person's first login on this boot. CI once saw it refused (HTTP 403) a minute after the
- * first boot, never here: a refusal prints the hub's page and its journal, so the cause is on
- * record, and the person tries again once, as anyone would; a second refusal fails the test.
- */
-async function firstLogin(s: HubSession, password: string, admin: SshTarget): Promise<void> {
-  const first = await s.login(password);
-  if (first.status === 302) return;
-  const journal = await ssh(admin, `echo '${PEOPLE[0]!.password}' | sudo -S -p '' journalctl -b -u jupyterhub -u jupyterhub-proxy -n 60 --no-pager`);
-  console.log(`# warning: ${s.user}'s first login answered HTTP ${first.status}: ${pageText(first.body)}`);
-  for (const l of journal.stdout.split('\n')) console.log(`#   ${l}`);
-  await sleep(5000);
-  const again = await s.login(password);
-  assert.equal(again.status, 302, `${s.user} logs in (first try: HTTP ${first.status}, again: HTTP ${again.status}: ${pageText(again.body)})`);
-}
-
 /** CVE-2026-33709: a logged-in person's login page redirects only within the hub, whatever `next` says. */
 async function assertNoOpenRedirect(hub: string, user: string, password: string): Promise<void> {
   const s = new HubSession(hub, user);
@@ -163,7 +147,8 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     for (const p of PEOPLE) {
       const s = new HubSession(hub, p.name);
       sessions.push(s);
-      await firstLogin(s, p.password, alice);
+      const login = await s.login(p.password);
+      assert.equal(login.status, 302, `${p.name} logs in: HTTP ${login.status}: ${pageText(login.body)}`);
       await s.createToken(p.password);
       await s.startServer(300_000);
       const k = await s.startKernel('import numpy\na = numpy.random.default_rng(1).random((256, 256))\nprint("det", numpy.linalg.det(a @ a.T) > 0)');

@@ -25,6 +25,32 @@ function fixes(root: string, ...args: string[]): { code: number; stdout: string;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * Python: JupyterHub's get_xsrf_token for a first visit (no cookie, a navigation) with a clock
+ * that moves a second at each reading; prints whether the form's token is the cookie's.
+ */
+const XSRF_TWICE = `
+import sys, time, unittest.mock
+sys.path.insert(0, sys.argv[1])
+import tornado.web, tornado.httputil
+from jupyterhub import _xsrf_utils
+now = [1000.5]
+def clock():
+    now[0] += 1.0
+    return now[0]
+time.time = clock
+app = tornado.web.Application(cookie_secret='0' * 32)
+req = tornado.httputil.HTTPServerRequest(method='GET', uri='/hub/login', headers=tornado.httputil.HTTPHeaders({'Sec-Fetch-Mode': 'navigate'}), connection=unittest.mock.Mock())
+class Page(tornado.web.RequestHandler):
+    _xsrf_token_id = 'None:anonymous'
+    def get_current_user(self):
+        return None
+h = Page(app, req)
+form = _xsrf_utils.get_xsrf_token(h, cookie_path='/hub/')
+cookie = h._new_cookie['_xsrf'].value.encode()
+print('form and cookie agree' if form == cookie else 'form and cookie differ')
+`;
+
 describe('pihub\'s security patches on Debian\'s packages', { timeout: 10 * 60_000 }, () => {
   const advisories = readAdvisories(STAGE_ADVISORIES(PROJECT_DIR));
   const patched = [...new Set(advisories.flatMap((a) => a.patches.map((p) => p.package)))];
@@ -97,6 +123,20 @@ describe('pihub\'s security patches on Debian\'s packages', { timeout: 10 * 60_0
     const r = fixes(root, 'apply');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(fixes(root, 'check').code, 0);
+  });
+
+  it('signs a page\'s XSRF token once: its form and its cookie agree when the clock\'s second changes between them (a login got 403)', () => {
+    // A login page's GET on Debian's files, with a clock that moves a second at each reading: the
+    // token in the form and the one in the cookie are signed at different seconds.
+    const sameToken = () => {
+      const r = spawnSync('python3', ['-c', XSRF_TWICE, join(root, 'usr/lib/python3/dist-packages')], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    unpack();
+    assert.equal(sameToken(), 'form and cookie differ', 'Debian\'s files have the flaw (the check can fail)');
+    assert.equal(fixes(root, 'apply', '--strict').code, 0);
+    assert.equal(sameToken(), 'form and cookie agree');
   });
 
   it('leaves every file of a patch alone when one of them no longer fits, and says so', () => {
