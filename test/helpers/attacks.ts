@@ -55,18 +55,8 @@ export async function hugeNameLogins(hub: string, count: number, nameBytes: numb
   const cookie = page.setCookies.map((c) => c.split(';')[0]).join('; ');
   const name = 'x'.repeat(nameBytes);
   const form = new URLSearchParams({ _xsrf: xsrf, username: name, password: 'wrong' }).toString();
-  let done = false;
-  let slowestHealthMs = 0;
-  const health = (async () => {
-    while (!done) {
-      const started = Date.now();
-      await fetch(`${hub}/hub/health`).catch(() => undefined);
-      slowestHealthMs = Math.max(slowestHealthMs, Date.now() - started);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
-  const statuses: number[] = [];
-  try {
+  const { result: statuses, slowestHealthMs } = await whileHealthAsked(hub, 250, async () => {
+    const out: number[] = [];
     for (let i = 0; i < count; i++) {
       const res = await httpRequest(`${hub}/hub/login`, 'POST', {
         'User-Agent': UA,
@@ -74,12 +64,10 @@ export async function hugeNameLogins(hub: string, count: number, nameBytes: numb
         Cookie: cookie,
         'Content-Type': 'application/x-www-form-urlencoded',
       }, form);
-      statuses.push(res.status);
+      out.push(res.status);
     }
-  } finally {
-    done = true;
-    await health;
-  }
+    return out;
+  });
   return { statuses, slowestHealthMs };
 }
 
@@ -102,6 +90,16 @@ export async function hugeForm(hub: string, kind: 'multipart' | 'urlencoded', co
     ? `${`--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n`.repeat(count)}--${boundary}--\r\n`
     : '&'.repeat(count);
   const type = kind === 'multipart' ? `multipart/form-data; boundary=${boundary}` : 'application/x-www-form-urlencoded';
+  const started = Date.now();
+  const { result, slowestHealthMs } = await whileHealthAsked(hub, 100, async () => {
+    const res = await httpRequest(`${hub}/hub/login`, 'POST', { 'User-Agent': UA, 'Content-Type': type }, body);
+    return { status: res.status, ms: Date.now() - started };
+  });
+  return { ...result, slowestHealthMs };
+}
+
+/** Runs `attack` while /hub/health is asked every `everyMs`: its result, and the slowest health answer meanwhile. */
+async function whileHealthAsked<T>(hub: string, everyMs: number, attack: () => Promise<T>): Promise<{ result: T; slowestHealthMs: number }> {
   let done = false;
   let slowestHealthMs = 0;
   const health = (async () => {
@@ -109,15 +107,15 @@ export async function hugeForm(hub: string, kind: 'multipart' | 'urlencoded', co
       const started = Date.now();
       await fetch(`${hub}/hub/health`).catch(() => undefined);
       slowestHealthMs = Math.max(slowestHealthMs, Date.now() - started);
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, everyMs));
     }
   })();
-  const started = Date.now();
+  let result: T;
   try {
-    const res = await httpRequest(`${hub}/hub/login`, 'POST', { 'User-Agent': UA, 'Content-Type': type }, body);
-    return { status: res.status, ms: Date.now() - started, slowestHealthMs };
+    result = await attack();
   } finally {
     done = true;
     await health;
   }
+  return { result, slowestHealthMs };
 }
