@@ -58,8 +58,6 @@ export interface DoOp {
   fn(st: RunState): void | Promise<void>;
   /** Bookkeeping the plan does not show line by line (markers, policy-rc.d before each step). */
   hidden?: boolean;
-  /** Programs of the build machine the work runs (the machine check needs them). */
-  tools?: readonly string[];
 }
 
 /** Lines the plan shows and the run has nothing to do for (e.g. the files a step copies). */
@@ -167,20 +165,9 @@ export function commandsOf(ops: readonly Op[]): RunOp[] {
   return out;
 }
 
-/** The build machine's programs operations may run: their commands' and what their own work declares. */
+/** The build machine's programs operations may run: their commands'. */
 export function toolsOf(ops: readonly Op[]): Set<string> {
-  const out = new Set<string>();
-  const walk = (list: readonly Op[]) => {
-    for (const op of list) {
-      if (op.kind === 'run') out.add(op.command[0]);
-      else if (op.kind === 'do') for (const t of op.tools ?? []) out.add(t);
-      else if (op.kind === 'try') walk([...op.body, ...op.finally]);
-      else if (op.kind === 'if') walk([...op.then, ...(op.else ?? [])]);
-      else if (op.kind === 'lock' || op.kind === 'step' || op.kind === 'all') walk(op.body);
-    }
-  };
-  walk(ops);
-  return out;
+  return new Set(commandsOf(ops).map((r) => r.command[0]));
 }
 
 /** Freeze a plan value all the way down (functions and Buffers stay as they are). */
