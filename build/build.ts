@@ -116,6 +116,7 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
     workDir: opts.workDir,
     outDir: opts.outDir,
     cacheDir: opts.noCache ? undefined : opts.cacheDir,
+    keyring: everything.keyring,
   }));
 
   // A dry run changes nothing: it takes no lock, makes no salt and only looks at the cache.

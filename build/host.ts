@@ -67,6 +67,12 @@ export function verifyHostTools(tools: Iterable<string>, lookup: (p: string) => 
   );
 }
 
+export function verifyArchiveKeyring(keyring: string): void {
+  if (!existsSync(keyring)) {
+    throw new UserError(`the archive keyring ${keyring} is missing: the bootstrap checks Debian's archive with it and trusts no other key; install debian-archive-keyring, or ${SETUP_HINT}`);
+  }
+}
+
 export function verifyRoot(what: string, uid: number = process.getuid?.() ?? 0): void {
   if (uid !== 0) {
     throw new UserError(
@@ -152,6 +158,8 @@ export interface MachineCheck {
   outDir: string;
   /** Undefined with --no-cache (nothing is read from it; results are still stored). */
   cacheDir?: string;
+  /** The keyring the base's archive is checked with: the only keys the bootstrap trusts. */
+  keyring?: string;
 }
 
 /** The build machine, checked before anything runs; returns advice for the end of the output. */
@@ -163,6 +171,7 @@ export const thisMachine: Machine = {
   verify(c) {
     const notes: string[] = [];
     verifyHostTools(c.tools);
+    if (c.keyring !== undefined) verifyArchiveKeyring(c.keyring);
     verifyEmulation(c.architecture);
     const entry = readBinfmt(c.architecture);
     if (entry?.interpreter) {

@@ -37,12 +37,14 @@ export function toolsRoot(cacheDir: string, key: string): string {
   return join(cacheDir, 'tools', key, 'root');
 }
 
-export function toolsCommand(config: BuildConfig, dir: string, debs: string, host: string = hostArch()): Command {
+/** `trust`: mmdebstrap's options that make it trust the archive's keyring only (stages/step.ts). */
+export function toolsCommand(config: BuildConfig, dir: string, debs: string, trust: readonly string[], host: string = hostArch()): Command {
   const args = [
     '--mode=root',
     '--variant=essential',
     `--architectures=${host}`,
     `--include=${TOOLS_PACKAGES.join(',')}`,
+    ...trust,
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${debs} "$1/var/cache/apt/archives"`,
     // Before the package cache goes: native-prepare.sh may install dracut-install.
     `--customize-hook=sh ${join(ENGINE_DIR, 'native-prepare.sh')} "$1" ${TOOLS_MOUNT}`,
@@ -54,7 +56,7 @@ export function toolsCommand(config: BuildConfig, dir: string, debs: string, hos
 }
 
 /** The operations that make the tools root for this base once (natively, seconds); later builds find it in the cache. */
-export function toolsRootOps(config: BuildConfig, cacheDir: string, release: string | undefined, step: string): Op[] {
+export function toolsRootOps(config: BuildConfig, cacheDir: string, release: string | undefined, step: string, trust: { options: readonly string[]; prepare: Op }): Op[] {
   const key = release ? toolsKey(config, release) : '<key>';
   const dir = join(cacheDir, 'tools', key);
   const tmp = `${dir}.partial-${process.pid}`;
@@ -80,7 +82,8 @@ export function toolsRootOps(config: BuildConfig, cacheDir: string, release: str
         {
           kind: 'try',
           body: [
-            { kind: 'run', command: toolsCommand(config, join(tmp, 'root'), debs), step },
+            trust.prepare,
+            { kind: 'run', command: toolsCommand(config, join(tmp, 'root'), debs, trust.options), step },
             {
               kind: 'do',
               text: `keep it: rename it to ${dir}`,

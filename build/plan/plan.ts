@@ -16,7 +16,7 @@ import { imageOps } from './deliver.ts';
 import type { Overlay } from '../stages/overlays.ts';
 import type { StageDef } from '../stages/load.ts';
 import { stepFor, KIND_SOURCES } from '../stages/steps/index.ts';
-import type { BuildPaths, PlanContext, Step } from '../stages/step.ts';
+import { DEBIAN_ARCHIVE_KEYRING, trustOnly, type BuildPaths, type PlanContext, type Step } from '../stages/step.ts';
 import { valueOps } from '../stages/values.ts';
 import type { BuildInputs } from './inputs.ts';
 import { canonicalJson, digestTree, implementationDigest, keyValues, sha256, stageKey } from './keys.ts';
@@ -69,6 +69,8 @@ export interface Plan {
   paths: PlanPaths;
   /** Host programs the build runs, checked before it starts. */
   hostTools: ReadonlySet<string>;
+  /** The keyring the base's main archive is checked with, on the build machine. */
+  keyring: string;
   release?: string;
   stages: readonly PlannedStage[];
   image: {
@@ -224,7 +226,7 @@ function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | und
   });
   return [
     hidden('the work tree holds no finished stage', () => rmSync(p.marker, { force: true })),
-    ...(withTools ? toolsRootOps(ctx.config, paths.cache, ctx.release, `${stage.id}: native tools`) : []),
+    ...(withTools ? toolsRootOps(ctx.config, paths.cache, ctx.release, `${stage.id}: native tools`, trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, paths)) : []),
     ...valueOps(ctx.config, stage.reads, stage.id),
     hidden('note the start', (st) => { st.scratch.stageStarted = Date.now(); }),
     {
@@ -307,10 +309,11 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
 
   const tools = keys && isForeign(config) ? toolsRoot(o.cache.dir, toolsKey(config, o.release!)) : isForeign(config) ? join(o.cache.dir, 'tools', '<key>', 'root') : undefined;
   const firstRun = reuse ? -1 : resumeAt + 1;
+  const keyring = inputs.base?.keyrings.archive ?? DEBIAN_ARCHIVE_KEYRING;
   const stages: PlannedStage[] = inputs.stages.map((def, i) => {
     const key = keys?.stages[i];
     const start: StageStart = reuse || i < resumeAt ? 'skip' : i === resumeAt ? (key === inTree ? 'work-tree' : 'restore') : 'run';
-    const ctx: PlanContext = { config, paths, stage: def, release: o.release, tools };
+    const ctx: PlanContext = { config, paths, stage: def, release: o.release, tools, keyring };
     const ops = start === 'restore' ? restoreOps(def, key!, paths, o.cache) : start === 'run' ? stageRunOps(ctx, stageSteps[i]!, key, o.cache, tools !== undefined && i === firstRun) : [];
     return { def, key, cached: cached[i]!, start, ops };
   });
@@ -331,6 +334,7 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
     date: inputs.date,
     paths,
     hostTools,
+    keyring,
     release: o.release,
     stages,
     image: { key: imageKey, names, reuse, ops: imageOpsNow },

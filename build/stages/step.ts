@@ -1,6 +1,7 @@
 // The one interface every step kind implements: what it needs from the build machine, and the
 // operations it adds to the plan (plan/ops.ts). Helpers for commands in the target.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import type { Command } from '../exec.ts';
 import { chrootCommand, type Bind } from '../chroot/chroot.ts';
@@ -29,6 +30,8 @@ export interface PlanContext {
   release?: string;
   /** The native tools root (chroot/tools.ts), for a foreign architecture; mounted in the target. */
   tools?: string;
+  /** The keyring the base's main archive is checked with (default: Debian's, on the build machine). */
+  keyring?: string;
 }
 
 export interface Step {
@@ -62,6 +65,32 @@ const HOST_BUNDLE = 'ca-certificates.crt';
 const hasHostBundle = () => existsSync(`${HOST_CERTS}/${HOST_BUNDLE}`);
 
 export const DPKG_FORCE_BUILD = 'security-mac,downgrade,unsafe-io';
+
+/** Debian's archive keyring on the build machine (package debian-archive-keyring). */
+export const DEBIAN_ARCHIVE_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
+
+/** An empty directory that stands in for apt's trusted.gpg.d while mmdebstrap runs. */
+export const noTrustedParts = (paths: Pick<BuildPaths, 'work'>) => join(paths.work, 'apt-trusted.d');
+
+/**
+ * mmdebstrap's apt trusts the archive's keyring only: by default it would take every key the
+ * build machine's apt trusts (/etc/apt/trusted.gpg and trusted.gpg.d), any repository's among them.
+ */
+export function trustOnly(keyring: string, paths: Pick<BuildPaths, 'work'>): { options: string[]; prepare: Op } {
+  const dir = noTrustedParts(paths);
+  return {
+    // mmdebstrap would otherwise add a signed-by of its own guess (Debian's keyring) to the sources.
+    options: [`--keyring=${keyring}`, `--keyring=${dir}`, '--skip=check/signed-by'],
+    prepare: {
+      kind: 'do',
+      text: `an empty ${dir}: apt trusts no keyring of the build machine but ${keyring}`,
+      fn: () => {
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+      },
+    },
+  };
+}
 
 /** The environment of everything that runs inside the target (the stage's values are added when it runs). */
 export function chrootEnv(ctx: PlanContext): Record<string, string> {

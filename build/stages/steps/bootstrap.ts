@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import type { Command } from '../../exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
 import { clearRecords, recordsDir } from '../../cache/restore.ts';
-import { stepName, type PlanContext, type Step, type StepFactory } from '../step.ts';
+import { DEBIAN_ARCHIVE_KEYRING, stepName, trustOnly, type PlanContext, type Step, type StepFactory } from '../step.ts';
 
 /** Files mmdebstrap leaves in the target with the options it was given. */
 export const BUILD_ONLY_FILES = ['/etc/dpkg/dpkg.cfg.d/99mmdebstrap', '/etc/apt/apt.conf.d/99mmdebstrap'];
@@ -23,6 +23,7 @@ export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[])
     // No fsync per file while dpkg unpacks (pi-gen and debootstrap do the same); the image is
     // written out as a whole at export.
     '--dpkgopt=force-unsafe-io',
+    ...trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, ctx.paths).options,
   ];
   if (packages.length) args.push(`--include=${packages.join(',')}`);
   if (apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${apt_proxy}"`);
@@ -57,6 +58,7 @@ export const bootstrapStep: StepFactory = (sub) => {
           rmSync(ctx.paths.rootfs, { recursive: true, force: true });
         },
       },
+      trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, ctx.paths).prepare,
       { kind: 'run', command: mmdebstrapCommand(ctx, packages), step: stepName(ctx, sub) },
     ],
   };
