@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
-import { isSecretPath, Redactor, secretValues } from './config/secrets.ts';
+import { isSecretPath, Redactor, secretValues, urlSecrets } from './config/secrets.ts';
+import { declarationAt } from './config/settings.ts';
+import { userinfoOf } from './config/urls.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { invokingUser } from './deploy/deploy.ts';
 import { verifyFolderOption, verifyOwnFolder } from './files.ts';
@@ -72,9 +74,19 @@ export function secretsOnCommandLine(sets: readonly string[]): string[] {
   return sets.map((a) => a.slice(0, Math.max(0, a.indexOf('=')))).filter((k) => isSecretPath(k));
 }
 
+/** `--set` arguments that put a URL with a password on the command line. */
+export function urlCredentialsOnCommandLine(sets: readonly string[]): string[] {
+  return sets.flatMap((a) => {
+    const eq = a.indexOf('=');
+    const key = a.slice(0, Math.max(0, eq));
+    return eq > 0 && declarationAt(key)?.url && userinfoOf(a.slice(eq + 1)) !== undefined ? [key] : [];
+  });
+}
+
 export async function build(opts: BuildOptions, deps: BuildDeps = {}): Promise<BuildSummary | { plan: string[] }> {
   const inputs = loadInputs(opts);
-  const redactor = new Redactor(secretValues(inputs.config));
+  // The base profile's repositories may carry credentials too.
+  const redactor = new Redactor([...secretValues(inputs.config), ...(inputs.base?.profile.repositories ?? []).flatMap((r) => urlSecrets(r.uri))]);
   try {
     const result = await buildFrom(inputs, opts, deps, redactor);
     if ('plan' in result) result.plan = result.plan.map((l) => redactor.redact(l));
@@ -91,9 +103,14 @@ export async function build(opts: BuildOptions, deps: BuildDeps = {}): Promise<B
 
 async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDeps, redactor: Redactor): Promise<BuildSummary | { plan: string[] }> {
   const started = Date.now();
-  const notes = secretsOnCommandLine(opts.sets).map(
-    (key) => `\`--set ${key}=…\` puts a secret where \`ps\` and your shell history show it; next time use \`--set ${key}.env=VARIABLE\` or \`${key}.file\` (docs/configuration.md: "Secrets")`,
-  );
+  const notes = [
+    ...secretsOnCommandLine(opts.sets).map(
+      (key) => `\`--set ${key}=…\` puts a secret where \`ps\` and your shell history show it; next time use \`--set ${key}.env=VARIABLE\` or \`${key}.file\` (docs/configuration.md: "Secrets")`,
+    ),
+    ...urlCredentialsOnCommandLine(opts.sets).map(
+      (key) => `\`--set ${key}=…\` puts a password where \`ps\` and your shell history show it; next time write \`${key}\` in a config file readable only by you (docs/configuration.md: "Secrets")`,
+    ),
+  ];
   verifyFolderOption(opts.outDir, '--out');
   verifyFolderOption(opts.workDir, '--work-dir');
   // The log is the first thing written: a folder under its name is refused before anything is made.

@@ -1,5 +1,6 @@
 // A base's extra apt repositories in the image: one deb822 .sources file each, trusting its
 // own keyring only (Signed-By, never trusted=yes), and apt's refusals turned into sentences.
+import { withoutCredentials } from '../config/urls.ts';
 import type { Repository } from './schema.ts';
 
 /** Where a repository's keyring lives in the image: always binary (an armored one is written dearmored). */
@@ -23,7 +24,8 @@ export function sourcesEntry(repo: Repository, signedBy: string = keyringInImage
   return [
     `# Written by pihub from the base profile: ${repo.name}, trusted through its own keyring only`,
     'Types: deb',
-    `URIs: ${repo.uri}`,
+    // The card's apt has no credentials: the URL goes without them.
+    `URIs: ${withoutCredentials(repo.uri)}`,
     `Suites: ${repo.suites.join(' ')}`,
     `Components: ${repo.components.join(' ')}`,
     `Signed-By: ${signedBy}`,
@@ -33,7 +35,7 @@ export function sourcesEntry(repo: Repository, signedBy: string = keyringInImage
 
 /** The repository a line of apt's output names: its URI followed by the suite (so one URI that begins another is not taken for it). */
 function repoFor(line: string, repos: readonly Repository[]): Repository | undefined {
-  const norm = (u: string) => u.replace(/\/+$/, '');
+  const norm = (u: string) => withoutCredentials(u).replace(/\/+$/, '');
   return repos.find((r) => line.includes(`${norm(r.uri)} `) || line.includes(`${norm(r.uri)}/dists/`));
 }
 
@@ -45,7 +47,7 @@ function repoFor(line: string, repos: readonly Repository[]): Repository | undef
 export function explainAptFailure(output: string, repos: readonly Repository[]): string | undefined {
   const said: Array<{ repo: string; kind: 'unsigned' | 'signature' | 'release'; text: string }> = [];
   const say = (repo: Repository | undefined, line: string, kind: 'unsigned' | 'signature' | 'release', text: (name: string) => string) => {
-    const name = repo ? `repository \`${repo.name}\` (${repo.uri})` : 'an apt repository';
+    const name = repo ? `repository \`${repo.name}\` (${withoutCredentials(repo.uri)})` : 'an apt repository';
     const id = repo?.name ?? line;
     if (said.some((x) => x.repo === id && x.kind === kind)) return;
     said.push({ repo: id, kind, text: text(name) });

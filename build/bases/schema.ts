@@ -3,6 +3,7 @@
 // packages, how the boot partition is filled, which QEMU machines boot it, which Pi models it
 // is for and how it is tested. Data, not code: stages read it, they never test the architecture.
 import { z } from 'zod';
+import { aptCredentialsProblem } from '../config/urls.ts';
 
 /** Debian architectures pihub builds for, and the qemu-user binfmt entry that runs each here. */
 export const ARCHITECTURES = {
@@ -50,7 +51,10 @@ const NAME = /^[a-z0-9][a-z0-9-]*$/;
 const PACKAGE = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(\/[a-z0-9-]+)?$/;
 const packageName = z.string().regex(PACKAGE, { error: 'must be a Debian package name such as `linux-image-armmp`' });
 const packageList = z.array(packageName);
-const url = z.string().regex(/^(https?|file):\/\/\S+$/, { error: 'must be a URL such as `http://deb.debian.org/debian`' });
+const url = z.string().regex(/^(https?|file):\/\/\S+$/, { error: 'must be a URL such as `http://deb.debian.org/debian`' }).superRefine((u, ctx) => {
+  const problem = aptCredentialsProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const component = z.string().regex(/^[a-z][a-z0-9-]*$/, { error: 'must be an archive component such as `main`' });
 const suite = z.string().regex(/^[a-z][a-z0-9.-]*$/, { error: 'must be a suite or code name such as `trixie`' });
 const fingerprint = z

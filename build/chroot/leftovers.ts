@@ -1,10 +1,11 @@
 // What the build puts into the target only for itself, and the check before export that none
 // of it reaches the card: no fsync-less dpkg, no build machine's proxy, no policy-rc.d, no
-// diversion of pihub's.
+// diversion of pihub's, no credentials in apt's or npm's files.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { POLICY_TEXT, POLICY_RC_D } from './chroot.ts';
+import { credentialsOf, userinfoOf, withoutCredentials } from '../config/urls.ts';
 
 function readText(path: string): string {
   try {
@@ -33,16 +34,43 @@ export function pihubDiversions(rootfs: string): string[] {
   return out;
 }
 
-/** Build-only settings left in a root filesystem, one sentence each (empty when clean). */
-export function buildLeftovers(rootfs: string, aptProxy: string | null): string[] {
+/** apt's and npm's configuration in a root filesystem: where a URL's credentials could be kept. */
+function credentialFilesIn(rootfs: string): string[] {
+  return [
+    ...configFiles(rootfs, 'etc/apt/sources.list', 'etc/apt/sources.list.d'),
+    ...configFiles(rootfs, 'etc/apt/auth.conf', 'etc/apt/auth.conf.d'),
+    ...configFiles(rootfs, 'etc/apt/apt.conf', 'etc/apt/apt.conf.d'),
+    ...['root/.npmrc', 'etc/npmrc', 'usr/etc/npmrc'].filter((f) => existsSync(join(rootfs, f))),
+  ];
+}
+
+/** How a URL's credentials would read in apt's and npm's files: in a URL, an auth.conf, an npmrc. */
+function credentialForms(url: string): string[] {
+  const userinfo = userinfoOf(url);
+  const c = credentialsOf(url);
+  if (userinfo === undefined || !c) return [];
+  return [`${userinfo}@`, `password ${c.password}`, `_password=${Buffer.from(c.password).toString('base64')}`];
+}
+
+/**
+ * Build-only settings left in a root filesystem, one sentence each (empty when clean);
+ * `withCredentials`: the build's URLs with credentials, which no apt or npm file of the card may hold.
+ */
+export function buildLeftovers(rootfs: string, aptProxy: string | null, withCredentials: readonly string[] = []): string[] {
   const found: string[] = [];
+  const proxy = aptProxy === null ? null : withoutCredentials(aptProxy);
   for (const f of configFiles(rootfs, 'etc/dpkg/dpkg.cfg', 'etc/dpkg/dpkg.cfg.d')) {
     if (/^\s*force-unsafe-io\b/m.test(readText(join(rootfs, f)))) found.push(`/${f} turns on force-unsafe-io (no fsync while dpkg unpacks)`);
   }
   for (const f of configFiles(rootfs, 'etc/apt/apt.conf', 'etc/apt/apt.conf.d')) {
     const text = readText(join(rootfs, f));
     if (f.endsWith('/99mmdebstrap')) found.push(`/${f} holds mmdebstrap's build options`);
-    else if (aptProxy && text.includes(aptProxy)) found.push(`/${f} names the build's apt proxy ${aptProxy}`);
+    else if (proxy && text.includes(proxy)) found.push(`/${f} names the build's apt proxy ${proxy}`);
+  }
+  const forms = withCredentials.flatMap(credentialForms);
+  for (const f of credentialFilesIn(rootfs)) {
+    const text = readText(join(rootfs, f));
+    if (forms.some((c) => text.includes(c))) found.push(`/${f} holds credentials of the build's URLs (the card's apt and npm get none)`);
   }
   if (readText(join(rootfs, POLICY_RC_D)) === POLICY_TEXT) found.push(`${POLICY_RC_D} (pihub's, no service may start) is still there`);
   for (const path of pihubDiversions(rootfs)) found.push(`${path} is still diverted by pihub`);
@@ -50,8 +78,8 @@ export function buildLeftovers(rootfs: string, aptProxy: string | null): string[
 }
 
 /** Refuses to export an image that would carry a build-only setting to the card. */
-export function verifyNoBuildLeftovers(rootfs: string, aptProxy: string | null): void {
-  const found = buildLeftovers(rootfs, aptProxy);
+export function verifyNoBuildLeftovers(rootfs: string, aptProxy: string | null, withCredentials: readonly string[] = []): void {
+  const found = buildLeftovers(rootfs, aptProxy, withCredentials);
   if (found.length === 0) return;
   throw new UserError(
     `the image would keep settings meant for the build only:\n${found.map((f) => `  - ${f}`).join('\n')}\n` +

@@ -9,6 +9,7 @@ import type { BuildConfig } from '../config/schema.ts';
 import type { Command } from '../exec.ts';
 import type { Op } from '../plan/ops.ts';
 import { isolatedCommand } from './chroot.ts';
+import { withoutCredentials } from '../config/urls.ts';
 import { implementationDigest, sha256, canonicalJson } from '../plan/keys.ts';
 
 export const ENGINE_DIR = fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, '');
@@ -29,7 +30,9 @@ export function isForeign(config: BuildConfig, host: string = hostArch()): boole
 }
 
 export function toolsKey(config: BuildConfig, release: string, host: string = hostArch()): string {
-  const { suite, mirror, components } = config.base;
+  const { suite, components } = config.base;
+  // Credentials decide nothing in the result, and a key is no place for them.
+  const mirror = withoutCredentials(config.base.mirror);
   return sha256(canonicalJson({ suite, mirror, components, release, host, packages: TOOLS_PACKAGES, impl: implementationDigest(['chroot/tools.ts', 'chroot/native-prepare.sh']) })).slice(0, 32);
 }
 
@@ -37,26 +40,28 @@ export function toolsRoot(cacheDir: string, key: string): string {
   return join(cacheDir, 'tools', key, 'root');
 }
 
-/** `trust`: mmdebstrap's options that make it trust the archive's keyring only (stages/step.ts). */
-export function toolsCommand(config: BuildConfig, dir: string, debs: string, trust: readonly string[], host: string = hostArch()): Command {
+/**
+ * `options`: mmdebstrap's options that make it trust the archive's keyring only, and give its
+ * apt the proxy and the credentials (stages/step.ts).
+ */
+export function toolsCommand(config: BuildConfig, dir: string, debs: string, options: readonly string[], host: string = hostArch()): Command {
   const args = [
     '--mode=root',
     '--variant=essential',
     `--architectures=${host}`,
     `--include=${TOOLS_PACKAGES.join(',')}`,
-    ...trust,
+    ...options,
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${debs} "$1/var/cache/apt/archives"`,
     // Before the package cache goes: native-prepare.sh may install dracut-install.
     `--customize-hook=sh ${join(ENGINE_DIR, 'native-prepare.sh')} "$1" ${TOOLS_MOUNT}`,
     '--customize-hook=umount "$1/var/cache/apt/archives"',
   ];
-  if (config.apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${config.apt_proxy}"`);
-  args.push(config.base.suite, dir, config.base.mirror);
+  args.push(config.base.suite, dir, withoutCredentials(config.base.mirror));
   return isolatedCommand(['mmdebstrap', args]);
 }
 
 /** The operations that make the tools root for this base once (natively, seconds); later builds find it in the cache. */
-export function toolsRootOps(config: BuildConfig, cacheDir: string, release: string | undefined, step: string, trust: { options: readonly string[]; prepare: Op }): Op[] {
+export function toolsRootOps(config: BuildConfig, cacheDir: string, release: string | undefined, step: string, mmdebstrap: { options: readonly string[]; prepare: Op }): Op[] {
   const key = release ? toolsKey(config, release) : '<key>';
   const dir = join(cacheDir, 'tools', key);
   const tmp = `${dir}.partial-${process.pid}`;
@@ -82,8 +87,8 @@ export function toolsRootOps(config: BuildConfig, cacheDir: string, release: str
         {
           kind: 'try',
           body: [
-            trust.prepare,
-            { kind: 'run', command: toolsCommand(config, join(tmp, 'root'), debs, trust.options), step },
+            mmdebstrap.prepare,
+            { kind: 'run', command: toolsCommand(config, join(tmp, 'root'), debs, mmdebstrap.options), step },
             {
               kind: 'do',
               text: `keep it: rename it to ${dir}`,

@@ -1,5 +1,6 @@
 // Turns zod issues into one sentence each, naming the file, line and key.
 import type { z } from 'zod';
+import { withCredentialsHidden } from './urls.ts';
 
 export type PathKey = string | number;
 
@@ -26,7 +27,10 @@ function describeValue(v: unknown, secret = false): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
+  if (typeof v === 'string') {
+    const shown = withCredentialsHidden(v);
+    return `"${shown.length > 40 ? `${shown.slice(0, 40)}…` : shown}"`;
+  }
   return String(v);
 }
 

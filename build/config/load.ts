@@ -10,6 +10,7 @@ import { formatIssues, formatPath, type Locator, type PathKey } from './format.t
 import { HIDDEN, isSecretPath, resolveSecretRefs } from './secrets.ts';
 import { FORBIDDEN_KEYS, forbiddenKeyMessage, readYamlMapping } from './yaml.ts';
 import { configValue, declarationAt, declarations } from './settings.ts';
+import { withCredentialsHidden } from './urls.ts';
 
 export interface ConfigLayer {
   label: string;
@@ -93,7 +94,7 @@ export function setLayer(assignments: readonly string[]): ConfigLayer {
     });
     // A secret's value is never shown (its path may also end in .env or .file: a reference).
     const secret = isSecretPath(path) || isSecretPath(path.slice(0, -1));
-    origins.set(formatPath(path), secret ? `--set ${key}=${HIDDEN}` : `--set ${arg}`);
+    origins.set(formatPath(path), secret ? `--set ${key}=${HIDDEN}` : `--set ${withCredentialsHidden(arg)}`);
   }
   return {
     label: '--set',

@@ -5,7 +5,7 @@ import { InputError } from '../errors.ts';
 import { FileProblem, readRegularFile } from '../files.ts';
 import { formatPath, type PathKey } from './format.ts';
 import { declarationAt } from './settings.ts';
-import { credentialsOf, userinfoOf } from './urls.ts';
+import { credentialsOf, userinfoOf, withoutCredentials } from './urls.ts';
 
 /** Does a config path (`['users', 0, 'password']` or `users.0.password`) hold a secret? */
 export function isSecretPath(path: readonly PathKey[] | string): boolean {
@@ -76,6 +76,25 @@ export function withSecretsHidden(v: unknown, path: readonly PathKey[] = []): un
   return v;
 }
 
+/**
+ * A value with every URL setting in it (declared `url`, at any depth) without its credentials:
+ * what stages and cache keys get. apt and npm get the credentials apart (stages/credentials.ts).
+ */
+export function withoutUrlCredentials(v: unknown, path: readonly PathKey[] = []): unknown {
+  if (typeof v === 'string') return declarationAt(path)?.url ? withoutCredentials(v) : v;
+  if (Array.isArray(v)) return v.map((x, i) => withoutUrlCredentials(x, [...path, i]));
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withoutUrlCredentials(x, [...path, k])]));
+  return v;
+}
+
+/** A URL's credentials as text to hide: as written, and the password alone as programs use it (decoded). */
+export function urlSecrets(url: string): string[] {
+  const userinfo = userinfoOf(url);
+  if (!userinfo) return [];
+  const password = credentialsOf(url)?.password;
+  return password ? [userinfo, password] : [userinfo];
+}
+
 /** Values to hide wherever pihub prints or logs text: secret settings, and credentials in URLs. */
 export function secretValues(config: unknown): string[] {
   const out = new Set<string>();
@@ -83,13 +102,7 @@ export function secretValues(config: unknown): string[] {
     if (typeof v === 'string') {
       const node = declarationAt(path);
       if (node?.secret) out.add(v);
-      const userinfo = node?.url ? userinfoOf(v) : undefined;
-      if (userinfo) {
-        // As written, and the password alone as programs would use it (decoded).
-        out.add(userinfo);
-        const password = credentialsOf(v)?.password;
-        if (password) out.add(password);
-      }
+      if (node?.url) for (const s of urlSecrets(v)) out.add(s);
     } else if (Array.isArray(v)) {
       v.forEach((x, i) => walk(x, [...path, i]));
     } else if (v !== null && typeof v === 'object') {

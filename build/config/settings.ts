@@ -4,6 +4,7 @@
 // docs/configuration.md's settings table are all derived from this tree (mkosi's SETTINGS, in spirit).
 import { z } from 'zod';
 import { BUILT_ARCHITECTURES, BUILT_SUITES } from '../bases/schema.ts';
+import { aptCredentialsProblem } from './urls.ts';
 
 interface Meaning {
   /** One line for the settings table (docs/configuration.md). */
@@ -93,6 +94,11 @@ const userName = z
   });
 const groupName = z.string().regex(NAME_RULE, { error: nameMessage('group') });
 const url = z.string().regex(/^(https?|file):\/\/\S+$/, { error: 'must be a URL such as `http://host:3142`' });
+/** A URL apt uses: its credentials, if any, must fit apt's auth.conf. */
+const aptUrl = url.superRefine((u, ctx) => {
+  const problem = aptCredentialsProblem(u);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const CRYPT_HASH = /^\$(y|gy|7|6|5|2b|2y|1)\$[./A-Za-z0-9$=,]+$/;
 // mkpasswd reads one line and hashes it as a C string: it would silently drop everything from a
 // line break or NUL on, and libxcrypt refuses passphrases of 512 bytes or more.
@@ -161,7 +167,7 @@ export const SETTINGS = section({
     }),
     suite: leaf(z.enum(BUILT_SUITES, { error: 'must be `trixie` (Debian 13); choose a base profile with `base: NAME` (see `pihub bases`)' }), { default: 'trixie', doc: 'Debian suite (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
     architecture: leaf(z.enum(BUILT_ARCHITECTURES, { error: `must be ${BUILT_ARCHITECTURES.map((a) => `\`${a}\``).join(' or ')}; choose a base profile with \`base: NAME\` (see \`pihub bases\`)` }), { default: 'arm64', doc: 'Debian architecture (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
-    mirror: leaf(url, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source)', engine: 'every stage (the base)' }),
+    mirror: leaf(aptUrl, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source, without any `user:password@`: apt on the card has no credentials; see *Secrets*)', engine: 'every stage (the base)' }),
     components: leaf(z.array(z.string().regex(/^[a-z-]+$/)).min(1), { default: ['main', 'non-free-firmware'], doc: 'archive components', engine: 'every stage (the base)' }),
   }),
   users: list(USER, {
@@ -182,7 +188,7 @@ export const SETTINGS = section({
       default: 'apt',
       doc: 'configurable-http-proxy from `apt` or `npm`',
     }),
-    npm_registry: leaf(url.nullable(), { default: null, url: true, doc: 'npm registry for `hub.proxy: npm` (default registry.npmjs.org)' }),
+    npm_registry: leaf(url.nullable(), { default: null, url: true, doc: 'npm registry for `hub.proxy: npm` (default registry.npmjs.org); a `user:password@` in it goes to npm in a root-only file (see *Secrets*)' }),
     idle_timeout_minutes: leaf(z.number().int().min(0, { error: 'must be 0 (never shut idle servers down) or a number of minutes' }), {
       default: 60,
       doc: 'stop idle kernels and servers after this long; `0` never',
@@ -250,7 +256,7 @@ export const SETTINGS = section({
     headroom_percent: leaf(z.number().min(0).max(400), { default: 0, engine: 'export', doc: 'extra free space in the root file system, in percent of its content (the first boot grows it to the card anyway)' }),
     headroom_mib: leaf(z.number().int().min(0), { default: 128, engine: 'export', doc: 'and in MiB on top: room for the first boot before the grow' }),
   }),
-  apt_proxy: leaf(url.nullable(), { default: null, url: true, engine: 'apt during the build', doc: 'HTTP proxy for apt during the build (e.g. apt-cacher-ng); never kept in the image' }),
+  apt_proxy: leaf(aptUrl.nullable(), { default: null, url: true, engine: 'apt during the build', doc: 'HTTP proxy for apt during the build (e.g. apt-cacher-ng); never kept in the image; a `user:password@` in it goes to apt in a root-only file (see *Secrets*)' }),
   overlays: leaf(z.array(z.string().min(1)), { default: [], engine: 'the build (one stage each)', doc: 'overlays to apply (see below): names, or folders relative to the config file; in the config file or with `--overlay`, not with `--set`' }),
 }, {
   // Rules between keys.

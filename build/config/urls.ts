@@ -48,3 +48,21 @@ export function credentialsOf(url: string): Credentials | undefined {
 export function userinfoOf(url: string): string | undefined {
   return partsOf(url)?.userinfo;
 }
+
+/**
+ * Why apt could not take this URL's credentials from an auth.conf (whose tokens are separated
+ * by white space), or undefined when it can or there are none.
+ */
+export function aptCredentialsProblem(url: string): string | undefined {
+  const c = credentialsOf(url);
+  if (!c) return undefined;
+  if (c.user === '' || c.password === '') return 'credentials in the URL must be `user:password@` with both given';
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
+  if (/[\s\x00-\x1f\x7f]/.test(c.user + c.password)) return 'credentials in the URL must not hold spaces or control characters (apt takes them from its auth.conf, whose fields are separated by spaces)';
+  return undefined;
+}
+
+/** Text with every `scheme://user:password@` in it shown as `scheme://<hidden>@`. */
+export function withCredentialsHidden(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^/?#\s]*)@/gi, '$1<hidden>@');
+}

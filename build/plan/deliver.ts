@@ -17,6 +17,8 @@ import type { BuildConfig } from '../config/schema.ts';
 export interface DeliverInput {
   config: BuildConfig;
   paths: { rootfs: string; export: string; deploy: string; marker: string };
+  /** URLs with credentials the build gave apt and npm: none may be left in the image. */
+  credentials: readonly string[];
   /** The image's cache key; the last stage's key (the work tree's marker once exported). */
   key: string | undefined;
   lastStageKey: string | undefined;
@@ -63,8 +65,8 @@ export function imageOps(d: DeliverInput): Op[] {
   return [
     {
       kind: 'do',
-      text: 'check: no build-only setting left in the image (force-unsafe-io, the apt proxy, policy-rc.d, pihub diversions)',
-      fn: () => verifyNoBuildLeftovers(paths.rootfs, d.config.apt_proxy),
+      text: 'check: no build-only setting left in the image (force-unsafe-io, the apt proxy, policy-rc.d, pihub diversions, credentials)',
+      fn: () => verifyNoBuildLeftovers(paths.rootfs, d.config.apt_proxy, d.credentials),
     },
     // The export moves the firmware files aside for a while: no finished stage meanwhile.
     { kind: 'do', hidden: true, text: 'the work tree holds no finished stage', fn: () => rmSync(paths.marker, { force: true }) },

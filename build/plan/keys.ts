@@ -239,6 +239,8 @@ export function keyValues(config: BuildConfig, reads: readonly string[], salt: s
     const node = declarationAt(path);
     if (node?.file) return fileDigest(v);
     if (typeof v === 'string' && node?.secret) return { secret: secretDigest(salt, v) };
+    // As stages see it: credentials decide nothing in a stage's result.
+    if (typeof v === 'string' && node?.url) return withoutCredentials(v);
     if (Array.isArray(v)) return v.map((x, i) => enter(x, [...path, String(i)]));
     if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, enter(x, [...path, k])]));
     return v;

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
+import { withoutCredentials } from '../config/urls.ts';
 import { installPolicyRcD, removePolicyRcD } from '../chroot/chroot.ts';
 import { isForeign, toolsKey, toolsRoot, toolsRootOps } from '../chroot/tools.ts';
 import { CACHE_TOOLS, restoreCommand, snapshotCommand, type Cache } from '../cache/cache.ts';
@@ -16,7 +17,8 @@ import { imageOps } from './deliver.ts';
 import type { Overlay } from '../stages/overlays.ts';
 import type { StageDef } from '../stages/load.ts';
 import { stepFor, KIND_SOURCES } from '../stages/steps/index.ts';
-import { DEBIAN_ARCHIVE_KEYRING, trustOnly, type BuildPaths, type PlanContext, type Step } from '../stages/step.ts';
+import { DEBIAN_ARCHIVE_KEYRING, mmdebstrapAptOptions, trustOnly, type BuildPaths, type PlanContext, type Step } from '../stages/step.ts';
+import { buildCredentials, removeCredentialsOp, writeCredentialsOp, type BuildCredentials } from '../stages/credentials.ts';
 import { valueOps } from '../stages/values.ts';
 import type { BuildInputs } from './inputs.ts';
 import { canonicalJson, digestTree, implementationDigest, keyValues, sha256, stageKey } from './keys.ts';
@@ -26,7 +28,7 @@ import { deepFreeze, toolsOf, type Op, type RunState } from './ops.ts';
 const SHARED_SOURCES = [
   'stages/step.ts', 'stages/template.ts', 'stages/values.ts', 'chroot/chroot.ts', 'chroot/enter.sh',
   'chroot/tools.ts', 'chroot/dpkg-split.sh', 'chroot/py3compile-defer.sh', 'chroot/py3compile-native.py',
-  'chroot/native-prepare.sh', 'chroot/native-tools.sh',
+  'chroot/native-prepare.sh', 'chroot/native-tools.sh', 'stages/credentials.ts',
 ];
 const EXPORT_SOURCES = [
   'image/export.ts', 'image/layout.ts', 'image/naming.ts', 'image/manifest.ts', 'deploy/deploy.ts', 'release/sbom.ts', 'release/security.ts',
@@ -71,6 +73,8 @@ export interface Plan {
   hostTools: ReadonlySet<string>;
   /** The keyring the base's main archive is checked with, on the build machine. */
   keyring: string;
+  /** URLs with credentials the build gives apt and npm apart from their command lines. */
+  credentials?: BuildCredentials;
   release?: string;
   stages: readonly PlannedStage[];
   image: {
@@ -121,12 +125,13 @@ export function planPaths(config: BuildConfig, o: Pick<PlanOptions, 'workDir' | 
 export function stageKeys(inputs: BuildInputs, release: string, salt: string, repositoryReleases: Record<string, string> = {}): { stages: string[]; image: string } {
   // The profile's name decides nothing by itself: its suite, architecture, mirror and components
   // (in the config) and what it changes in the stages' package lists do.
-  const { profile: _name, ...values } = inputs.config.base as typeof inputs.config.base & { profile?: string };
+  const { profile: _name, ...values } = { ...inputs.config.base, mirror: withoutCredentials(inputs.config.base.mirror) } as typeof inputs.config.base & { profile?: string };
   const changes = inputs.packageChanges && Object.keys(inputs.packageChanges).length ? inputs.packageChanges : undefined;
   // Extra repositories: where, which suites and components, and their keyrings' content.
   const repos = inputs.base?.profile.repositories.length
     ? inputs.base.profile.repositories.map((r) => ({
       ...r,
+      uri: withoutCredentials(r.uri),
       keyring: sha256(readFileSync(inputs.base!.keyrings.repositories[r.name]!)),
       release: r.suites.map((s) => repositoryReleases[`${r.name} ${s}`] ?? 'unknown'),
     }))
@@ -206,6 +211,12 @@ function saveOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): 
   }];
 }
 
+/** The native tools root's mmdebstrap: the archive's keyring only, the build's proxy and credentials. */
+function toolsMmdebstrap(ctx: PlanContext): { options: string[]; prepare: Op } {
+  const trust = trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, ctx.paths);
+  return { options: [...trust.options, ...mmdebstrapAptOptions(ctx)], prepare: trust.prepare };
+}
+
 function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | undefined, cache: Cache, withTools: boolean): Op[] {
   const { stage, paths } = ctx;
   const rootfs = paths.rootfs;
@@ -224,9 +235,8 @@ function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | und
       ],
     };
   });
-  return [
-    hidden('the work tree holds no finished stage', () => rmSync(p.marker, { force: true })),
-    ...(withTools ? toolsRootOps(ctx.config, paths.cache, ctx.release, `${stage.id}: native tools`, trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, paths)) : []),
+  const work: Op[] = [
+    ...(withTools ? toolsRootOps(ctx.config, paths.cache, ctx.release, `${stage.id}: native tools`, toolsMmdebstrap(ctx)) : []),
     ...valueOps(ctx.config, stage.reads, stage.id),
     hidden('note the start', (st) => { st.scratch.stageStarted = Date.now(); }),
     {
@@ -241,6 +251,11 @@ function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | und
         },
       }],
     },
+  ];
+  return [
+    hidden('the work tree holds no finished stage', () => rmSync(p.marker, { force: true })),
+    // The credentials' files exist only while the stage runs.
+    ...(ctx.credentials ? [{ kind: 'try', body: [writeCredentialsOp(ctx.credentials, paths.work), ...work], finally: [removeCredentialsOp(paths.work)] } as Op] : work),
     // Saved even with --no-cache: that flag means "do not reuse", and the fresh result refreshes the cache.
     ...(key ? saveOps(stage, key, p, cache) : []),
     hidden('mark the work tree as this stage', () => { if (key) writeFileSync(p.marker, key); }),
@@ -310,17 +325,19 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
   const tools = keys && isForeign(config) ? toolsRoot(o.cache.dir, toolsKey(config, o.release!)) : isForeign(config) ? join(o.cache.dir, 'tools', '<key>', 'root') : undefined;
   const firstRun = reuse ? -1 : resumeAt + 1;
   const keyring = inputs.base?.keyrings.archive ?? DEBIAN_ARCHIVE_KEYRING;
+  const credentials = buildCredentials(config, inputs.base?.profile.repositories);
   const stages: PlannedStage[] = inputs.stages.map((def, i) => {
     const key = keys?.stages[i];
     const start: StageStart = reuse || i < resumeAt ? 'skip' : i === resumeAt ? (key === inTree ? 'work-tree' : 'restore') : 'run';
-    const ctx: PlanContext = { config, paths, stage: def, release: o.release, tools, keyring };
+    const ctx: PlanContext = { config, paths, stage: def, release: o.release, tools, keyring, credentials };
     const ops = start === 'restore' ? restoreOps(def, key!, paths, o.cache) : start === 'run' ? stageRunOps(ctx, stageSteps[i]!, key, o.cache, tools !== undefined && i === firstRun) : [];
     return { def, key, cached: cached[i]!, start, ops };
   });
   const names = exportNames(config, imageDate);
   const imageKey = keys?.image;
   const summary = buildSummary(config, inputs.date, stages);
-  const deliver = { config, paths, key: imageKey, lastStageKey: stages.at(-1)?.key, date: imageDate, names, summary, cache: o.cache, sbomCreated: o.sbomCreated, owner: o.owner };
+  const leftovers = credentials ? [...credentials.apt, ...(credentials.npm ? [credentials.npm] : [])] : [];
+  const deliver = { config, paths, credentials: leftovers, key: imageKey, lastStageKey: stages.at(-1)?.key, date: imageDate, names, summary, cache: o.cache, sbomCreated: o.sbomCreated, owner: o.owner };
   const imageOpsNow = imageOps({ ...deliver, reuse });
   // What a build of these inputs may run on the build machine, whatever the cache holds today:
   // every step's tools, the programs of the planned operations, a restore's and a fresh export's.
@@ -335,6 +352,7 @@ export async function makePlan(inputs: BuildInputs, o: PlanOptions): Promise<Pla
     paths,
     hostTools,
     keyring,
+    credentials,
     release: o.release,
     stages,
     image: { key: imageKey, names, reuse, ops: imageOpsNow },

@@ -8,6 +8,8 @@ import { chrootCommand, type Bind } from '../chroot/chroot.ts';
 import { ENGINE_DIR, ENGINE_MOUNT, TOOLS_MOUNT } from '../chroot/tools.ts';
 import type { Op, RunOp } from '../plan/ops.ts';
 import type { StageDef, Substep } from './load.ts';
+import { withoutCredentials } from '../config/urls.ts';
+import { CREDENTIALS_MOUNT, credentialFiles, type BuildCredentials } from './credentials.ts';
 
 export interface BuildPaths {
   /** Root of the work tree for this image, e.g. work/pihub. */
@@ -32,6 +34,8 @@ export interface PlanContext {
   tools?: string;
   /** The keyring the base's main archive is checked with (default: Debian's, on the build machine). */
   keyring?: string;
+  /** URLs with credentials (stages/credentials.ts); their files exist while a stage runs. */
+  credentials?: BuildCredentials;
 }
 
 export interface Step {
@@ -108,17 +112,45 @@ export function chrootEnv(ctx: PlanContext): Record<string, string> {
     DEBCONF_NONINTERACTIVE_SEEN: 'true',
     STAGE_DIR: STAGE_MOUNT,
   };
-  // apt in scripts (e.g. `apt-get install npm`) goes through the configured proxy too.
+  // apt in scripts (e.g. `apt-get install npm`) goes through the configured proxy too (an
+  // environment is readable by its process's owner and root only, unlike a command line).
   if (ctx.config.apt_proxy) env.http_proxy = ctx.config.apt_proxy;
   if (hasHostBundle()) env.NODE_EXTRA_CA_CERTS = `${HOST_CERTS_MOUNT}/${HOST_BUNDLE}`;
   return env;
 }
 
-/** Options for apt-get that make it quiet, non-interactive and proxied as configured. */
-export function aptOptions(config: BuildConfig): string[] {
+/** The environment of commands in the target's chroot: apt and npm there find the build's credentials. */
+export function targetEnv(ctx: PlanContext): Record<string, string> {
+  const env = chrootEnv(ctx);
+  const files = credentialFiles(ctx.paths.work, 'target');
+  if (ctx.credentials?.apt.length) env.APT_CONFIG = files.aptConf;
+  if (ctx.credentials?.npm) env.NPM_CONFIG_USERCONFIG = files.npmrc;
+  return env;
+}
+
+/** The proxy as apt's option (its credentials, if any, are in the auth.conf). */
+export function aptProxyOption(config: BuildConfig): string | undefined {
+  return config.apt_proxy ? `Acquire::http::Proxy=${withoutCredentials(config.apt_proxy)}` : undefined;
+}
+
+/**
+ * Options for apt-get that make it quiet, non-interactive and proxied as configured; apt on the
+ * build machine (`host`) or in the target's chroot (`target`) reads the build's credentials.
+ */
+export function aptOptions(ctx: Pick<PlanContext, 'config' | 'paths' | 'credentials'>, where: 'host' | 'target'): string[] {
   const opts = ['-y', '-q', '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Use-Pty=0'];
-  if (config.apt_proxy) opts.push('-o', `Acquire::http::Proxy=${config.apt_proxy}`);
+  const proxy = aptProxyOption(ctx.config);
+  if (proxy) opts.push('-o', proxy);
+  if (ctx.credentials?.apt.length) opts.push('-o', `Dir::Etc::netrc=${credentialFiles(ctx.paths.work, where).auth}`);
   return opts;
+}
+
+/** mmdebstrap's options for the proxy and the credentials (its apt runs on the build machine). */
+export function mmdebstrapAptOptions(ctx: Pick<PlanContext, 'config' | 'paths' | 'credentials'>): string[] {
+  const out: string[] = [];
+  if (ctx.config.apt_proxy) out.push(`--aptopt=Acquire::http::Proxy "${withoutCredentials(ctx.config.apt_proxy)}"`);
+  if (ctx.credentials?.apt.length) out.push(`--aptopt=Dir::Etc::netrc "${credentialFiles(ctx.paths.work).auth}"`);
+  return out;
 }
 
 /** The native tools root, read-only at TOOLS_MOUNT, when there is one. */
@@ -137,6 +169,7 @@ export function standardBinds(ctx: PlanContext): Bind[] {
     { source: ENGINE_DIR, target: ENGINE_MOUNT, readOnly: true },
     ...toolsBinds(ctx),
     ...(hasHostBundle() ? [{ source: HOST_CERTS, target: HOST_CERTS_MOUNT, readOnly: true }] : []),
+    ...(ctx.credentials ? [{ source: credentialFiles(ctx.paths.work).dir, target: CREDENTIALS_MOUNT, readOnly: true }] : []),
   ];
 }
 
@@ -149,7 +182,7 @@ export const NATIVE = (mode: 'on' | 'off'): string[] => ['/bin/sh', `${ENGINE_MO
 
 /** A command inside the target, with the target's environment and the stage's values. */
 export function inTarget(ctx: PlanContext, command: readonly string[], step: string, extra: Partial<RunOp> = {}): RunOp {
-  return { kind: 'run', command: inChroot(ctx, command), step, env: chrootEnv(ctx), valuesEnv: true, cleanEnv: true, ...extra };
+  return { kind: 'run', command: inChroot(ctx, command), step, env: targetEnv(ctx), valuesEnv: true, cleanEnv: true, ...extra };
 }
 
 /** A stage script's command: shell scripts always stop at the first failing command and at an unset variable. */

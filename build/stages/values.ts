@@ -4,6 +4,7 @@
 import type { BuildConfig } from '../config/schema.ts';
 import { configValue, declarationAt, envName } from '../config/settings.ts';
 import { formatPath, type PathKey } from '../config/format.ts';
+import { withoutUrlCredentials } from '../config/secrets.ts';
 import type { Command } from '../exec.ts';
 import type { Op, RunState } from '../plan/ops.ts';
 import { plainValue } from './template.ts';
@@ -58,7 +59,8 @@ export function valueOps(config: BuildConfig, reads: readonly string[], step: st
     hidden: true,
     text: 'the values the stage reads',
     fn: (st: RunState) => {
-      st.values = Object.fromEntries(reads.map((k) => [k, structuredClone(configValue(config, k))]));
+      // A URL's credentials never reach a stage (or the card): the build hands them to apt and npm itself.
+      st.values = Object.fromEntries(reads.map((k) => [k, withoutUrlCredentials(structuredClone(configValue(config, k)), k.split('.'))]));
       for (const h of hashed) delete parentIn(st.values, reads, h.path)[String(h.path.at(-1))];
     },
   }];

@@ -65,3 +65,26 @@ test('an overlay path in the config is relative to the config file\'s folder, wh
   writeFileSync(join(dir, 'project/config.yaml'), 'hub:\n  port: 8000\noverlays:\n  - ./missing\n');
   await refused(['--config', join(dir, 'project/config.yaml')], /^pihub: \S*config\.yaml:4:5: overlay `missing`: no such overlay folder \S*project\/missing; shipped overlays: .* \(or give a path to your own\)$/, []);
 });
+
+test('the dry run shows the proxy, mirror and npm registry without their credentials, and says a --set one is seen by ps', async () => {
+  const dir = scratch('pihub-trust-');
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, [
+    'base:',
+    '  mirror: http://mirror-user:mirror-secret-1@127.0.0.1:9/debian',
+    'hub:',
+    '  proxy: npm',
+    '  npm_registry: https://npm-user:npm-secret-3@127.0.0.1:9/npm/',
+    '',
+  ].join('\n'));
+  const r = await runPihub(['build', '--dry-run', '--config', file, '--set', 'apt_proxy=http://proxy-user:proxy-secret-2@127.0.0.1:9', '--out', join(dir, 'deploy'), '--work-dir', join(dir, 'work'), '--cache-dir', join(dir, 'cache')]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const s of ['mirror-secret-1', 'proxy-secret-2', 'npm-secret-3', 'mirror-user', 'proxy-user', 'npm-user']) {
+    assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), `${s} shown`);
+  }
+  assert.match(r.stdout, /^pihub build plan: pihub \(trixie arm64, from http:\/\/127\.0\.0\.1:9\/debian\)$/m);
+  assert.match(r.stdout, /'--aptopt=Acquire::http::Proxy "http:\/\/127\.0\.0\.1:9"' '--aptopt=Dir::Etc::netrc "\S+\/work\/pihub\/credentials\/auth\.conf"'/);
+  assert.match(r.stdout, /write the build's credentials for apt and npm to \S+\/credentials \(readable by root only/);
+  assert.match(r.stdout, /^note: `--set apt_proxy=…` puts a password where `ps` and your shell history show it/m);
+  assert.match(r.stdout, /^note: cache state unknown: cannot reach the Debian mirror: http:\/\/127\.0\.0\.1:9\/debian\/dists\/trixie\/InRelease: /m);
+});

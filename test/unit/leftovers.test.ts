@@ -29,9 +29,9 @@ test('later steps get the options per command: DPKG_FORCE (keeping dpkg\'s defau
   const env = chrootEnv(ctx([`apt_proxy=${PROXY}`]));
   assert.equal(env.DPKG_FORCE, 'security-mac,downgrade,unsafe-io');
   assert.equal(env.http_proxy, PROXY);
-  const opts = aptOptions(ctx([`apt_proxy=${PROXY}`]).config);
+  const opts = aptOptions(ctx([`apt_proxy=${PROXY}`]), 'host');
   assert.deepEqual(opts.slice(-2), ['-o', `Acquire::http::Proxy=${PROXY}`]);
-  assert.equal(aptOptions(ctx().config).some((o) => o.includes('Proxy')), false);
+  assert.equal(aptOptions(ctx(), 'host').some((o) => o.includes('Proxy')), false);
 });
 
 test('the check before export finds every build-only setting, and passes a clean tree', () => {

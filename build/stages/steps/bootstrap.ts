@@ -6,13 +6,14 @@ import { rmSync } from 'node:fs';
 import type { Command } from '../../exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
 import { clearRecords, recordsDir } from '../../cache/restore.ts';
-import { DEBIAN_ARCHIVE_KEYRING, stepName, trustOnly, type PlanContext, type Step, type StepFactory } from '../step.ts';
+import { withoutCredentials } from '../../config/urls.ts';
+import { DEBIAN_ARCHIVE_KEYRING, mmdebstrapAptOptions, stepName, trustOnly, type PlanContext, type Step, type StepFactory } from '../step.ts';
 
 /** Files mmdebstrap leaves in the target with the options it was given. */
 export const BUILD_ONLY_FILES = ['/etc/dpkg/dpkg.cfg.d/99mmdebstrap', '/etc/apt/apt.conf.d/99mmdebstrap'];
 
 export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[]): Command {
-  const { base, apt_proxy } = ctx.config;
+  const { base } = ctx.config;
   const args = [
     '--mode=chrootless',
     '--variant=essential',
@@ -26,18 +27,19 @@ export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[])
     ...trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, ctx.paths).options,
   ];
   if (packages.length) args.push(`--include=${packages.join(',')}`);
-  if (apt_proxy) args.push(`--aptopt=Acquire::http::Proxy "${apt_proxy}"`);
+  args.push(...mmdebstrapAptOptions(ctx));
   // Downloaded .debs land in pihub's cache, which is unmounted before mmdebstrap's own clean-up.
   args.push(
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${ctx.paths.debs} "$1/var/cache/apt/archives"`,
     '--customize-hook=umount "$1/var/cache/apt/archives"',
     // mmdebstrap writes --dpkgopt and --aptopt into the target for good; they are build-time
-    // options (no fsync, the build machine's proxy), so they go before the first snapshot.
+    // options (no fsync, the build machine's proxy and credential file), so they go before the first snapshot.
     // Later steps pass them per command (DPKG_FORCE, apt's -o; stages/step.ts).
     `--customize-hook=rm -f ${BUILD_ONLY_FILES.map((f) => `"$1${f}"`).join(' ')}`,
     base.suite,
     ctx.paths.rootfs,
-    base.mirror,
+    // Also the target's sources.list until the last stage writes the card's: never with credentials.
+    withoutCredentials(base.mirror),
   );
   // A private mount namespace: if mmdebstrap is killed, its mounts go with it.
   return isolatedCommand(['mmdebstrap', args]);

@@ -17,8 +17,8 @@ import type { Op } from '../../plan/ops.ts';
 import { noteProfile } from '../profile.ts';
 import { aptOptions, chrootEnv, inTarget, stepName, toolsBinds, withNativeTools, type PlanContext, type StepFactory } from '../step.ts';
 
-function installArgs(ctx: PlanContext, packages: readonly string[], recommends: boolean): string[] {
-  return ['install', ...aptOptions(ctx.config), ...(recommends ? [] : ['--no-install-recommends']), ...packages];
+function installArgs(ctx: PlanContext, packages: readonly string[], recommends: boolean, where: 'host' | 'target'): string[] {
+  return ['install', ...aptOptions(ctx, where), ...(recommends ? [] : ['--no-install-recommends']), ...packages];
 }
 
 /** apt-get on the build machine, working on the target's package database. */
@@ -36,7 +36,7 @@ export function nativeAptCommand(ctx: PlanContext, packages: readonly string[], 
     '-o', 'APT::Sandbox::User=root',
     // apt sets this PATH for dpkg and so for maintainer scripts: the native helpers first.
     '-o', `DPkg::Path=${chrootEnv(ctx).PATH}`,
-    ...installArgs(ctx, packages, recommends),
+    ...installArgs(ctx, packages, recommends, 'host'),
   ];
   // The mounts dpkg's chroot needs for maintainer scripts, and the target's own dpkg
   // configuration in place of the build machine's (path excludes and the like).
@@ -90,7 +90,7 @@ export const packagesStep: StepFactory = (sub) => {
     ops: (ctx) => {
       if (packages.length === 0) return [];
       const step = stepName(ctx, sub);
-      if (!isForeign(ctx.config)) return [inTarget(ctx, ['apt-get', ...installArgs(ctx, packages, recommends)], step)];
+      if (!isForeign(ctx.config)) return [inTarget(ctx, ['apt-get', ...installArgs(ctx, packages, recommends, 'target')], step)];
       return [
         // dpkg's log has local time; the build machine and the target agree on UTC in the chroot.
         { kind: 'do', hidden: true, text: 'note the time', fn: (st) => { st.scratch.since = new Date(Math.floor(Date.now() / 1000) * 1000); } },

@@ -11,7 +11,8 @@ import { explainAptFailure, keyringInImage, sourcesEntry, sourcesFileInImage, ty
 import { chrootCommand } from '../../chroot/chroot.ts';
 import { isForeign } from '../../chroot/tools.ts';
 import type { Op } from '../../plan/ops.ts';
-import { aptOptions, chrootEnv, inChroot, stepName, toolsBinds, type PlanContext, type StepFactory } from '../step.ts';
+import { withoutCredentials } from '../../config/urls.ts';
+import { aptOptions, chrootEnv, inChroot, stepName, targetEnv, toolsBinds, type PlanContext, type StepFactory } from '../step.ts';
 
 /**
  * The extra repositories' apt-get update only: the main list (the bootstrap's, whose keyring
@@ -22,7 +23,7 @@ const ONLY_EXTRA = ['-o', 'Dir::Etc::SourceList=/dev/null', '-o', 'APT::Get::Lis
 /** apt-get update for the target: natively for a foreign architecture, the target's keyrings in place of the build machine's. */
 export function aptUpdateCommand(ctx: PlanContext): Command {
   const root = ctx.paths.rootfs;
-  if (!isForeign(ctx.config)) return inChroot(ctx, ['apt-get', ...ONLY_EXTRA, 'update', ...aptOptions(ctx.config)]);
+  if (!isForeign(ctx.config)) return inChroot(ctx, ['apt-get', ...ONLY_EXTRA, 'update', ...aptOptions(ctx, 'target')]);
   const arch = ctx.config.base.architecture;
   return chrootCommand(root, ['apt-get',
     '-o', `Dir=${root}/`,
@@ -31,7 +32,7 @@ export function aptUpdateCommand(ctx: PlanContext): Command {
     '-o', `APT::Architectures::=${arch}`,
     '-o', 'APT::Sandbox::User=root',
     ...ONLY_EXTRA,
-    'update', ...aptOptions(ctx.config),
+    'update', ...aptOptions(ctx, 'host'),
   ], toolsBinds(ctx), { noChroot: true, hostBinds: [{ source: join(root, 'etc/apt/keyrings'), target: '/etc/apt/keyrings' }] });
 }
 
@@ -46,7 +47,7 @@ export const repositoriesStep: StepFactory = (sub) => {
       const root = ctx.paths.rootfs;
       const write: Op[] = repos.map(({ repo, keyring }) => ({
         kind: 'do',
-        text: `${repo.uri} ${repo.suites.join(' ')}: ${sourcesFileInImage(repo)}, trusting only ${keyringInImage(repo)} (from ${keyring}: ${repo.fingerprints.join(', ')})`,
+        text: `${withoutCredentials(repo.uri)} ${repo.suites.join(' ')}: ${sourcesFileInImage(repo)}, trusting only ${keyringInImage(repo)} (from ${keyring}: ${repo.fingerprints.join(', ')})`,
         fn: () => {
           const key = join(root, keyringInImage(repo));
           mkdirSync(dirname(key), { recursive: true });
@@ -69,7 +70,7 @@ export const repositoriesStep: StepFactory = (sub) => {
           text: `$ ${formatCommand(update)}`,
           fn: async (st) => {
             try {
-              await st.runner.run(update, { step, env: chrootEnv(ctx), cleanEnv: true });
+              await st.runner.run(update, { step, env: isForeign(ctx.config) ? chrootEnv(ctx) : targetEnv(ctx), cleanEnv: true });
             } catch (err) {
               const said = err instanceof CommandError ? explainAptFailure(err.tail.join('\n'), repos.map((r) => r.repo)) : undefined;
               if (said) throw new UserError(`step "${step}": ${said}`, 1);
