@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { scratch } from '../helpers/tmp.ts';
@@ -275,5 +275,68 @@ describe('wifi-config (the settings stage)', () => {
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /8 to 63 printable ASCII characters, or a PSK of 64 hex digits/);
     assert.equal(r.text, '');
+  });
+});
+
+describe('imager-finish (first boot, after cloud-init applied Imager\'s customisation)', () => {
+  const script = join(SYSTEM_FILES, 'imager-finish');
+
+  /** A scratch card: Imager's files on the FAT partition, the system's folders, stand-ins for the commands that change the system. */
+  function run(files: Record<string, string | null>, cmdline = 'console=ttyS1 cfg80211.ieee80211_regdom=GB') {
+    const root = scratch('pihub-imager-');
+    const firmware = join(root, 'boot/firmware');
+    for (const d of ['boot/firmware', 'etc/cloud', 'etc/pihub', 'etc/ssh/sshd_config.d', 'etc/modprobe.d', 'proc']) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, 'proc/cmdline'), `${cmdline}\n`);
+    // null: a folder where Imager's file would be.
+    for (const [name, text] of Object.entries(files)) {
+      if (text === null) mkdirSync(join(firmware, name, 'inside'), { recursive: true });
+      else writeFileSync(join(firmware, name), text);
+    }
+    const { bin, log } = accountStandIns(root, '', '');
+    for (const name of ['mount', 'groupadd', 'systemctl']) {
+      writeFileSync(join(bin, name), `#!/bin/sh\nprintf '%s' '${name}' >> '${log}'\nfor a; do printf ' [%s]' "$a" >> '${log}'; done\necho >> '${log}'\n`);
+      chmodSync(join(bin, name), 0o755);
+    }
+    const r = spawnSync('python3', [script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, PIHUB_ROOT: root }, encoding: 'utf8', timeout: 60_000 });
+    return {
+      ...r,
+      output: r.stdout + r.stderr,
+      left: readdirSync(firmware),
+      cloudInitOff: existsSync(join(root, 'etc/cloud/cloud-init.disabled')),
+      calls: existsSync(log) ? readFileSync(log, 'utf8') : '',
+      modprobe: existsSync(join(root, 'etc/modprobe.d/pihub-wifi.conf')) ? readFileSync(join(root, 'etc/modprobe.d/pihub-wifi.conf'), 'utf8') : '',
+    };
+  }
+
+  const USER_DATA = '#cloud-config\nhostname: kitchen\nuser:\n  name: nobody-imager-test\n  groups: users,sudo\nssh_pwauth: false\n';
+  const NETWORK = 'network:\n  version: 2\n  wifis:\n    wlan0:\n      regulatory-domain: DE\n      access-points:\n        "Home": {password: "0123abcd"}\n';
+
+  it('applies what it can, removes Imager\'s files from the FAT partition and switches cloud-init off', () => {
+    const r = run({ 'user-data': USER_DATA, 'network-config': NETWORK, 'meta-data': 'instance-id: x\n' });
+    assert.equal(r.status, 0, r.output);
+    assert.deepEqual(r.left, [], 'no password hash or Wi-Fi key is left on the card');
+    assert.ok(r.cloudInitOff);
+    assert.equal(r.modprobe, 'options cfg80211 ieee80211_regdom=DE\n');
+    assert.match(r.output, /nobody-imager-test was not created/);
+    assert.match(r.output, /customisation finished; cloud-init is off from now on/);
+  });
+
+  it('whatever is malformed (a list of Wi-Fi networks, no YAML at all, nesting too deep to read, a folder for a file), still removes Imager\'s files and switches cloud-init off, saying what went wrong', () => {
+    for (const [files, says] of [
+      [{ 'user-data': USER_DATA, 'network-config': 'wifis: [a, b]\n', 'meta-data': 'instance-id: x\n' }, /network-config: `wifis` is not a mapping of interfaces; its Wi-Fi country is ignored/],
+      [{ 'user-data': USER_DATA, 'network-config': 'network: [1, 2]\n' }, /network-config is not a netplan mapping/],
+      [{ 'user-data': '\u0000\u0001 not yaml {{{', 'network-config': '{{{: [' }, /cannot read user-data: [^\n]+\npihub-imager: cannot read network-config: /],
+      [{ 'user-data': '['.repeat(100_000), 'network-config': NETWORK }, /reading user-data failed \(RecursionError: [^\n]*\); going on\n[\s\S]*customisation finished without reading user-data/],
+      [{ 'user-data': USER_DATA, 'network-config': NETWORK, 'meta-data': null }, /Wi-Fi country DE/],
+    ] as Array<[Record<string, string | null>, RegExp]>) {
+      const r = run(files);
+      const what = `${JSON.stringify(files).slice(0, 120)}\n${r.output}`;
+      assert.deepEqual(r.left, [], `Imager's files are left on the card: ${what}`);
+      assert.ok(r.cloudInitOff, `cloud-init stays on: ${what}`);
+      assert.ok(r.status === 0 || r.status === 1, `exit ${r.status}: ${what}`);
+      assert.doesNotMatch(r.output, /Traceback/, what);
+      assert.match(r.output, says, what);
+      assert.match(r.output, /pihub-imager: removed user-data, network-config, meta-data from /, what);
+    }
   });
 });
