@@ -1,5 +1,6 @@
 // What --dry-run prints: the plan, stage by stage, with the exact operations the executor runs.
 import { join } from 'node:path';
+import { withoutCredentials } from '../config/urls.ts';
 import { REPOSITORY_FILE } from '../release/imager.ts';
 import { overlaySettings } from './inputs.ts';
 import { formatOps } from './ops.ts';
@@ -19,7 +20,7 @@ function stageState(s: PlannedStage, reuse: boolean): string {
 export function planLines(plan: Plan, notes: readonly string[] = []): string[] {
   const c = plan.config;
   const out = [
-    `pihub build plan: ${c.name} (${c.base.suite} ${c.base.architecture}, from ${c.base.mirror})`,
+    `pihub build plan: ${c.name} (${c.base.suite} ${c.base.architecture}, from ${withoutCredentials(c.base.mirror)})`,
     `config: ${plan.configLabel}; overlays: ${plan.overlays.map((o) => o.name).join(', ') || 'none'}`,
     `users: ${c.users.length ? c.users.map((u) => `${u.name}${u.admin ? ' (admin)' : ''}`).join(', ') : 'none in the image; made at first boot from Raspberry Pi Imager\'s customisation or userconf.txt'}`,
     `hub: port ${c.hub.port}, admins = group ${c.hub.admin_group}, users = group ${c.hub.users_group}`,
