@@ -10,7 +10,7 @@ import type { Command } from '../exec.ts';
 import type { Op } from '../plan/ops.ts';
 import { isolatedCommand } from './chroot.ts';
 import { withoutCredentials } from '../config/urls.ts';
-import { implementationDigest, sha256, canonicalJson } from '../plan/keys.ts';
+import { engineDigest, sha256, canonicalJson } from '../plan/keys.ts';
 
 export const ENGINE_DIR = fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, '');
 export const ENGINE_MOUNT = '/run/pihub/engine';
@@ -29,11 +29,14 @@ export function isForeign(config: BuildConfig, host: string = hostArch()): boole
   return config.base.architecture !== host;
 }
 
+/** The engine code the native tools root is made by (its key covers these and what they import and run). */
+export const TOOLS_ENTRIES = ['chroot/tools.ts'];
+
 export function toolsKey(config: BuildConfig, release: string, host: string = hostArch()): string {
   const { suite, components } = config.base;
   // Credentials decide nothing in the result, and a key is no place for them.
   const mirror = withoutCredentials(config.base.mirror);
-  return sha256(canonicalJson({ suite, mirror, components, release, host, packages: TOOLS_PACKAGES, impl: implementationDigest(['chroot/tools.ts', 'chroot/native-prepare.sh']) })).slice(0, 32);
+  return sha256(canonicalJson({ suite, mirror, components, release, host, packages: TOOLS_PACKAGES, impl: engineDigest(TOOLS_ENTRIES) })).slice(0, 32);
 }
 
 export function toolsRoot(cacheDir: string, key: string): string {

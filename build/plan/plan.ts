@@ -2,49 +2,35 @@
 // its cache key, where the build starts (work tree, cache, or the image reused), and the exact
 // operations of every step. `--dry-run` prints it (plan/print.ts); one executor runs it
 // (plan/execute.ts).
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { withoutCredentials } from '../config/urls.ts';
-import { installPolicyRcD, removePolicyRcD } from '../chroot/chroot.ts';
-import { isForeign, toolsKey, toolsRoot, toolsRootOps } from '../chroot/tools.ts';
-import { CACHE_TOOLS, restoreCommand, snapshotCommand, type Cache } from '../cache/cache.ts';
-import { recordsDir, recordTree } from '../cache/restore.ts';
+import { isForeign, toolsKey, toolsRoot } from '../chroot/tools.ts';
+import { CACHE_TOOLS, type Cache } from '../cache/cache.ts';
 import { exportNames } from '../image/export.ts';
 import type { ImageNames } from '../image/naming.ts';
 import { buildSummary, type Owner } from '../deploy/deploy.ts';
 import { imageOps } from './deliver.ts';
 import type { Overlay } from '../stages/overlays.ts';
 import type { StageDef } from '../stages/load.ts';
-import { stepFor, KIND_SOURCES } from '../stages/steps/index.ts';
-import { DEBIAN_ARCHIVE_KEYRING, mmdebstrapAptOptions, trustOnly, type BuildPaths, type PlanContext, type Step } from '../stages/step.ts';
-import { buildCredentials, removeCredentialsOp, writeCredentialsOp, type BuildCredentials } from '../stages/credentials.ts';
-import { valueOps } from '../stages/values.ts';
+import { stepFor } from '../stages/steps/index.ts';
+import { DEBIAN_ARCHIVE_KEYRING, type PlanContext } from '../stages/step.ts';
+import { buildCredentials, type BuildCredentials } from '../stages/credentials.ts';
 import type { BuildInputs } from './inputs.ts';
-import { canonicalJson, digestTree, implementationDigest, keyValues, sha256, stageKey } from './keys.ts';
-import { deepFreeze, toolsOf, type Op, type RunState } from './ops.ts';
+import { canonicalJson, digestTree, engineDigest, keyValues, sha256, stageKey } from './keys.ts';
+import { deepFreeze, toolsOf, type Op } from './ops.ts';
+import { MARKER, restoreOps, stageRunOps, type PlanPaths } from './stage-ops.ts';
 
-/** pihub's own code that shapes every stage's result (the step kinds' sources are added per stage). */
-const SHARED_SOURCES = [
-  'stages/step.ts', 'stages/template.ts', 'stages/values.ts', 'chroot/chroot.ts', 'chroot/enter.sh',
-  'chroot/tools.ts', 'chroot/dpkg-split.sh', 'chroot/py3compile-defer.sh', 'chroot/py3compile-native.py',
-  'chroot/native-prepare.sh', 'chroot/native-tools.sh', 'stages/credentials.ts',
-];
-const EXPORT_SOURCES = [
-  'image/export.ts', 'image/layout.ts', 'image/naming.ts', 'image/manifest.ts', 'deploy/deploy.ts', 'release/sbom.ts', 'release/security.ts',
-  'plan/deliver.ts', 'plan/ops.ts', 'plan/execute.ts', 'chroot/leftovers.ts',
-];
+export { MARKER, SNAPSHOT_MIN_MS, type PlanPaths } from './stage-ops.ts';
 
-/** The work tree records which stage's result it holds. */
-export const MARKER = 'rootfs.key';
-/** Restoring a snapshot of a full root filesystem takes about this long here: quicker stages are not saved. */
-export const SNAPSHOT_MIN_MS = 20_000;
-
-export interface PlanPaths extends BuildPaths {
-  /** Scratch for the export, inside the work tree. */
-  export: string;
-  marker: string;
-}
+/**
+ * Where the engine code a stage's result depends on starts: how its inputs are read, how a stage
+ * runs, every step kind, how operations run. The keys cover these and everything they import
+ * (plan/keys.ts: engineClosure); the image's key likewise from the export and the handing over.
+ */
+export const STAGE_ENTRIES = ['plan/inputs.ts', 'plan/stage-ops.ts', 'stages/steps/index.ts', 'plan/run.ts'];
+export const IMAGE_ENTRIES = ['plan/deliver.ts', 'plan/run.ts'];
 
 /**
  * Where a stage's result comes from: `skip` (a later stage's result is used), `work-tree` (the
@@ -145,121 +131,17 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string, re
       files: digestTree(def.dir),
       values: keyValues(inputs.config, def.reads, salt),
       base,
-      implementation: implementationDigest([
-        ...SHARED_SOURCES,
-        ...def.substeps.map((x) => `stages/steps/${KIND_SOURCES[x.kind]}`),
-        // The base's own code, where it shapes this stage (never for the default base).
-        ...(def.substeps.some((x) => x.kind === 'repositories') ? ['bases/apt.ts', 'bases/openpgp.ts'] : []),
-        ...(changes && def.substeps.some((x) => x.packages?.length) ? ['bases/packages.ts'] : []),
-      ]),
+      implementation: engineDigest(STAGE_ENTRIES),
     });
     return parent;
   });
   const c = inputs.config;
-  const image = sha256(canonicalJson({ last: parent, name: c.name, image: c.image, implementation: implementationDigest(EXPORT_SOURCES) })).slice(0, 32);
+  const image = sha256(canonicalJson({ last: parent, name: c.name, image: c.image, implementation: engineDigest(IMAGE_ENTRIES) })).slice(0, 32);
   return { stages, image };
 }
 
 function workTreeKey(paths: PlanPaths): string | undefined {
   return existsSync(paths.marker) && existsSync(paths.rootfs) ? readFileSync(paths.marker, 'utf8').trim() : undefined;
-}
-
-const hidden = (text: string, fn: (st: RunState) => void): Op => ({ kind: 'do', hidden: true, text, fn });
-
-function restoreOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): Op[] {
-  return [
-    hidden('the work tree holds no finished stage', () => rmSync(paths.marker, { force: true })),
-    {
-      kind: 'do',
-      text: `put ${paths.rootfs} back to the snapshot: when it was that snapshot earlier in this boot, only the entries changed since then are removed and extracted again (${restoreCommand(paths.rootfs, cache.snapshotPath(key)).flat().join(' ')} with a member list); otherwise it is emptied and restored in full`,
-      fn: (st) => cache.restoreStage(st.runner, key, paths.rootfs, `restore ${stage.id}`, (line) => st.note(`stage ${stage.id}: ${line}`)),
-    },
-    hidden('mark the entry used and the work tree as this stage', () => {
-      cache.touch('stage', key);
-      writeFileSync(paths.marker, key);
-    }),
-  ];
-}
-
-function saveOps(stage: StageDef, key: string, paths: PlanPaths, cache: Cache): Op[] {
-  return [{
-    kind: 'if',
-    text: `the stage took ${SNAPSHOT_MIN_MS / 1000} s or more (a quicker one runs again rather than being restored)`,
-    test: (st) => Date.now() - (st.scratch.stageStarted as number) >= SNAPSHOT_MIN_MS,
-    then: [{
-      kind: 'step',
-      title: 'save to cache',
-      body: [
-        hidden('the cache directory exists', () => cache.ensure()),
-        {
-          kind: 'try',
-          body: [
-            { kind: 'run', command: snapshotCommand(paths.rootfs, cache.partialSnapshotPath(key)), step: `save ${stage.id} to cache` },
-            { kind: 'do', text: 'record it in the cache (size and sha256, made durable), then prune the cache to its limit', fn: () => cache.commitStage(key, stage.id) },
-            { kind: 'do', text: `record each entry's inode and change time beside the work tree (${recordsDir(paths.rootfs)}), so a later restore of this stage puts back only what changed`, fn: (st) => recordTree(st.runner, paths.rootfs, key, `save ${stage.id} to cache`) },
-          ],
-          finally: [hidden('remove a partial snapshot', () => rmSync(cache.partialSnapshotPath(key), { force: true }))],
-        },
-      ],
-    }],
-    else: [{
-      kind: 'do',
-      hidden: true,
-      text: 'say why it is not cached',
-      fn: (st) => st.note(`stage ${stage.id}: not cached (ran in ${Math.round((Date.now() - (st.scratch.stageStarted as number)) / 1000)} s, quicker than a restore)`),
-    }],
-  }];
-}
-
-/** The native tools root's mmdebstrap: the archive's keyring only, the build's proxy and credentials. */
-function toolsMmdebstrap(ctx: PlanContext): { options: string[]; prepare: Op } {
-  const trust = trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, ctx.paths);
-  return { options: [...trust.options, ...mmdebstrapAptOptions(ctx)], prepare: trust.prepare };
-}
-
-function stageRunOps(ctx: PlanContext, steps: readonly Step[], key: string | undefined, cache: Cache, withTools: boolean): Op[] {
-  const { stage, paths } = ctx;
-  const rootfs = paths.rootfs;
-  const p = paths as PlanPaths;
-  const stepOps: Op[] = steps.map((step) => {
-    const own = step.ops(ctx);
-    return {
-      kind: 'step',
-      title: step.title,
-      body: [
-        // Before every step that works in an existing target (mmdebstrap sets up its own).
-        hidden('keep services from starting: policy-rc.d', (st) => {
-          if (!st.scratch.policy && existsSync(join(rootfs, 'usr/sbin'))) st.scratch.policy = installPolicyRcD(rootfs);
-        }),
-        ...(step.usesPackageCache ? [{ kind: 'lock', path: `${paths.debs}.lock`, text: 'one apt at a time on the package cache', body: own } as Op] : own),
-      ],
-    };
-  });
-  const work: Op[] = [
-    ...(withTools ? toolsRootOps(ctx.config, paths.cache, ctx.release, `${stage.id}: native tools`, toolsMmdebstrap(ctx)) : []),
-    ...valueOps(ctx.config, stage.reads, stage.id),
-    hidden('note the start', (st) => { st.scratch.stageStarted = Date.now(); }),
-    {
-      kind: 'try',
-      body: stepOps,
-      finally: [{
-        kind: 'do',
-        text: 'remove policy-rc.d (it kept services from starting during the stage)',
-        fn: (st) => {
-          if (st.scratch.policy) removePolicyRcD(rootfs);
-          st.scratch.policy = false;
-        },
-      }],
-    },
-  ];
-  return [
-    hidden('the work tree holds no finished stage', () => rmSync(p.marker, { force: true })),
-    // The credentials' files exist only while the stage runs.
-    ...(ctx.credentials ? [{ kind: 'try', body: [writeCredentialsOp(ctx.credentials, paths.work), ...work], finally: [removeCredentialsOp(paths.work)] } as Op] : work),
-    // Saved even with --no-cache: that flag means "do not reuse", and the fresh result refreshes the cache.
-    ...(key ? saveOps(stage, key, p, cache) : []),
-    hidden('mark the work tree as this stage', () => { if (key) writeFileSync(p.marker, key); }),
-  ];
 }
 
 /** The date in the name of a cached compressed image, if that name is one this config gives (with that date). */

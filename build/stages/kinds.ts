@@ -1,6 +1,6 @@
 // The step kinds: one registry for what a stage folder and an overlay may hold, in which order
-// the kinds run, how each file is read, which source file implements each kind (its content is
-// part of the cache key of every stage that uses it), and the help text that lists them.
+// the kinds run, how each file is read, and the help text that lists them. (The modules that
+// implement them, stages/steps/, enter every stage's cache key through plan/keys.ts.)
 
 /** `repositories` comes from the base profile (right after the bootstrap), never from a stage file. */
 export type SubstepKind = 'bootstrap' | 'repositories' | 'debconf' | 'packages-nr' | 'packages' | 'files' | 'run' | 'run-chroot';
@@ -13,20 +13,18 @@ export interface KindSpec {
   overlayFile?: string;
   /** What the file holds: a package list, a script (its #! line is read), text, a folder of files for the image. */
   content: 'packages' | 'script' | 'text' | 'folder' | 'none';
-  /** The module under build/stages/steps/ that turns it into operations. */
-  source: string;
 }
 
 /** In the order kinds that share a two-digit prefix run (pi-gen's), which is also an overlay's order. */
 export const KINDS: readonly KindSpec[] = [
-  { kind: 'bootstrap', stageFile: 'bootstrap', content: 'packages', source: 'bootstrap.ts' },
-  { kind: 'repositories', content: 'none', source: 'repositories.ts' },
-  { kind: 'debconf', stageFile: 'debconf', content: 'text', source: 'debconf.ts' },
-  { kind: 'packages-nr', stageFile: 'packages-nr', overlayFile: 'packages-nr', content: 'packages', source: 'packages.ts' },
-  { kind: 'packages', stageFile: 'packages', overlayFile: 'packages', content: 'packages', source: 'packages.ts' },
-  { kind: 'files', stageFile: 'files', overlayFile: 'rootfs', content: 'folder', source: 'files.ts' },
-  { kind: 'run', stageFile: 'run.sh', overlayFile: 'run.sh', content: 'script', source: 'run.ts' },
-  { kind: 'run-chroot', stageFile: 'run-chroot.sh', overlayFile: 'run-chroot.sh', content: 'script', source: 'run-chroot.ts' },
+  { kind: 'bootstrap', stageFile: 'bootstrap', content: 'packages' },
+  { kind: 'repositories', content: 'none' },
+  { kind: 'debconf', stageFile: 'debconf', content: 'text' },
+  { kind: 'packages-nr', stageFile: 'packages-nr', overlayFile: 'packages-nr', content: 'packages' },
+  { kind: 'packages', stageFile: 'packages', overlayFile: 'packages', content: 'packages' },
+  { kind: 'files', stageFile: 'files', overlayFile: 'rootfs', content: 'folder' },
+  { kind: 'run', stageFile: 'run.sh', overlayFile: 'run.sh', content: 'script' },
+  { kind: 'run-chroot', stageFile: 'run-chroot.sh', overlayFile: 'run-chroot.sh', content: 'script' },
 ];
 
 export function kindSpec(kind: SubstepKind): KindSpec {

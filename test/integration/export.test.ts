@@ -10,7 +10,7 @@ import type { BuildSummary } from '../../build/image/manifest.ts';
 import type { BuildConfig } from '../../build/config/schema.ts';
 import type { Runner } from '../../build/exec.ts';
 import { holderFor } from '../../build/lock.ts';
-import { runOps } from '../../build/plan/execute.ts';
+import { runOps } from '../../build/plan/run.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
 import { createRunner } from '../../build/exec.ts';
 import { BOOT_OFFSET, MiB } from '../../build/image/layout.ts';

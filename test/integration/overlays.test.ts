@@ -11,7 +11,7 @@ import { stepFor } from '../../build/stages/steps/index.ts';
 import { createRunner } from '../../build/exec.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
 import { valueOps } from '../../build/stages/values.ts';
-import { runOps } from '../../build/plan/execute.ts';
+import { runOps } from '../../build/plan/run.ts';
 import { holderFor } from '../../build/lock.ts';
 import type { BuildConfig } from '../../build/config/schema.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';

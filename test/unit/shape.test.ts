@@ -10,6 +10,7 @@ import { DEFAULTS } from '../../build/config/schema.ts';
 import { isSecretPath } from '../../build/config/secrets.ts';
 import { configValue } from '../../build/config/settings.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
+import { importsOf } from '../../build/plan/keys.ts';
 import { configDocWithTable, securityDocWithTable, shippedReaders } from '../../ci/docs.ts';
 import { readAdvisories, STAGE_ADVISORIES } from '../../build/release/security.ts';
 
@@ -70,9 +71,9 @@ test('no import cycles in build/', () => {
   const graph = new Map<string, string[]>();
   for (const file of sources(BUILD)) {
     const text = readFileSync(file, 'utf8');
-    // Static imports and re-exports, and `await import(...)`: a cycle either way.
-    const specs = [...text.matchAll(/^(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gms), ...text.matchAll(/\bimport\('(\.[^']+)'\)/g)];
-    const deps = specs.map((m) => resolve(dirname(file), m[1]!));
+    // Static imports and re-exports, and `await import(...)`: a cycle either way (the same
+    // reading of imports as the cache keys').
+    const deps = importsOf(text).map((spec) => resolve(dirname(file), spec));
     graph.set(file, deps);
   }
   const state = new Map<string, 'open' | 'done'>();

@@ -1,6 +1,6 @@
 import type { Step } from '../step.ts';
 import type { Substep } from '../load.ts';
-import { KINDS, type SubstepKind } from '../kinds.ts';
+import type { SubstepKind } from '../kinds.ts';
 import { bootstrapStep } from './bootstrap.ts';
 import { packagesStep } from './packages.ts';
 import { debconfStep } from './debconf.ts';
@@ -19,9 +19,6 @@ const FACTORIES: Record<SubstepKind, (sub: Substep) => Step> = {
   'run-chroot': runChrootStep,
   repositories: repositoriesStep,
 };
-
-/** Source files of each step kind; their content is part of every cache key that uses the kind. */
-export const KIND_SOURCES = Object.fromEntries(KINDS.map((k) => [k.kind, k.source])) as Record<SubstepKind, string>;
 
 export function stepFor(sub: Substep): Step {
   return FACTORIES[sub.kind](sub);
