@@ -263,3 +263,15 @@ function verifyKeyPairs(config: BuildConfig): BuildConfig {
   }
   return config;
 }
+
+/** Settings with an `auto` value resolved, so stages see what will really happen. */
+export function effectiveConfig(config: BuildConfig): BuildConfig {
+  const anyKeys = config.users.some((u) => u.ssh_authorized_keys.length > 0);
+  return {
+    ...config,
+    ssh: {
+      ...config.ssh,
+      password_auth: config.ssh.password_auth === 'auto' ? !anyKeys : config.ssh.password_auth,
+    },
+  };
+}

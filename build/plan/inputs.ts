@@ -2,15 +2,18 @@
 // --set), the overlays and the stage folders. Any problem here is bad input (exit 2).
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { displayPath, loadConfigFile, resolveConfig, setLayer, type ConfigLayer } from '../config/load.ts';
-import { DEFAULT_BASE, builtBases, loadBase, loadBaseSpec, unbuildable, type LoadedBase } from '../bases/load.ts';
-import { basePackages, packageChanges } from '../bases/packages.ts';
+import { loadConfigFile, setLayer, type ConfigLayer } from '../config/load.ts';
+import { DEFAULT_BASE, loadBase, type LoadedBase } from '../bases/load.ts';
+import { packageChanges } from '../bases/packages.ts';
 import { DEFAULTS, type BuildConfig } from '../config/schema.ts';
 import { withSecretsHidden } from '../config/secrets.ts';
 import { InputError } from '../errors.ts';
 import { loadStages, type StageDef } from '../stages/load.ts';
 import { resolveOverlays, shippedOverlays, verifyOwnedSettings, type Overlay } from '../stages/overlays.ts';
-import { effectiveConfig } from '../stages/values.ts';
+import { resolveBuildConfig } from './resolve-config.ts';
+import { assembleStages } from './assemble-stages.ts';
+
+export { orderStages } from './assemble-stages.ts';
 
 export const PROJECT_DIR = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -38,14 +41,6 @@ export interface BuildInputs {
   packageChanges?: Record<string, string[]>;
 }
 
-/** Overlay stages go after the built-in stages numbered below 90, before the final ones (90–99). */
-export function orderStages(builtIn: readonly StageDef[], overlays: readonly Overlay[]): StageDef[] {
-  const active = builtIn.filter((s) => !s.skip);
-  const early = active.filter((s) => Number(s.id.slice(0, 2)) < 90);
-  const late = active.filter((s) => Number(s.id.slice(0, 2)) >= 90);
-  return [...early, ...overlays.map((o) => o.stage), ...late];
-}
-
 export function buildDate(env: NodeJS.ProcessEnv = process.env): string {
   const epoch = env.SOURCE_DATE_EPOCH ? Number(env.SOURCE_DATE_EPOCH) * 1000 : Date.now();
   return new Date(epoch).toISOString().slice(0, 10);
@@ -71,19 +66,10 @@ export function loadInputs(o: InputOptions): BuildInputs {
     if (Object.hasOwn(x.layer.data, 'overlays')) throw new InputError(`${x.layer.label}: an overlay cannot choose overlays (\`overlays\`); name them in the config file or with --overlay`);
   }
   const layers = [...(fileLayer ? [fileLayer] : []), ...overlays.map((x) => x.layer), ...(sets ? [sets] : [])];
-  const { layer: profileLayer, base } = baseLayer(layers);
-  const config = effectiveConfig(resolveConfig([profileLayer, ...layers], o.env));
-  config.overlays = overlays.map((x) => x.name);
+  const { config, base } = resolveBuildConfig(layers, overlays, o.env);
   verifyOwnedSettings(config, DEFAULTS, overlays, [...shippedOverlays(overlaysDir), ...overlays]);
-  for (const key of ['suite', 'architecture'] as const) {
-    if (config.base[key] !== base.profile[key]) {
-      throw new InputError(`\`base.${key}: ${config.base[key]}\` differs from the base profile \`${base.name}\` (${base.profile[key]}): the profile sets it; remove \`base.${key}\` and choose the profile with \`base: NAME\` (see \`pihub bases\`)`);
-    }
-  }
   const changes = packageChanges(base.profile, loadBase(DEFAULT_BASE).profile);
-  const stages = orderStages(loadStages(stagesDir), overlays);
-  for (const stage of stages) for (const sub of stage.substeps) if (sub.packages) sub.packages = basePackages(sub.packages, changes);
-  addRepositories(stages, base);
+  const stages = assembleStages(loadStages(stagesDir), overlays, base, changes);
   return {
     config,
     configLabel: fileLayer?.label ?? 'the default config (no --config)',
@@ -92,61 +78,6 @@ export function loadInputs(o: InputOptions): BuildInputs {
     date: buildDate(o.env),
     base,
     packageChanges: changes,
-  };
-}
-
-/** The base's extra apt repositories go into the target right after the bootstrap, before any other package. */
-export function addRepositories(stages: StageDef[], base: LoadedBase): void {
-  const repos = base.profile.repositories;
-  if (!repos.length) return;
-  const stage = stages.find((s) => s.substeps.some((x) => x.kind === 'bootstrap'));
-  if (!stage) throw new InputError(`base \`${base.name}\` has extra apt repositories, but no stage bootstraps (NN-bootstrap) to add them after`);
-  const at = stage.substeps.findIndex((x) => x.kind === 'bootstrap');
-  const boot = stage.substeps[at]!;
-  stage.substeps.splice(at + 1, 0, {
-    kind: 'repositories',
-    order: boot.order,
-    name: `${String(boot.order).padStart(2, '0')}-repositories (base ${base.name})`,
-    path: base.file,
-    repositories: repos.map((repo) => ({ repo, keyring: base.keyrings.repositories[repo.name]! })),
-  });
-}
-
-/**
- * The base profile's layer, merged first: its suite, architecture, mirror and components; the
- * layers' own `base.*` keys override them. `base: NAME` is short for `base: {profile: NAME}`
- * (rewritten here in each layer); the last layer that names a profile chooses it.
- */
-export function baseLayer(layers: readonly ConfigLayer[]): { layer: ConfigLayer; base: LoadedBase } {
-  let chosen: { name: string; where: string; dir?: string } | undefined;
-  for (const layer of layers) {
-    if (typeof layer.data.base === 'string') layer.data.base = { profile: layer.data.base };
-    const profile = (layer.data.base as { profile?: unknown } | undefined)?.profile;
-    if (profile !== undefined) {
-      if (typeof profile !== 'string') throw new InputError(`${layer.locator.locate(['base']) ?? layer.label}: \`base\` must be the name of a base profile (see \`pihub bases\`)`);
-      chosen = { name: profile, where: layer.locator.locate(['base']) ?? layer.label, dir: layer.baseDir };
-    }
-  }
-  let base;
-  try {
-    base = loadBaseSpec(chosen?.name ?? DEFAULT_BASE, chosen?.dir);
-  } catch (err) {
-    throw err instanceof InputError && chosen ? new InputError(`${chosen.where}: ${err.message}`) : err;
-  }
-  const why = unbuildable(base.profile);
-  if (why) {
-    throw new InputError(
-      `${chosen?.where ?? 'base'}: the base \`${base.name}\` (${base.profile.description}): ${why}; the bases it builds: ${builtBases().join(', ')} (see \`pihub bases\`)`,
-    );
-  }
-  const p = base.profile;
-  return {
-    layer: {
-      label: displayPath(base.file),
-      data: { base: { profile: base.name, suite: p.suite, architecture: p.architecture, mirror: p.mirror, components: p.components } },
-      locator: { locate: () => displayPath(base.file) },
-    },
-    base,
   };
 }
 

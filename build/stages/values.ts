@@ -9,18 +9,6 @@ import type { Command } from '../exec.ts';
 import type { Op, RunState } from '../plan/ops.ts';
 import { plainValue } from './template.ts';
 
-/** Settings with an `auto` value resolved, so stages see what will really happen. */
-export function effectiveConfig(config: BuildConfig): BuildConfig {
-  const anyKeys = config.users.some((u) => u.ssh_authorized_keys.length > 0);
-  return {
-    ...config,
-    ssh: {
-      ...config.ssh,
-      password_auth: config.ssh.password_auth === 'auto' ? !anyKeys : config.ssh.password_auth,
-    },
-  };
-}
-
 /** Debian's default hash (yescrypt); the password goes through stdin only, the hash is not logged. */
 export const MKPASSWD: Command = ['mkpasswd', ['--method=yescrypt', '--stdin']];
 
