@@ -22,7 +22,7 @@ import { PROJECT_DIR } from '../build/plan/inputs.ts';
 import { DEFAULTS } from '../build/config/schema.ts';
 import { loadStages } from '../build/stages/load.ts';
 import { readBinfmt } from '../build/chroot/chroot.ts';
-import { formatDuration } from '../build/progress.ts';
+import { formatDuration } from '../build/core/progress.ts';
 import { bootVm, ssh, waitForSsh } from './harness/vm.ts';
 import { HubSession } from './harness/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memorySnapshot, secondBootToHub } from './harness/measure.ts';

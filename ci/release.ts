@@ -21,7 +21,7 @@ import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROJECT_DIR } from '../build/plan/inputs.ts';
-import { formatCommand, type Command } from '../build/exec.ts';
+import { formatCommand, type Command } from '../build/core/exec.ts';
 import { findImages, ICON_FILE, normaliseBaseUrl, REPOSITORY_FILE, writeRepository } from '../build/release/imager.ts';
 import type { ManifestRead } from '../build/image/manifest.ts';
 import { releaseNotes, versionsFromInfo, type NotesImage } from '../build/release/notes.ts';

@@ -3,8 +3,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from '../errors.ts';
-import { checkRegularFile, FileProblem, readInputText, readRegularFile, TEXT_MAX_BYTES } from '../files.ts';
+import { InputError } from '../core/errors.ts';
+import { checkRegularFile, FileProblem, readInputText, readRegularFile, TEXT_MAX_BYTES } from '../core/files.ts';
 import { displayPath, parseConfigText } from '../config/load.ts';
 import { formatIssues, suggest, type PathKey } from '../config/format.ts';
 import { keyringKeys } from './openpgp.ts';

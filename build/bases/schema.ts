@@ -5,17 +5,8 @@
 import { z } from 'zod';
 import { aptCredentialsProblem } from '../config/urls.ts';
 
-/** Debian architectures pihub builds for, and the qemu-user binfmt entry that runs each here. */
-export const ARCHITECTURES = {
-  arm64: { qemuUser: 'qemu-aarch64' },
-  armhf: { qemuUser: 'qemu-arm' },
-  armel: { qemuUser: 'qemu-arm' },
-} as const;
-export type Architecture = keyof typeof ARCHITECTURES;
-
-/** The suites and architectures the engine builds today: the config's `base.suite` and `base.architecture` take only these. */
-export const BUILT_SUITES = ['trixie'] as const;
-export const BUILT_ARCHITECTURES = ['arm64', 'armhf'] as const satisfies readonly Architecture[];
+export { ARCHITECTURES, BUILT_ARCHITECTURES, BUILT_SUITES, type Architecture } from '../config/architectures.ts';
+import { ARCHITECTURES, type Architecture } from '../config/architectures.ts';
 
 /**
  * QEMU machines pihub knows how to boot (build/boot/machines.ts holds their command lines),

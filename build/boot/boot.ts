@@ -3,13 +3,13 @@
 import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, linkSync, copyFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError } from '../core/errors.ts';
 import { readManifest, type ManifestRead } from '../image/manifest.ts';
-import { spawnProcess, type Runner, type LogSink } from '../exec.ts';
-import { verifyHostTools } from '../host.ts';
+import { spawnProcess, type Runner, type LogSink } from '../core/exec.ts';
+import { verifyHostTools } from '../chroot/host.ts';
 import { FAT_TYPES, RASPI3B, VIRT_SYSTEMS, type BootArchitecture, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
-import { verifyOwnFolder } from '../files.ts';
+import { verifyOwnFolder } from '../core/files.ts';
 
 export interface BootOptions {
   image: string;

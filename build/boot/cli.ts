@@ -1,12 +1,12 @@
 // `pihub boot IMAGE [options]`
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse } from '../args.ts';
+import { parse } from '../core/args.ts';
 import { DEFAULTS } from '../config/schema.ts';
-import { InputError } from '../errors.ts';
-import { checkRegularFile, FileProblem } from '../files.ts';
-import { createRunner } from '../exec.ts';
-import { BuildLog } from '../progress.ts';
+import { InputError } from '../core/errors.ts';
+import { checkRegularFile, FileProblem } from '../core/files.ts';
+import { createRunner } from '../core/exec.ts';
+import { BuildLog } from '../core/progress.ts';
 import { boot, manifestFor, parseBootFile, type BootFile } from './boot.ts';
 import { bootArchitecture, parseForward, type BootArchitecture, type Forward } from './qemu.ts';
 

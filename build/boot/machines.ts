@@ -2,7 +2,7 @@
 // with the image's own device tree: raspi2b for armhf, raspi0 and raspi1ap for armel. The
 // `virt` machine (arm64 and armhf) is `pihub boot`'s own (qemu.ts). Pure functions, groundwork
 // for booting 32-bit images in a board model: `pihub boot` does not use them yet.
-import type { Command } from '../exec.ts';
+import type { Command } from '../core/exec.ts';
 import { ROOT_LABEL } from '../image/layout.ts';
 import { MACHINE_ARCHITECTURES, type Architecture, type MachineName } from '../bases/schema.ts';
 import type { QemuOptions } from './qemu.ts';

@@ -1,5 +1,5 @@
 // Pure parts of `pihub boot`: reading the partition table and building the QEMU command.
-import type { Command } from '../exec.ts';
+import type { Command } from '../core/exec.ts';
 import { ROOT_LABEL } from '../image/layout.ts';
 
 export interface MbrPartition {

@@ -4,10 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { InputError } from '../errors.ts';
-import type { Command, Runner } from '../exec.ts';
-import { fsyncPath, moveFile, readRegularFile, sha256File, writeFileSafely } from '../files.ts';
-import { SharedLock } from '../lock.ts';
+import { InputError } from '../core/errors.ts';
+import type { Command, Runner } from '../core/exec.ts';
+import { fsyncPath, moveFile, readRegularFile, sha256File, writeFileSafely } from '../core/files.ts';
+import { SharedLock } from '../core/lock.ts';
 import { clearRecords, recordTree, restoreChanges } from './restore.ts';
 
 export interface EntryMeta {

@@ -14,7 +14,7 @@
 // changed) falls back to a full restore.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Command, Runner } from '../exec.ts';
+import type { Command, Runner } from '../core/exec.ts';
 
 export interface Entry {
   ino: string;

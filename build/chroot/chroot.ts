@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { Command } from '../exec.ts';
+import type { Command } from '../core/exec.ts';
 
 export const ENTER_SCRIPT = fileURLToPath(new URL('./enter.sh', import.meta.url));
 

@@ -3,7 +3,7 @@
 // diversion of pihub's, no credentials in apt's or npm's files.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError } from '../core/errors.ts';
 import { POLICY_TEXT, POLICY_RC_D } from './chroot.ts';
 import { credentialsOf, userinfoOf, withoutCredentials } from '../config/urls.ts';
 

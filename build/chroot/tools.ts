@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildConfig } from '../config/schema.ts';
-import type { Command } from '../exec.ts';
-import type { Op } from '../plan/ops.ts';
+import type { Command } from '../core/exec.ts';
+import type { Op } from '../core/ops.ts';
 import { isolatedCommand } from './chroot.ts';
 import { withoutCredentials } from '../config/urls.ts';
-import { engineDigest, sha256, canonicalJson } from '../plan/keys.ts';
+import { engineDigest, sha256, canonicalJson } from '../core/digest.ts';
 
 export const ENGINE_DIR = fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, '');
 export const ENGINE_MOUNT = '/run/pihub/engine';

@@ -1,10 +1,10 @@
 // Config layers: DEFAULTS < config file < overlays (in order) < --set. Validated once, at the end.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { FileProblem, readRegularFile, TEXT_MAX_BYTES } from '../files.ts';
+import { FileProblem, readRegularFile, TEXT_MAX_BYTES } from '../core/files.ts';
 import { dirname, relative, resolve } from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import type { z } from 'zod';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import { ConfigSchema, DEFAULTS, type BuildConfig } from './schema.ts';
 import { formatIssues, formatPath, type Locator, type PathKey } from './format.ts';
 import { HIDDEN, isSecretPath, resolveSecretRefs } from './secrets.ts';

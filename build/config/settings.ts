@@ -3,7 +3,7 @@
 // see it). The schema, the defaults, secret handling, cache-key inputs, stage values and the
 // docs/configuration.md's settings table are all derived from this tree (mkosi's SETTINGS, in spirit).
 import { z } from 'zod';
-import { BUILT_ARCHITECTURES, BUILT_SUITES } from '../bases/schema.ts';
+import { BUILT_ARCHITECTURES, BUILT_SUITES } from './architectures.ts';
 import { aptCredentialsProblem } from './urls.ts';
 
 interface Meaning {

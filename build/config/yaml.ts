@@ -2,7 +2,7 @@
 // name the file, line and column; alias bombs and keys that would reach an object's prototype
 // are refused before anything uses the data.
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { Locator, PathKey } from './format.ts';
 
 /** Keys that would change an object's prototype when merged; never a setting. */

@@ -1,10 +1,11 @@
 // deploy/: what a build hands over. Files land under their final names only when complete,
 // and what may hold password hashes (the image) is readable by its owner only.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { placeFile, type FileOwner } from '../files.ts';
+import { placeFile, type FileOwner } from '../core/files.ts';
 import type { BuildSummary } from '../image/manifest.ts';
-import { PROJECT_DIR } from '../plan/inputs.ts';
+export { pihubVersion } from '../core/version.ts';
+import { pihubVersion } from '../core/version.ts';
 import type { BuildConfig } from '../config/schema.ts';
 
 export type Owner = FileOwner;
@@ -30,13 +31,6 @@ export function placeInDeploy(fromDir: string, files: readonly string[], deploy:
   });
 }
 
-export function pihubVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(PROJECT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** The manifest's summary of the build (export adds the image's own facts). Public: no secret goes in. */
 export function buildSummary(c: BuildConfig, date: string, stages: ReadonlyArray<{ def: { id: string }; key?: string }>): BuildSummary {

@@ -3,10 +3,10 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
-import type { Command } from '../exec.ts';
-import type { Op, RunOp, RunState } from '../plan/ops.ts';
-import { UserError } from '../errors.ts';
-import { sha256File } from '../files.ts';
+import type { Command } from '../core/exec.ts';
+import type { Op, RunOp, RunState } from '../core/ops.ts';
+import { UserError } from '../core/errors.ts';
+import { sha256File } from '../core/files.ts';
 import { writeManifest, type BuildSummary } from './manifest.ts';
 import { compressCommand, imageNames, type ImageNames } from './naming.ts';
 import {

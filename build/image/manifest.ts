@@ -4,7 +4,7 @@
 // tests). Public: no secret goes in.
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { readRegularFile, MiB } from '../files.ts';
+import { readRegularFile, MiB } from '../core/files.ts';
 
 const Region = z.object({ offset: z.number().int().nonnegative(), size: z.number().int().positive() });
 

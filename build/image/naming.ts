@@ -1,6 +1,6 @@
 // Image file names and compression, in one place: what the build writes and what `pihub boot`
 // and the release tools read back.
-import type { Command } from '../exec.ts';
+import type { Command } from '../core/exec.ts';
 
 export type Compression = 'xz' | 'zstd' | 'gzip' | 'none';
 

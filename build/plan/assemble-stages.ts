@@ -3,7 +3,7 @@
 // function of what was read: the stage definitions it is given are not changed.
 import type { LoadedBase } from '../bases/load.ts';
 import { basePackages } from '../bases/packages.ts';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { StageDef } from '../stages/load.ts';
 import type { Overlay } from '../stages/overlays.ts';
 

@@ -5,13 +5,14 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cache } from '../cache/cache.ts';
 import { verifyNoBuildLeftovers } from '../chroot/leftovers.ts';
-import { pihubVersion, placeInDeploy, type Owner } from '../deploy/deploy.ts';
+import { placeInDeploy, type Owner } from '../deploy/deploy.ts';
+import { pihubVersion } from '../core/version.ts';
 import { exportFiles, exportOps, exportState } from '../image/export.ts';
 import type { BuildSummary } from '../image/manifest.ts';
 import type { ImageNames } from '../image/naming.ts';
 import { sbomName, writeSbom } from '../release/sbom.ts';
 import { sbomModifications, securityRecord, type SecurityRecord } from '../release/security.ts';
-import type { Op, RunState } from './ops.ts';
+import type { Op, RunState } from '../core/ops.ts';
 import type { BuildConfig } from '../config/schema.ts';
 
 export interface DeliverInput {

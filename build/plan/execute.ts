@@ -3,12 +3,12 @@
 // to run: the plan did.
 import { rmSync } from 'node:fs';
 import { Listr, PRESET_TIMER, PRESET_TIMESTAMP, type ListrTask } from 'listr2';
-import { InterruptedError } from '../errors.ts';
-import type { Runner } from '../exec.ts';
-import type { LockHolder } from '../lock.ts';
-import type { BuildLog, RendererName } from '../progress.ts';
+import { InterruptedError } from '../core/errors.ts';
+import type { Runner } from '../core/exec.ts';
+import type { LockHolder } from '../core/lock.ts';
+import type { BuildLog, RendererName } from '../core/progress.ts';
 import { deployed } from './deliver.ts';
-import type { RunState } from './ops.ts';
+import type { RunState } from '../core/ops.ts';
 import { runOps } from './run.ts';
 import type { Plan, PlannedStage } from './plan.ts';
 

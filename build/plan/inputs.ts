@@ -1,13 +1,12 @@
 // What a build is made from, read and checked before anything else: the config (file, overlays,
 // --set), the overlays and the stage folders. Any problem here is bad input (exit 2).
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadConfigFile, setLayer, type ConfigLayer } from '../config/load.ts';
 import { DEFAULT_BASE, loadBase, type LoadedBase } from '../bases/load.ts';
 import { packageChanges } from '../bases/packages.ts';
 import { DEFAULTS, type BuildConfig } from '../config/schema.ts';
 import { withSecretsHidden } from '../config/secrets.ts';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import { loadStages, type StageDef } from '../stages/load.ts';
 import { resolveOverlays, shippedOverlays, verifyOwnedSettings, type Overlay } from '../stages/overlays.ts';
 import { resolveBuildConfig } from './resolve-config.ts';
@@ -15,7 +14,8 @@ import { assembleStages } from './assemble-stages.ts';
 
 export { orderStages } from './assemble-stages.ts';
 
-export const PROJECT_DIR = fileURLToPath(new URL('../..', import.meta.url));
+export { PROJECT_DIR } from '../core/paths.ts';
+import { PROJECT_DIR } from '../core/paths.ts';
 
 export interface InputOptions {
   configPath?: string;

@@ -6,16 +6,15 @@ import { createHash, createHmac } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError, UserError } from '../errors.ts';
+import { InputError, UserError } from '../core/errors.ts';
+import { canonicalJson, sha256 } from '../core/digest.ts';
+
+export { canonicalJson, engineClosure, engineDigest, implementationDigest, importsOf, sha256 } from '../core/digest.ts';
 import type { BuildConfig } from '../config/schema.ts';
 import { configValue, declarationAt } from '../config/settings.ts';
 import { credentialsOf, withoutCredentials, type Credentials } from '../config/urls.ts';
-
-export function sha256(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
 
 /** Digest of a directory tree: names, types, executable bits, contents and symlink targets. */
 export function digestTree(dir: string): string {
@@ -41,86 +40,6 @@ export function digestTree(dir: string): string {
   return h.digest('hex');
 }
 
-const ENGINE_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** The relative imports a module names: static imports and re-exports (types too) and `import(...)`. */
-export function importsOf(text: string): string[] {
-  return [
-    ...text.matchAll(/^(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gms),
-    ...text.matchAll(/^import\s+'(\.[^']+)'/gm),
-    ...text.matchAll(/\bimport\('(\.[^']+)'\)/g),
-  ].map((m) => m[1]!);
-}
-
-/** The engine's files that are not TypeScript (scripts it copies or runs), by name. */
-function dataFiles(root: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  const walk = (dir: string) => {
-    for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
-      const rel = dir ? `${dir}/${e.name}` : e.name;
-      if (e.isDirectory()) walk(rel);
-      else if (!e.name.endsWith('.ts')) out.set(e.name, [...(out.get(e.name) ?? []), rel]);
-    }
-  };
-  walk('');
-  return out;
-}
-
-const closures = new Map<string, string[]>();
-
-/**
- * Every file of pihub's engine that the code of `entries` may run (paths relative to build/):
- * the entries, every module they import, types included, all the way down, and the engine's
- * scripts whose names that code mentions (chroot/enter.sh). Nothing is listed by hand, so a
- * change to any of them changes the keys made from it.
- */
-export function engineClosure(entries: readonly string[], root = ENGINE_ROOT): string[] {
-  const memo = `${root}\0${entries.join('\0')}`;
-  const known = closures.get(memo);
-  if (known) return known;
-  const data = dataFiles(root);
-  const seen = new Set<string>();
-  const todo = [...entries];
-  while (todo.length) {
-    const f = todo.pop()!;
-    if (seen.has(f)) continue;
-    seen.add(f);
-    if (!f.endsWith('.ts')) continue;
-    const text = readFileSync(join(root, f), 'utf8');
-    for (const spec of importsOf(text)) todo.push(posix.normalize(posix.join(posix.dirname(f), spec)));
-    for (const [name, paths] of data) {
-      if (new RegExp(`(?<![\\w.-])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.-])`).test(text)) todo.push(...paths);
-    }
-  }
-  const out = [...seen].sort();
-  closures.set(memo, out);
-  return out;
-}
-
-/** Digest of pihub's own implementation of the given source files (relative to build/). */
-export function implementationDigest(files: readonly string[], root = ENGINE_ROOT): string {
-  const h = createHash('sha256');
-  for (const f of [...new Set(files)].sort()) h.update(`${f} ${sha256(readFileSync(join(root, f)))}\n`);
-  return h.digest('hex');
-}
-
-/** Digest of the engine code that `entries` may run (engineClosure). */
-export function engineDigest(entries: readonly string[], root = ENGINE_ROOT): string {
-  return implementationDigest(engineClosure(entries, root), root);
-}
-
-/** Stable JSON: object keys sorted, so equal values give equal digests. */
-export function canonicalJson(v: unknown): string {
-  if (v === undefined) return 'null';
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  const obj = v as Record<string, unknown>;
-  return `{${Object.keys(obj)
-    .sort()
-    .filter((k) => obj[k] !== undefined)
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
-    .join(',')}}`;
-}
 
 export interface StageKeyInput {
   parent: string | null;

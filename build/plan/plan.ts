@@ -11,6 +11,7 @@ import { CACHE_TOOLS, type Cache } from '../cache/cache.ts';
 import { exportNames } from '../image/export.ts';
 import type { ImageNames } from '../image/naming.ts';
 import { buildSummary, type Owner } from '../deploy/deploy.ts';
+import { pihubVersion } from '../core/version.ts';
 import { imageOps } from './deliver.ts';
 import type { Overlay } from '../stages/overlays.ts';
 import type { StageDef } from '../stages/load.ts';
@@ -19,7 +20,7 @@ import { DEBIAN_ARCHIVE_KEYRING, type PlanContext } from '../stages/step.ts';
 import { buildCredentials, type BuildCredentials } from '../stages/credentials.ts';
 import type { BuildInputs } from './inputs.ts';
 import { canonicalJson, digestTree, engineDigest, keyValues, sha256, stageKey } from './keys.ts';
-import { deepFreeze, toolsOf, type Op } from './ops.ts';
+import { deepFreeze, toolsOf, type Op } from '../core/ops.ts';
 import { MARKER, restoreOps, stageRunOps, type PlanPaths } from './stage-ops.ts';
 
 export { MARKER, SNAPSHOT_MIN_MS, type PlanPaths } from './stage-ops.ts';
@@ -136,7 +137,7 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string, re
     return parent;
   });
   const c = inputs.config;
-  const image = sha256(canonicalJson({ last: parent, name: c.name, image: c.image, implementation: engineDigest(IMAGE_ENTRIES) })).slice(0, 32);
+  const image = sha256(canonicalJson({ last: parent, name: c.name, image: c.image, implementation: engineDigest(IMAGE_ENTRIES), pihub: pihubVersion() })).slice(0, 32);
   return { stages, image };
 }
 

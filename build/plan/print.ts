@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { withoutCredentials } from '../config/urls.ts';
 import { REPOSITORY_FILE } from '../release/imager.ts';
 import { overlaySettings } from './inputs.ts';
-import { formatOps } from './ops.ts';
+import { formatOps } from '../core/ops.ts';
 import type { Plan, PlannedStage } from './plan.ts';
 
 function stageState(s: PlannedStage, reuse: boolean): string {

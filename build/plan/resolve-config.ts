@@ -4,7 +4,7 @@
 import { displayPath, effectiveConfig, resolveConfig, type ConfigLayer } from '../config/load.ts';
 import { DEFAULT_BASE, builtBases, loadBaseSpec, unbuildable, type LoadedBase } from '../bases/load.ts';
 import type { BuildConfig } from '../config/schema.ts';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import type { Overlay } from '../stages/overlays.ts';
 
 export function resolveBuildConfig(layers: readonly ConfigLayer[], overlays: readonly Overlay[], env: NodeJS.ProcessEnv): { config: BuildConfig; base: LoadedBase } {

@@ -1,8 +1,8 @@
 // Runs a plan's operations: the one place they are carried out (the executor's task list, and
 // tests, call it). What the operations are is the plan's; how they run is here.
-import { describeHolder, waitLock } from '../lock.ts';
+import { describeHolder, waitLock } from '../core/lock.ts';
 import { valuesEnv } from '../stages/values.ts';
-import type { Op, RunState } from './ops.ts';
+import type { Op, RunState } from '../core/ops.ts';
 
 /** Run operations in order; `onStep` hears each step's title as it starts. */
 export async function runOps(ops: readonly Op[], st: RunState, onStep: (title: string) => void = () => {}): Promise<void> {

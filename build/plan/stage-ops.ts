@@ -12,7 +12,7 @@ import type { StageDef } from '../stages/load.ts';
 import { DEBIAN_ARCHIVE_KEYRING, mmdebstrapAptOptions, trustOnly, type BuildPaths, type PlanContext, type Step } from '../stages/step.ts';
 import { removeCredentialsOp, writeCredentialsOp } from '../stages/credentials.ts';
 import { valueOps } from '../stages/values.ts';
-import type { Op, RunState } from './ops.ts';
+import type { Op, RunState } from '../core/ops.ts';
 
 /** The work tree records which stage's result it holds. */
 export const MARKER = 'rootfs.key';

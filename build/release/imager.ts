@@ -6,9 +6,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULTS } from '../config/schema.ts';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 import { readManifest, type ManifestRead } from '../image/manifest.ts';
-import { checkRegularFile, sha256File, writeFileSafely, type FileOwner } from '../files.ts';
+import { checkRegularFile, sha256File, writeFileSafely, type FileOwner } from '../core/files.ts';
 
 export const REPOSITORY_FILE = 'rpi-imager.json';
 export const ICON_FILE = 'pihub.png';

@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
 import { credentialsOf, withoutCredentials } from '../config/urls.ts';
-import type { Op } from '../plan/ops.ts';
+import type { Op } from '../core/ops.ts';
 
 /** The URLs with credentials a build uses. */
 export interface BuildCredentials {

@@ -2,8 +2,8 @@
 import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { z } from 'zod';
-import { InputError } from '../errors.ts';
-import { readInputText } from '../files.ts';
+import { InputError } from '../core/errors.ts';
+import { readInputText } from '../core/files.ts';
 import { displayPath } from '../config/load.ts';
 import { readYamlMapping } from '../config/yaml.ts';
 import type { PathKey } from '../config/format.ts';

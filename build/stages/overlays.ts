@@ -3,8 +3,8 @@
 import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { InputError } from '../errors.ts';
-import { readInputText } from '../files.ts';
+import { InputError } from '../core/errors.ts';
+import { readInputText } from '../core/files.ts';
 import { displayPath, parseConfigText, type ConfigLayer } from '../config/load.ts';
 import { checkTemplateReads, parsePackageList, parseShebang, walkFiles, type StageDef, type Substep } from './load.ts';
 import { configValue, isConfigKey } from '../config/settings.ts';

@@ -1,12 +1,12 @@
 // The one interface every step kind implements: what it needs from the build machine, and the
-// operations it adds to the plan (plan/ops.ts). Helpers for commands in the target.
+// operations it adds to the plan (core/ops.ts). Helpers for commands in the target.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildConfig } from '../config/schema.ts';
-import type { Command } from '../exec.ts';
+import type { Command } from '../core/exec.ts';
 import { chrootCommand, type Bind } from '../chroot/chroot.ts';
 import { ENGINE_DIR, ENGINE_MOUNT, TOOLS_MOUNT } from '../chroot/tools.ts';
-import type { Op, RunOp } from '../plan/ops.ts';
+import type { Op, RunOp } from '../core/ops.ts';
 import type { StageDef, Substep } from './load.ts';
 import { withoutCredentials } from '../config/urls.ts';
 import { CREDENTIALS_MOUNT, credentialFiles, type BuildCredentials } from './credentials.ts';

@@ -5,8 +5,8 @@ import type { BuildConfig } from '../config/schema.ts';
 import { configValue, declarationAt, envName } from '../config/settings.ts';
 import { formatPath, type PathKey } from '../config/format.ts';
 import { withoutUrlCredentials } from '../config/secrets.ts';
-import type { Command } from '../exec.ts';
-import type { Op, RunState } from '../plan/ops.ts';
+import type { Command } from '../core/exec.ts';
+import type { Op, RunState } from '../core/ops.ts';
 import { plainValue } from './template.ts';
 
 /** Debian's default hash (yescrypt); the password goes through stdin only, the hash is not logged. */

@@ -16,7 +16,7 @@ import { buildImage, imageBase, manifest, runPihub, E2E_ROOT, type Manifest } fr
 import { HubSession, waitForHub } from '../../ci/harness/hub.ts';
 import { writeImagerCard, yescrypt, wpaPsk, type ImagerFiles } from '../../ci/harness/imager.ts';
 import { analyzeBoot } from '../../ci/harness/measure.ts';
-import { sha256File } from '../../build/files.ts';
+import { sha256File } from '../../build/core/files.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 
 // A ceiling for a loaded machine (TCG on 2 shared cores); a normal boot takes a minute or two.

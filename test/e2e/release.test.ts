@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256File } from '../../build/files.ts';
+import { sha256File } from '../../build/core/files.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { CACHE_DIR, E2E_ROOT } from '../helpers/build.ts';
 

@@ -2,9 +2,9 @@
 // told to expect (and fails on any other, so a test notices every command the code would run),
 // and a machine whose checks pass.
 import { writeFileSync } from 'node:fs';
-import { CommandError, formatCommand, type Command, type Runner, type RunOptions, type RunResult } from '../../build/exec.ts';
+import { CommandError, formatCommand, type Command, type Runner, type RunOptions, type RunResult } from '../../build/core/exec.ts';
 import type { BuildDeps } from '../../build/build.ts';
-import type { Machine, MachineCheck } from '../../build/host.ts';
+import type { Machine, MachineCheck } from '../../build/chroot/host.ts';
 
 /** What a fake runner answers for one expected command. */
 export interface FakeResponse {

@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
-import type { Command } from '../../build/exec.ts';
+import type { Command } from '../../build/core/exec.ts';
 import { mmdebstrapCommand } from '../../build/stages/steps/bootstrap.ts';
 import { DEBIAN_ARCHIVE_KEYRING, trustOnly, type PlanContext } from '../../build/stages/step.ts';
-import type { DoOp, RunState } from '../../build/plan/ops.ts';
+import type { DoOp, RunState } from '../../build/core/ops.ts';
 import { makeDeb, makeKey, writeRepo, type TestKey } from '../helpers/apt-repo.ts';
 import { scratch } from '../helpers/tmp.ts';
 

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cache } from '../../build/cache/cache.ts';
-import { createRunner } from '../../build/exec.ts';
+import { createRunner } from '../../build/core/exec.ts';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args).toString();
 

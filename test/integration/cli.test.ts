@@ -10,7 +10,7 @@ import { runPihub } from '../helpers/build.ts';
 import { fakeMirror } from '../helpers/options.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { sleep } from '../../ci/harness/vm.ts';
-import { processStart } from '../../build/lock.ts';
+import { processStart } from '../../build/core/lock.ts';
 
 function tmp(): string {
   return scratch('pihub-cli-');

@@ -9,8 +9,8 @@ import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, sta
 import { createServer, request, type Server } from 'node:http';
 import { join, normalize } from 'node:path';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
-import type { Command } from '../../build/exec.ts';
-import type { DoOp, RunState } from '../../build/plan/ops.ts';
+import type { Command } from '../../build/core/exec.ts';
+import type { DoOp, RunState } from '../../build/core/ops.ts';
 import { buildCredentials, removeCredentialsOp, writeCredentialsOp } from '../../build/stages/credentials.ts';
 import { trustOnly, type PlanContext } from '../../build/stages/step.ts';
 import { mmdebstrapCommand } from '../../build/stages/steps/bootstrap.ts';

@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { exportNames, exportOps, exportState } from '../../build/image/export.ts';
 import type { BuildSummary } from '../../build/image/manifest.ts';
 import type { BuildConfig } from '../../build/config/schema.ts';
-import type { Runner } from '../../build/exec.ts';
-import { holderFor } from '../../build/lock.ts';
+import type { Runner } from '../../build/core/exec.ts';
+import { holderFor } from '../../build/core/lock.ts';
 import { runOps } from '../../build/plan/run.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
-import { createRunner } from '../../build/exec.ts';
+import { createRunner } from '../../build/core/exec.ts';
 import { BOOT_OFFSET, MiB } from '../../build/image/layout.ts';
 import { COMPRESSORS, compressionOf, imageNames } from '../../build/image/naming.ts';
 

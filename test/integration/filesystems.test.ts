@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cache } from '../../build/cache/cache.ts';
-import { moveFile, placeFile } from '../../build/files.ts';
+import { moveFile, placeFile } from '../../build/core/files.ts';
 import { scratch } from '../helpers/tmp.ts';
 
 const mounts: string[] = [];

@@ -8,11 +8,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadOverlay } from '../../build/stages/overlays.ts';
 import { stepFor } from '../../build/stages/steps/index.ts';
-import { createRunner } from '../../build/exec.ts';
+import { createRunner } from '../../build/core/exec.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
 import { valueOps } from '../../build/stages/values.ts';
 import { runOps } from '../../build/plan/run.ts';
-import { holderFor } from '../../build/lock.ts';
+import { holderFor } from '../../build/core/lock.ts';
 import type { BuildConfig } from '../../build/config/schema.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 

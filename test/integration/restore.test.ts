@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { scratch } from '../helpers/tmp.ts';
 import { Cache, restoreCommand } from '../../build/cache/cache.ts';
 import { recordsDir, restoreChanges } from '../../build/cache/restore.ts';
-import { createRunner } from '../../build/exec.ts';
+import { createRunner } from '../../build/core/exec.ts';
 
 const sh = (cmd: string, args: string[], cwd?: string) => execFileSync(cmd, args, { cwd }).toString();
 

@@ -6,7 +6,7 @@ import { BASES_DIR, describeBases, listBases, loadBase, verifyKeyring } from '..
 import { basePackages, packageChanges } from '../../build/bases/packages.ts';
 import { dearmor, keyringKeys } from '../../build/bases/openpgp.ts';
 import { explainAptFailure } from '../../build/bases/apt.ts';
-import { InputError } from '../../build/errors.ts';
+import { InputError } from '../../build/core/errors.ts';
 import { scratch } from '../helpers/tmp.ts';
 import { loadInputs } from '../../build/plan/inputs.ts';
 

@@ -6,7 +6,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile, parseConfigText, resolveConfig, setLayer, deepMerge, knownKeysAt } from '../../build/config/load.ts';
 import { ConfigSchema, DEFAULTS } from '../../build/config/schema.ts';
-import { InputError } from '../../build/errors.ts';
+import { InputError } from '../../build/core/errors.ts';
 import { suggest } from '../../build/config/format.ts';
 import { loadStage } from '../../build/stages/load.ts';
 import { loadOverlay } from '../../build/stages/overlays.ts';

@@ -8,9 +8,9 @@ import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readd
 import { basename, join } from 'node:path';
 import { build } from '../../build/build.ts';
 import { placeInDeploy } from '../../build/deploy/deploy.ts';
-import { holderFor, isLock, tryLock } from '../../build/lock.ts';
-import { openNewFile, partialName, writeFileSafely } from '../../build/files.ts';
-import { BuildLog } from '../../build/progress.ts';
+import { holderFor, isLock, tryLock } from '../../build/core/lock.ts';
+import { openNewFile, partialName, writeFileSafely } from '../../build/core/files.ts';
+import { BuildLog } from '../../build/core/progress.ts';
 import { Redactor } from '../../build/config/secrets.ts';
 import { ICON_FILE, REPOSITORY_FILE, writeRepository } from '../../build/release/imager.ts';
 import { fakeDeps } from '../helpers/fakes.ts';

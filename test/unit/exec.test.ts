@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatCommand, shellQuote, CommandError, createRunner } from '../../build/exec.ts';
+import { formatCommand, shellQuote, CommandError, createRunner } from '../../build/core/exec.ts';
 import { FakeRunner } from '../helpers/fakes.ts';
-import { chooseRenderer } from '../../build/progress.ts';
+import { chooseRenderer } from '../../build/core/progress.ts';
 
 test('commands print the same way everywhere, quoted for a shell', () => {
   assert.equal(formatCommand(['tar', ['-C', '/a b', "it's", '--x=1']]), `tar -C '/a b' 'it'\\''s' --x=1`);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { UserError } from '../../build/errors.ts';
+import { UserError } from '../../build/core/errors.ts';
 import { fetchText, releaseDate } from '../../build/plan/keys.ts';
 
 /** A server on 127.0.0.1 for one test; it remembers what it was asked. */

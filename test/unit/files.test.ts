@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileProblem, MiB, readInputText, readRegularFile } from '../../build/files.ts';
-import { InputError } from '../../build/errors.ts';
+import { FileProblem, MiB, readInputText, readRegularFile } from '../../build/core/files.ts';
+import { InputError } from '../../build/core/errors.ts';
 import { scratch } from '../helpers/tmp.ts';
 
 test('readRegularFile: a file up to the cap; a folder, FIFO, device or a file over the cap is a FileProblem, at once', { timeout: 10_000 }, () => {

@@ -3,9 +3,9 @@ import { scratch } from '../helpers/tmp.ts';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { verifyHostTools, verifyRoot, verifyDiskSpace, parseQemuVersion, qemuWarning } from '../../build/host.ts';
+import { verifyHostTools, verifyRoot, verifyDiskSpace, parseQemuVersion, qemuWarning } from '../../build/chroot/host.ts';
 import { hasBinfmt, readBinfmt } from '../../build/chroot/chroot.ts';
-import { UserError } from '../../build/errors.ts';
+import { UserError } from '../../build/core/errors.ts';
 
 test('a missing host tool names the apt package to install', () => {
   const have = new Set(['tar', 'zstd']);

@@ -8,7 +8,7 @@ import { packageChanges } from '../../build/bases/packages.ts';
 import { setLayer } from '../../build/config/load.ts';
 import { assembleStages } from '../../build/plan/assemble-stages.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
-import { deepFreeze } from '../../build/plan/ops.ts';
+import { deepFreeze } from '../../build/core/ops.ts';
 import { resolveBuildConfig } from '../../build/plan/resolve-config.ts';
 import { loadStages } from '../../build/stages/load.ts';
 

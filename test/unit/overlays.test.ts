@@ -7,7 +7,7 @@ import { loadOverlay, resolveOverlays, listShipped } from '../../build/stages/ov
 import { build, type BuildOptions } from '../../build/build.ts';
 import { loadInputs, PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { fakeDeps } from '../helpers/fakes.ts';
-import { InputError } from '../../build/errors.ts';
+import { InputError } from '../../build/core/errors.ts';
 import { scratch, tmpTree } from '../helpers/tmp.ts';
 
 const SHIPPED = join(PROJECT_DIR, 'overlays');

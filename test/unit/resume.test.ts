@@ -9,7 +9,7 @@ import { build, type BuildOptions } from '../../build/build.ts';
 import { loadInputs } from '../../build/plan/inputs.ts';
 import { stageKeys } from '../../build/plan/plan.ts';
 import { Cache } from '../../build/cache/cache.ts';
-import { formatCommand } from '../../build/exec.ts';
+import { formatCommand } from '../../build/core/exec.ts';
 import { FakeRunner, fakeDeps } from '../helpers/fakes.ts';
 import { buildOptions, RELEASE_DATE } from '../helpers/options.ts';
 

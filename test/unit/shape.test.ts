@@ -93,6 +93,26 @@ test('no import cycles in build/', () => {
   assert.deepEqual(cycles, []);
 });
 
+/** build/'s folders, the bottom first; the top level (build.ts, cli.ts) last. */
+const LAYERS = ['core', 'config', 'bases', 'cache', 'chroot', 'stages', 'image', 'release', 'deploy', 'plan', 'boot', '.'];
+
+test('build/\'s folders are layers: a module imports only from its own folder and the ones below it', () => {
+  const layerOf = (file: string) => {
+    const rel = relative(BUILD, file);
+    return rel.includes('/') ? rel.slice(0, rel.indexOf('/')) : '.';
+  };
+  const upward: string[] = [];
+  for (const file of sources(BUILD)) {
+    const from = layerOf(file);
+    assert.ok(LAYERS.includes(from), `${relative(BUILD, file)}: the folder ${from} has no place in LAYERS`);
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+      const to = layerOf(resolve(dirname(file), spec));
+      if (LAYERS.indexOf(to) > LAYERS.indexOf(from)) upward.push(`${relative(BUILD, file)} → ${spec}`);
+    }
+  }
+  assert.deepEqual(upward, []);
+});
+
 test('build/ holds no test stand-in or test switch, and no engine code names an overlay\'s setting', () => {
   for (const file of sources(BUILD)) {
     const text = readFileSync(file, 'utf8');

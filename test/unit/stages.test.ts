@@ -6,7 +6,7 @@ import { scriptCommand } from '../../build/stages/step.ts';
 import { join } from 'node:path';
 import { loadStage, loadStages, parsePackageList, parseShebang, climbsOut } from '../../build/stages/load.ts';
 import { renderTemplate, templateKeys, pyLiteral } from '../../build/stages/template.ts';
-import { InputError } from '../../build/errors.ts';
+import { InputError } from '../../build/core/errors.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { scratch, tmpTree } from '../helpers/tmp.ts';
 

@@ -3,7 +3,7 @@
 // maintainer scripts that support DPKG_ROOT, as every essential package does), plus any
 // packages listed (they must support DPKG_ROOT too). Everything else goes in NN-packages.
 import { rmSync } from 'node:fs';
-import type { Command } from '../../exec.ts';
+import type { Command } from '../../core/exec.ts';
 import { isolatedCommand } from '../../chroot/chroot.ts';
 import { clearRecords, recordsDir } from '../../cache/restore.ts';
 import { withoutCredentials } from '../../config/urls.ts';

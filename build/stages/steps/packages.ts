@@ -10,10 +10,10 @@
 //  - depmod and dracut-install, as in every step in the target (native-tools.sh).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from '../../exec.ts';
+import type { Command } from '../../core/exec.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
 import { DPKG_SPLIT, ENGINE_DIR, ENGINE_MOUNT, installedVersion, isForeign } from '../../chroot/tools.ts';
-import type { Op } from '../../plan/ops.ts';
+import type { Op } from '../../core/ops.ts';
 import { noteProfile } from '../profile.ts';
 import { aptOptions, chrootEnv, inTarget, stepName, toolsBinds, withNativeTools, type PlanContext, type StepFactory } from '../step.ts';
 

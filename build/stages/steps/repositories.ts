@@ -5,12 +5,12 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dearmor } from '../../bases/openpgp.ts';
 import { dirname, join } from 'node:path';
-import { UserError } from '../../errors.ts';
-import { CommandError, formatCommand, type Command } from '../../exec.ts';
+import { UserError } from '../../core/errors.ts';
+import { CommandError, formatCommand, type Command } from '../../core/exec.ts';
 import { explainAptFailure, keyringInImage, sourcesEntry, sourcesFileInImage, type BaseRepository } from '../../bases/apt.ts';
 import { chrootCommand } from '../../chroot/chroot.ts';
 import { isForeign } from '../../chroot/tools.ts';
-import type { Op } from '../../plan/ops.ts';
+import type { Op } from '../../core/ops.ts';
 import { withoutCredentials } from '../../config/urls.ts';
 import { aptOptions, chrootEnv, inChroot, stepName, targetEnv, toolsBinds, type PlanContext, type StepFactory } from '../step.ts';
 

@@ -1,8 +1,8 @@
 // The plan's vocabulary: every piece of work a build does is one of these operations. The dry
 // run prints them (formatOps) and the executor runs them (plan/execute.ts): one object for
 // both, so the preview cannot drift from the run.
-import { formatCommand, type Command, type Runner } from '../exec.ts';
-import type { LockHolder } from '../lock.ts';
+import { formatCommand, type Command, type Runner } from './exec.ts';
+import type { LockHolder } from './lock.ts';
 
 /** What operations may use while they run; filled in by the executor. */
 export interface RunState {

@@ -1,7 +1,7 @@
 // The only module that starts processes. Commands are [program, args] arrays, never shell strings.
 import { StringDecoder } from 'node:string_decoder';
 import { execa, execaSync } from 'execa';
-import { Redactor } from './config/secrets.ts';
+import { Redactor } from './redact.ts';
 import { UserError, InterruptedError } from './errors.ts';
 
 export type Command = readonly [program: string, args: readonly string[]];

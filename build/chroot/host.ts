@@ -1,10 +1,10 @@
 // Checks of the build machine, all before the first command runs.
 import { accessSync, constants, statfsSync, existsSync, realpathSync } from 'node:fs';
 import { delimiter, join, dirname } from 'node:path';
-import { UserError } from './errors.ts';
-import { runQuick } from './exec.ts';
-import { hasBinfmt, readBinfmt, BINFMT_NAMES } from './chroot/chroot.ts';
-import { hostArch } from './chroot/tools.ts';
+import { UserError } from '../core/errors.ts';
+import { runQuick } from '../core/exec.ts';
+import { hasBinfmt, readBinfmt, BINFMT_NAMES } from './chroot.ts';
+import { hostArch } from './tools.ts';
 
 /** Every host program pihub runs, with the Debian/Ubuntu package that provides it. */
 export const HOST_TOOLS: Record<string, string> = {

@@ -1,7 +1,7 @@
 // Progress display and the build log.
 import { createWriteStream, fchownSync, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { Redactor, type RedactingStream } from './config/secrets.ts';
+import { Redactor, type RedactingStream } from './redact.ts';
 import type { LogSink } from './exec.ts';
 import { openNewFile, type FileOwner } from './files.ts';
 
