@@ -78,8 +78,8 @@ test('a damaged cached image is discarded; the build restores the last stage and
 
 /** The tools root's mmdebstrap (made by the first stage that runs) succeeds; anything else is refused. */
 const toolsOnly = () => new FakeRunner().expect(isTools);
-// The stage after 20-jupyterhub: 25-security.
-const firstStepAfter20 = /unexpected command: .*--ro-bind=\S+\/stages\/25-security:\/run\/pihub\/stage .* -- tar --extract --file=- /;
+// The stage after 20-jupyterhub: 22-proxy, its script (the native tools first).
+const firstStepAfter20 = /unexpected command: .*--ro-bind=\S+\/stages\/22-proxy:\/run\/pihub\/stage .* -- \/bin\/sh \/run\/pihub\/engine\/native-tools\.sh on/;
 
 test('the work tree holds stage 20 already: nothing is restored, the build goes on with the next stage', async () => {
   const o = buildOptions();
@@ -92,7 +92,7 @@ test('the work tree holds stage 20 already: nothing is restored, the build goes 
   assert.equal(runner.calls.length, 1, 'only the tools root was made: no restore, no earlier stage');
   const log = readFileSync(join(o.outDir, 'pihub.log'), 'utf8');
   assert.doesNotMatch(log, /restore from cache/);
-  assert.match(log, /stage 25-security: 00-files: copy \d+ files/);
+  assert.match(log, /stage 22-proxy: 00-run-chroot/);
 });
 
 test('the last cached stage is restored (not an earlier one), then the build goes on after it', async () => {
@@ -105,7 +105,7 @@ test('the last cached stage is restored (not an earlier one), then the build goe
   const runner = toolsOnly().expect(restore20).walks();
   await assert.rejects(build(o, fakeDeps(runner)), firstStepAfter20);
   assert.deepEqual(runner.calls.map((c) => formatCommand(c)).filter((c) => c.startsWith('tar')).map((c) => c.slice(0, restore20.length)), [restore20]);
-  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /stage 20-jupyterhub: restore from cache\n(.|\n)*stage 25-security: 00-files/);
+  assert.match(readFileSync(join(o.outDir, 'pihub.log'), 'utf8'), /stage 20-jupyterhub: restore from cache\n(.|\n)*stage 22-proxy: 00-run-chroot/);
 });
 
 test('an image of the very same inputs is reused, under the names it was made with: no command runs, the files land in deploy/ (the image private)', async () => {

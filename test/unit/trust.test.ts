@@ -109,7 +109,7 @@ test('credentials in apt_proxy, base.mirror and hub.npm_registry are on no comma
     await runDo(s.ops, /^the values the stage reads$/, st);
     assert.deepEqual(holdsSecret(JSON.stringify(valuesEnv(st.values))), [], `stage ${s.def.id}`);
     if (s.def.id === '99-finalise') assert.equal(valuesEnv(st.values).PIHUB_BASE_MIRROR, 'http://deb.example/debian', 'the card\'s apt sources get the mirror without credentials');
-    if (s.def.id === '20-jupyterhub') assert.equal(valuesEnv(st.values).PIHUB_HUB_NPM_REGISTRY, 'https://npm.example/registry/');
+    if (s.def.id === '22-proxy') assert.equal(valuesEnv(st.values).PIHUB_HUB_NPM_REGISTRY, 'https://npm.example/registry/');
   }
   // Nor do the cache keys, which are published in the manifest.
   const plain = await planFor(WITH_CREDENTIALS.map((s) => s.replace(/\/\/[^@]*@/, '//')));
