@@ -145,7 +145,7 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
     if (other) notes.push(`a build now would stop: ${describeHolder(other)} is using the work tree or the cache`);
     let dates: Awaited<ReturnType<typeof baseRelease>> | undefined;
     try {
-      dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
+      dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? [], inputs.base?.profile.extra_suites ?? []);
     } catch (err) {
       notes.push(`cache state unknown: ${(err as Error).message}`);
     }
@@ -160,7 +160,7 @@ async function buildFrom(inputs: BuildInputs, opts: BuildOptions, deps: BuildDep
   cache.ensure();
   const locks = takeLocks(workLock, cache, holder);
   try {
-    const dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? []);
+    const dates = await baseRelease(inputs.config, inputs.base?.profile.repositories ?? [], inputs.base?.profile.extra_suites ?? []);
     const plan = await makePlan(inputs, { ...opts, ...delivery, cache, release: dates.release, repositoryReleases: dates.repositories, salt: cache.salt(), verify: true });
     // Other builds' prunes leave alone what this one will restore.
     locks[1]!.update({ ...holder, keys: [...plan.stages.map((s) => s.key!), plan.image.key!] });

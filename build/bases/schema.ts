@@ -91,6 +91,9 @@ export const ProfileSchema = z
     python: z.string().regex(/^3\.\d+$/, { error: 'must be a Python version such as `3.13`' }),
     mirror: url,
     components: z.array(component).min(1),
+    /** More suites of the main archive (same mirror, components and keyring), such as
+     * `trixie-backports`; a package comes from one only where a list names it `NAME/SUITE`. */
+    extra_suites: z.array(suite).default([]),
     /** The main archive's keyring; null: the build machine's debian-archive-keyring (Debian's own archive). */
     keyring: keyringFile.nullable(),
     fingerprints: z.array(fingerprint).default([]),
@@ -166,6 +169,9 @@ export const ProfileSchema = z
     if (p.hub.install.includes('apt') && p.hub.proxy.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['hub', 'proxy'], message: 'name at least one proxy source' });
     }
+    p.extra_suites.forEach((s, i) => {
+      if (!s.startsWith(`${p.suite}-`)) ctx.addIssue({ code: 'custom', path: ['extra_suites', i], message: `must be a suite of ${p.suite} such as \`${p.suite}-backports\`` });
+    });
     const names = new Set<string>();
     p.repositories.forEach((r, i) => {
       if (names.has(r.name)) ctx.addIssue({ code: 'custom', path: ['repositories', i, 'name'], message: `duplicate repository name \`${r.name}\`` });

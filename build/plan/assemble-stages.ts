@@ -12,7 +12,14 @@ export function assembleStages(builtIn: readonly StageDef[], overlays: readonly 
     ...stage,
     substeps: stage.substeps.map((sub) => (sub.packages ? { ...sub, packages: basePackages(sub.packages, changes) } : sub)),
   }));
-  return withRepositories(stages, base);
+  return withRepositories(withSuites(stages, base), base);
+}
+
+/** The bootstrap adds the base's extra suites of the main archive (e.g. backports) to apt's sources. */
+function withSuites(stages: StageDef[], base: LoadedBase): StageDef[] {
+  const suites = base.profile.extra_suites;
+  if (!suites.length) return stages;
+  return stages.map((s) => ({ ...s, substeps: s.substeps.map((x) => (x.kind === 'bootstrap' ? { ...x, suites: [...suites] } : x)) }));
 }
 
 /** Overlay stages go after the built-in stages numbered below 90, before the final ones (90–99). */

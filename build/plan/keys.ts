@@ -144,13 +144,23 @@ export async function fetchText(url: string, proxy: string | null, limits: Parti
   }
 }
 
+/** How the main archive's extra suites are named among the repository dates (no repository can be named so). */
+export const ARCHIVE = '(archive)';
+
 /**
  * What the base's stages were built from, as its archives date it: the main archive's Release
- * date, and each extra repository suite's (`NAME SUITE` → date). A change anywhere rebuilds.
+ * date, each of its extra suites' (`(archive) SUITE` → date) and each extra repository suite's
+ * (`NAME SUITE` → date). A change anywhere rebuilds.
  */
-export async function baseRelease(config: BuildConfig, repositories: readonly { name: string; uri: string; suites: readonly string[] }[]): Promise<{ release: string; repositories: Record<string, string> }> {
+export async function baseRelease(
+  config: BuildConfig,
+  repositories: readonly { name: string; uri: string; suites: readonly string[] }[],
+  extraSuites: readonly string[] = [],
+): Promise<{ release: string; repositories: Record<string, string> }> {
   const release = await releaseDate(config.base.mirror, config.base.suite, config.apt_proxy);
   const dates: Record<string, string> = {};
+  // The main archive's extra suites (e.g. backports) change on their own days.
+  for (const suite of extraSuites) dates[`${ARCHIVE} ${suite}`] = await releaseDate(config.base.mirror, suite, config.apt_proxy);
   for (const r of repositories) {
     const source = { what: `repository \`${r.name}\` of the base`, setting: `the \`uri\` of repository \`${r.name}\`` };
     for (const suite of r.suites) dates[`${r.name} ${suite}`] = await releaseDate(r.uri, suite, config.apt_proxy, source);

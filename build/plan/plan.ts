@@ -19,7 +19,7 @@ import { stepFor } from '../stages/steps/index.ts';
 import { DEBIAN_ARCHIVE_KEYRING, type PlanContext } from '../stages/step.ts';
 import { buildCredentials, type BuildCredentials } from '../stages/credentials.ts';
 import type { BuildInputs } from './inputs.ts';
-import { canonicalJson, digestTree, engineDigest, keyValues, sha256, stageKey } from './keys.ts';
+import { ARCHIVE, canonicalJson, digestTree, engineDigest, keyValues, sha256, stageKey } from './keys.ts';
 import { deepFreeze, toolsOf, type Op } from '../core/ops.ts';
 import { MARKER, restoreOps, stageRunOps, type PlanPaths } from './stage-ops.ts';
 
@@ -111,8 +111,9 @@ export function planPaths(config: BuildConfig, o: Pick<PlanOptions, 'workDir' | 
 /** Chain the stage keys: each covers its parent, its files, the values it reads, the base and pihub's code. */
 export function stageKeys(inputs: BuildInputs, release: string, salt: string, repositoryReleases: Record<string, string> = {}): { stages: string[]; image: string } {
   // The profile's name decides nothing by itself: its suite, architecture, mirror and components
-  // (in the config) and what it changes in the stages' package lists do.
-  const { profile: _name, ...values } = { ...inputs.config.base, mirror: withoutCredentials(inputs.config.base.mirror) } as typeof inputs.config.base & { profile?: string };
+  // (in the config) and what it changes in the stages' package lists do. The consoles are a
+  // value the system stage reads (its key has them), not part of every stage's.
+  const { profile: _name, consoles: _consoles, ...values } = { ...inputs.config.base, mirror: withoutCredentials(inputs.config.base.mirror) } as typeof inputs.config.base & { profile?: string };
   const changes = inputs.packageChanges && Object.keys(inputs.packageChanges).length ? inputs.packageChanges : undefined;
   // Extra repositories: where, which suites and components, and their keyrings' content.
   const repos = inputs.base?.profile.repositories.length
@@ -123,7 +124,11 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string, re
       release: r.suites.map((s) => repositoryReleases[`${r.name} ${s}`] ?? 'unknown'),
     }))
     : undefined;
-  const base = { ...values, release, packages: changes, repositories: repos };
+  // Extra suites of the main archive (e.g. backports): which, and their Release dates.
+  const suites = inputs.base?.profile.extra_suites.length
+    ? inputs.base.profile.extra_suites.map((s) => ({ suite: s, release: repositoryReleases[`${ARCHIVE} ${s}`] ?? 'unknown' }))
+    : undefined;
+  const base = { ...values, release, packages: changes, repositories: repos, suites };
   let parent: string | null = null;
   const stages = inputs.stages.map((def) => {
     parent = stageKey({

@@ -53,7 +53,7 @@ export function baseLayer(layers: readonly ConfigLayer[]): { layer: ConfigLayer;
   return {
     layer: {
       label: displayPath(base.file),
-      data: { base: { profile: base.name, suite: p.suite, architecture: p.architecture, mirror: p.mirror, components: p.components } },
+      data: { base: { profile: base.name, suite: p.suite, architecture: p.architecture, mirror: p.mirror, components: p.components, consoles: p.boot.consoles } },
       locator: { locate: () => displayPath(base.file) },
     },
     base,

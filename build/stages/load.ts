@@ -39,6 +39,8 @@ export interface Substep {
   files?: FileEntry[];
   /** Interpreter and its arguments from the script's #! line. */
   interpreter?: string[];
+  /** More suites of the main archive the bootstrap adds to apt's sources (kind `bootstrap`). */
+  suites?: string[];
   /** The base's extra apt repositories (kind `repositories`). */
   repositories?: BaseRepository[];
 }
@@ -67,14 +69,14 @@ const StageYamlSchema = z.strictObject({
 });
 
 
-const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$/;
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(\/[a-z0-9.-]+)?$/;
 
 /** A stage's file (read, or hashed for its cache key): a plain file, or bad input. */
 export function readStageText(path: string): string {
   return readInputText(path, displayPath(path), 'give it as a plain file (see docs/stages.md)');
 }
 
-/** Package names from a list file: whitespace-separated, `#` starts a comment. */
+/** Package names from a list file: whitespace-separated, `#` starts a comment; `NAME/SUITE` takes it from that suite. */
 export function parsePackageList(text: string, label: string): string[] {
   const out: string[] = [];
   text.split('\n').forEach((line, i) => {

@@ -4,6 +4,13 @@ systemctl enable systemd-networkd.service systemd-resolved.service systemd-times
   pihub-grow-rootfs.service pihub-ssh-keygen.service pihub-userconf.service pihub-issue.service
 # SSH is switched on by the settings stage when the config asks for it.
 systemctl disable ssh.service
+# The kernel's consoles, from base.consoles (the base profile's boot.consoles unless the config
+# says otherwise): raspi-firmware's hooks write them into cmdline.txt, the last one gets the boot
+# messages. A console the board does not have is skipped by the kernel. The value is a JSON list
+# of names such as "ttyS1,115200" (the config allows letters, digits and one comma in each).
+consoles=$(printf '%s' "$PIHUB_BASE_CONSOLES" | sed 's/^\[//; s/\]$//; s/","/ /g; s/"//g')
+sed -i '/^CONSOLES=/d' /etc/default/raspi-firmware
+printf 'CONSOLES="%s"\n' "$consoles" >> /etc/default/raspi-firmware
 # Now the one real initramfs for the kernel; its hook also writes /boot/firmware.
 rm -f /usr/sbin/update-initramfs
 dpkg-divert --package pihub --rename --remove /usr/sbin/update-initramfs

@@ -53,7 +53,8 @@ esac
 {
   cat <<CONF
 // Written by pihub from updates.automatic: $PIHUB_UPDATES_AUTOMATIC
-// (security: Debian's security updates; all: also the stable point releases; off: none).
+// (security: Debian's security updates, and the updates of what came from backports, such as
+// the kernel, whose security fixes arrive only there; all: also the stable point releases; off: none).
 APT::Periodic::Update-Package-Lists "$periodic";
 APT::Periodic::Unattended-Upgrade "$periodic";
 #clear Unattended-Upgrade::Origins-Pattern;
@@ -62,6 +63,7 @@ CONF
   if [ "$PIHUB_UPDATES_AUTOMATIC" != off ]; then
     cat <<'CONF'
   "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
+  "origin=Debian Backports,codename=${distro_codename}-backports,label=Debian Backports";
 CONF
   fi
   if [ "$PIHUB_UPDATES_AUTOMATIC" = all ]; then

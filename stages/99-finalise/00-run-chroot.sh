@@ -14,12 +14,16 @@ rm -rf /var/lib/jupyterhub/*
 # unattended-upgrades installs; see updates.automatic). Written last, after every stage's
 # packages came from the build's own package lists.
 components=$(python3 -c 'import json, os; print(" ".join(json.loads(os.environ["PIHUB_BASE_COMPONENTS"])))')
+# The base's extra suites of the same archive (e.g. trixie-backports, where the kernel comes from)
+# stay in the card's sources, so their updates reach it: the bootstrap put them into
+# sources.list beside the suite, as `deb MIRROR SUITE-NAME COMPONENTS...` lines.
+extra=$(awk -v m="$PIHUB_BASE_MIRROR" -v s="$PIHUB_BASE_SUITE" '$1 == "deb" && $2 == m && index($3, s "-") == 1 { printf " %s", $3 }' /etc/apt/sources.list 2>/dev/null || true)
 rm -f /etc/apt/sources.list
 cat > /etc/apt/sources.list.d/debian.sources <<SOURCES
 # Written by pihub from base.mirror, base.suite and base.components.
 Types: deb
 URIs: $PIHUB_BASE_MIRROR
-Suites: $PIHUB_BASE_SUITE $PIHUB_BASE_SUITE-updates
+Suites: $PIHUB_BASE_SUITE $PIHUB_BASE_SUITE-updates$extra
 Components: $components
 
 Types: deb

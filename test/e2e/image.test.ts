@@ -525,14 +525,19 @@ systemctl restart jupyterhub
     assert.equal(procs.stdout.trim(), 'end', `bob's server still runs:\n${procs.stdout}`);
   });
 
-  it('installs Debian\'s security updates on its own (unattended-upgrades, security only, sources with -security)', async () => {
+  it('installs Debian\'s security updates on its own (unattended-upgrades: security and the backports kernel\'s updates; sources with -security and -backports)', async () => {
     const r = await ssh(alice, 'apt-config dump APT::Periodic; apt-config dump Unattended-Upgrade::Origins-Pattern; cat /etc/apt/sources.list.d/*.sources; ls /etc/apt/sources.list 2>&1; systemctl is-enabled apt-daily.timer apt-daily-upgrade.timer; dpkg-query -W -f \'${Status}\\n\' unattended-upgrades');
     assert.match(r.stdout, /^APT::Periodic::Update-Package-Lists "1";$/m);
     assert.match(r.stdout, /^APT::Periodic::Unattended-Upgrade "1";$/m);
     const origins = r.stdout.split('\n').filter((l) => l.startsWith('Unattended-Upgrade::Origins-Pattern'));
-    assert.deepEqual(origins, ['Unattended-Upgrade::Origins-Pattern "";', 'Unattended-Upgrade::Origins-Pattern:: "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";']);
+    assert.deepEqual(origins, [
+      'Unattended-Upgrade::Origins-Pattern "";',
+      'Unattended-Upgrade::Origins-Pattern:: "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";',
+      'Unattended-Upgrade::Origins-Pattern:: "origin=Debian Backports,codename=${distro_codename}-backports,label=Debian Backports";',
+    ]);
     assert.match(r.stdout, /^URIs: http:\/\/security\.debian\.org\/debian-security\nSuites: trixie-security\nComponents: main non-free-firmware$/m);
-    assert.match(r.stdout, /^Suites: trixie trixie-updates$/m);
+    // The kernel comes from backports: its updates must reach the card too.
+    assert.match(r.stdout, /^Suites: trixie trixie-updates trixie-backports$/m);
     assert.match(r.stdout, /cannot access '\/etc\/apt\/sources\.list'/);
     assert.match(r.stdout, /^enabled\nenabled\ninstall ok installed$/m);
   });

@@ -7,11 +7,14 @@ import { scratch } from './tmp.ts';
 
 export const RELEASE_DATE = 'Sat, 10 Jan 2026 09:00:00 UTC';
 
-/** A file:// mirror holding only dists/trixie/InRelease with a Date: line (part of cache keys). */
-export function fakeMirror(date = RELEASE_DATE): string {
+/** A file:// mirror holding only the InRelease files of trixie and trixie-backports (the default
+ * base's extra suite), with a Date: line (part of cache keys). */
+export function fakeMirror(date = RELEASE_DATE, backportsDate = date): string {
   const dir = scratch('pihub-mirror-');
-  mkdirSync(join(dir, 'dists/trixie'), { recursive: true });
-  writeFileSync(join(dir, 'dists/trixie/InRelease'), `Origin: Debian\nDate: ${date}\n`);
+  for (const [suite, d] of [['trixie', date], ['trixie-backports', backportsDate]] as const) {
+    mkdirSync(join(dir, 'dists', suite), { recursive: true });
+    writeFileSync(join(dir, 'dists', suite, 'InRelease'), `Origin: Debian\nDate: ${d}\n`);
+  }
   return `file://${dir}`;
 }
 

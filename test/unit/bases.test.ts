@@ -137,9 +137,9 @@ test('stage package lists in a base\'s names', () => {
   assert.deepEqual(basePackages(['systemd-resolved', 'python3'], packageChanges(trixie, trixie)), ['systemd-resolved', 'python3']);
   assert.deepEqual(basePackages(['a', 'b', 'a'], { b: ['a', 'c'] }), ['a', 'c']);
   const armhf = loadBase('debian-trixie-armhf').profile;
-  assert.deepEqual(packageChanges(armhf, trixie), { 'linux-image-arm64': ['linux-image-armmp-lpae'] });
+  assert.deepEqual(packageChanges(armhf, trixie), { 'linux-image-arm64/trixie-backports': ['linux-image-armmp-lpae'] });
   assert.deepEqual(
-    basePackages(['linux-image-arm64', 'raspi-firmware', 'libopenblas0-pthread'], packageChanges(armhf, trixie)),
+    basePackages(['linux-image-arm64/trixie-backports', 'raspi-firmware', 'libopenblas0-pthread'], packageChanges(armhf, trixie)),
     ['linux-image-armmp-lpae', 'raspi-firmware', 'libopenblas0-pthread'],
   );
   assert.deepEqual(basePackages(['constructor', 'toString'], {}), ['constructor', 'toString'], 'names that are Object properties');

@@ -21,7 +21,7 @@ test('--dry-run prints every stage and step with its commands, and touches nothi
   }
   assert.match(text, /\$ unshare --mount --pid --fork --kill-child -- mmdebstrap --mode=chrootless --variant=essential .* trixie \S+\/rootfs file:\/\//);
   // arm64 on this machine: apt and unpacking run natively, Python is byte-compiled natively.
-  assert.match(text, /\$ .*enter\.sh \S+\/rootfs .*--no-chroot -- apt-get -o Dir=\S+\/rootfs\/ .*dpkg-split\.sh .* install -y .*linux-image-arm64 raspi-firmware/);
+  assert.match(text, /\$ .*enter\.sh \S+\/rootfs .*--no-chroot -- apt-get -o Dir=\S+\/rootfs\/ .*dpkg-split\.sh .* install -y .*linux-image-arm64\/trixie-backports raspi-firmware/);
   assert.match(text, /-- \/bin\/sh \/run\/pihub\/engine\/py3compile-defer\.sh on/);
   assert.match(text, /if the target's python3 is the native tools root's version:\n\s+\$ .*-- \/usr\/bin\/python3 \/run\/pihub\/engine\/py3compile-native\.py \/target/);
   // Native stand-ins (depmod, dracut-install) around steps in the target, taken out also after a failure.

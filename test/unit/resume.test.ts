@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { build, type BuildOptions } from '../../build/build.ts';
 import { loadInputs } from '../../build/plan/inputs.ts';
 import { stageKeys } from '../../build/plan/plan.ts';
+import { ARCHIVE } from '../../build/plan/keys.ts';
 import { Cache } from '../../build/cache/cache.ts';
 import { formatCommand } from '../../build/core/exec.ts';
 import { FakeRunner, fakeDeps } from '../helpers/fakes.ts';
@@ -16,7 +17,7 @@ import { buildOptions, RELEASE_DATE } from '../helpers/options.ts';
 /** The keys a build of these options will use (the cache's salt is made here, as the build would). */
 function plannedKeys(o: BuildOptions): { stages: Record<string, string>; image: string } {
   const inputs = loadInputs(o);
-  const keys = stageKeys(inputs, RELEASE_DATE, new Cache(o.cacheDir).salt());
+  const keys = stageKeys(inputs, RELEASE_DATE, new Cache(o.cacheDir).salt(), { [`${ARCHIVE} trixie-backports`]: RELEASE_DATE });
   return { stages: Object.fromEntries(inputs.stages.map((s, i) => [s.id, keys.stages[i]!])), image: keys.image };
 }
 

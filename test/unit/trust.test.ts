@@ -90,7 +90,7 @@ test('credentials in apt_proxy, base.mirror and hub.npm_registry are on no comma
   const boot = runs.find((r) => r.command[1].includes('--mode=chrootless'))!.command[1];
   assert.ok(boot.includes('--aptopt=Acquire::http::Proxy "http://10.0.0.2:3142"'));
   assert.ok(boot.includes(`--aptopt=Dir::Etc::netrc "${join(plan.paths.work, 'credentials/auth.conf')}"`));
-  assert.equal(boot.at(-1), 'http://deb.example/debian', 'the target\'s sources.list gets the mirror without credentials');
+  assert.deepEqual(boot.slice(-2), ['http://deb.example/debian', 'deb http://deb.example/debian trixie-backports main non-free-firmware'], 'the target\'s sources.list gets the mirror (and its backports suite) without credentials');
   const installs = runs.filter((r) => r.command[1].includes('install'));
   assert.equal(installs.length, 3, "one per package list");
   for (const r of installs) {

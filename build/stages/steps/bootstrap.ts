@@ -12,7 +12,7 @@ import { DEBIAN_ARCHIVE_KEYRING, mmdebstrapAptOptions, stepName, trustOnly, type
 /** Files mmdebstrap leaves in the target with the options it was given. */
 export const BUILD_ONLY_FILES = ['/etc/dpkg/dpkg.cfg.d/99mmdebstrap', '/etc/apt/apt.conf.d/99mmdebstrap'];
 
-export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[]): Command {
+export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[], suites: readonly string[] = []): Command {
   const { base } = ctx.config;
   const args = [
     '--mode=chrootless',
@@ -40,6 +40,8 @@ export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[])
     ctx.paths.rootfs,
     // Also the target's sources.list until the last stage writes the card's: never with credentials.
     withoutCredentials(base.mirror),
+    // The base's extra suites of the same archive (e.g. backports), as sources.list lines.
+    ...suites.map((s) => `deb ${withoutCredentials(base.mirror)} ${s} ${base.components.join(' ')}`),
   );
   // A private mount namespace: if mmdebstrap is killed, its mounts go with it.
   return isolatedCommand(['mmdebstrap', args]);
@@ -47,8 +49,9 @@ export function mmdebstrapCommand(ctx: PlanContext, packages: readonly string[])
 
 export const bootstrapStep: StepFactory = (sub) => {
   const packages = sub.packages ?? [];
+  const suites = sub.suites ?? [];
   const step: Step = {
-    title: `${sub.name}: mmdebstrap ${packages.length} packages`,
+    title: `${sub.name}: mmdebstrap ${packages.length} packages${suites.length ? ` (suites ${suites.join(', ')} too)` : ''}`,
     tools: ['mmdebstrap', 'unshare', 'arch-test'],
     usesPackageCache: true,
     ops: (ctx) => [
@@ -61,7 +64,7 @@ export const bootstrapStep: StepFactory = (sub) => {
         },
       },
       trustOnly(ctx.keyring ?? DEBIAN_ARCHIVE_KEYRING, ctx.paths).prepare,
-      { kind: 'run', command: mmdebstrapCommand(ctx, packages), step: stepName(ctx, sub) },
+      { kind: 'run', command: mmdebstrapCommand(ctx, packages, suites), step: stepName(ctx, sub) },
     ],
   };
   return step;
