@@ -20,6 +20,7 @@ export const MACHINE_ARCHITECTURES = {
   raspi1ap: ['armel'],
   raspi2b: ['armhf'],
   raspi3b: ['arm64'],
+  raspi4b: ['arm64'],
 } as const satisfies Record<string, readonly Architecture[]>;
 export type MachineName = keyof typeof MACHINE_ARCHITECTURES;
 export const MACHINES = Object.keys(MACHINE_ARCHITECTURES) as [MachineName, ...MachineName[]];
@@ -55,6 +56,7 @@ const fingerprint = z
 /** A keyring file, relative to bases/ (or absolute): binary (.gpg/.pgp) or armored (.asc). */
 const keyringFile = z.string().regex(/^[^\s]+\.(gpg|pgp|asc)$/, { error: 'must be a keyring file name ending in .gpg, .pgp or .asc' });
 const device = z.string().regex(/^[a-zA-Z0-9]+(,[0-9]+)?$/, { error: 'must be a console such as `ttyAMA0,115200` or `tty0`' });
+const moduleName = z.string().regex(/^[a-z0-9_-]+$/, { error: 'must be a kernel module name such as `sdhci-iproc`' });
 const dtbName = z.string().regex(/^[a-z0-9-]+\.dtb$/, { error: 'must be a device tree file name such as `bcm2837-rpi-3-b.dtb`' });
 
 /** An apt repository besides the main archive, trusted through its own keyring only (`Signed-By`). */
@@ -121,6 +123,9 @@ export const ProfileSchema = z
       cmdline: z.string().default(''),
       /** Device trees the boot partition must carry (the image audit checks them). */
       dtbs: z.array(dtbName).min(1),
+      /** Kernel modules the boards need in the initramfs to reach their root file system on the
+       * SD card (the end-to-end tests list the card's initramfs against them). */
+      initramfs_modules: z.array(moduleName).default([]),
     }),
     hub: z.strictObject({
       /** How the hub can be installed on this base; the first is the default. */

@@ -7,7 +7,7 @@ import { UserError } from '../core/errors.ts';
 import { readManifest, type ManifestRead } from '../image/manifest.ts';
 import { spawnProcess, type Runner, type LogSink } from '../core/exec.ts';
 import { verifyHostTools } from '../chroot/host.ts';
-import { FAT_TYPES, RASPI3B, VIRT_SYSTEMS, type BootArchitecture, parseConfigTxt, parseMbr, pi3DeviceTree, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
+import { FAT_TYPES, PI_BOARD_MODELS, VIRT_SYSTEMS, boardDeviceTree, isPiBoard, type BootArchitecture, type PiBoardMachine, type QemuMachine, parseConfigTxt, parseMbr, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
 import { verifyOwnFolder } from '../core/files.ts';
 
@@ -17,7 +17,7 @@ export interface BootOptions {
   memoryMiB: number;
   cpus: number;
   diskSize: string;
-  machine: 'virt' | 'raspi3b';
+  machine: QemuMachine;
   /** The image's architecture, from its manifest (default arm64). */
   architecture?: BootArchitecture;
   /** Files to put on the boot partition of this boot's copy of the card (never on the image). */
@@ -112,7 +112,7 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   const env = { MTOOLS_SKIP_CHECK: '1' };
   const listing = await o.runner.run(['mdir', ['-b', '-i', img, '::']], { capture: true, env, step: 'read the boot partition' });
   const files = listing.stdout.split('\n').map((l) => l.trim().replace(/^::\/?/, '')).filter(Boolean);
-  if (o.machine === 'raspi3b') return piBootFiles(o, img, files, dest);
+  if (isPiBoard(o.machine)) return piBootFiles(o, o.machine, img, files, dest);
   const pick = (prefix: string) => files.filter((f) => f.startsWith(prefix)).sort().pop();
   const kernelName = pick('vmlinuz-');
   const initrdName = pick('initrd.img-');
@@ -129,15 +129,16 @@ async function extractBootFiles(o: BootOptions, raw: string, dest: string): Prom
   return { kernel, initrd, cmdline };
 }
 
-/** What a Pi 3 B's firmware would load: config.txt's kernel and initramfs, the board's device tree, cmdline.txt. */
-async function piBootFiles(o: BootOptions, img: string, files: string[], dest: string): Promise<{ kernel: string; initrd: string; dtb: string; cmdline: string }> {
+/** What the board's firmware would load: config.txt's kernel and initramfs, the board's device tree, cmdline.txt. */
+async function piBootFiles(o: BootOptions, machine: PiBoardMachine, img: string, files: string[], dest: string): Promise<{ kernel: string; initrd: string; dtb: string; cmdline: string }> {
+  const board = PI_BOARD_MODELS[machine];
   const env = { MTOOLS_SKIP_CHECK: '1' };
   const read = async (name: string) => (await o.runner.run(['mtype', ['-i', img, `::${name}`]], { capture: true, env, step: `read ${name}` })).stdout;
   if (!files.includes('config.txt')) throw new UserError(`${o.image}: the boot partition has no config.txt, so a Pi would not boot it`);
-  const config = parseConfigTxt(await read('config.txt'));
-  const dtbName = pi3DeviceTree(config);
+  const config = parseConfigTxt(await read('config.txt'), [board.filter]);
+  const dtbName = boardDeviceTree(config, machine);
   const missing = [
-    ...(config.arm64 ? [] : ['`arm_64bit=1` (a Pi 3 starts in 32-bit mode without it)']),
+    ...(config.arm64 ? [] : [`\`arm_64bit=1\` (a ${board.title} starts in 32-bit mode without it)`]),
     ...(config.kernel ? [] : ['a `kernel=` line']),
     ...(config.initramfs ? [] : ['an `initramfs` line']),
   ];
@@ -145,10 +146,10 @@ async function piBootFiles(o: BootOptions, img: string, files: string[], dest: s
   for (const f of [config.kernel!, config.initramfs!, dtbName, config.cmdlineFile]) {
     if (!files.includes(f)) throw new UserError(`${o.image}: config.txt names ${f}, which is not on the boot partition`);
   }
-  if (!config.enableUart) o.note('config.txt has no enable_uart=1: a real Pi 3 would print nothing on its serial console');
+  if (!config.enableUart) o.note(`config.txt has no enable_uart=1: a real ${board.title} would print nothing on its serial console`);
   for (const line of config.unapplied) o.note(`config.txt: \`${line}\` is applied by the Pi's firmware, not by QEMU`);
   await o.runner.run(['mcopy', ['-n', '-i', img, `::${config.kernel}`, `::${config.initramfs}`, `::${dtbName}`, dest]], { env, step: 'copy the kernel, initramfs and device tree' });
-  o.note(`Pi 3 B: ${config.kernel}, ${config.initramfs}, ${dtbName} and ${config.cmdlineFile}, as config.txt says`);
+  o.note(`${board.title}: ${config.kernel}, ${config.initramfs}, ${dtbName} and ${config.cmdlineFile}, as config.txt says`);
   return { kernel: join(dest, config.kernel!), initrd: join(dest, config.initramfs!), dtb: join(dest, dtbName), cmdline: await read(config.cmdlineFile) };
 }
 
@@ -179,7 +180,7 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 
 export async function boot(o: BootOptions): Promise<number> {
   const tool = COMPRESSORS[compressionOf(o.image) ?? 'none'].tool;
-  const system = o.machine === 'raspi3b' ? 'qemu-system-aarch64' : VIRT_SYSTEMS[o.architecture ?? 'arm64'].binary;
+  const system = isPiBoard(o.machine) ? 'qemu-system-aarch64' : VIRT_SYSTEMS[o.architecture ?? 'arm64'].binary;
   verifyHostTools([system, 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(tool ? [tool] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
   for (const f of o.bootFiles) {
@@ -211,8 +212,8 @@ export async function boot(o: BootOptions): Promise<number> {
     }
     const files = await extractBootFiles(o, base, runDir);
     const disk = join(runDir, 'disk.qcow2');
-    // The SD card model of raspi3b takes only power-of-two sizes; a copy-on-write disk can have any.
-    const diskSize = o.machine === 'raspi3b' ? String(powerOfTwoAtLeast(Math.max(parseSize(o.diskSize), statSync(base).size))) : o.diskSize;
+    // The SD card model of the boards takes only power-of-two sizes; a copy-on-write disk can have any.
+    const diskSize = isPiBoard(o.machine) ? String(powerOfTwoAtLeast(Math.max(parseSize(o.diskSize), statSync(base).size))) : o.diskSize;
     await o.runner.run(['qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, disk, diskSize]], { step: 'create the copy-on-write disk' });
     const qmpSocket = join(runDir, 'qmp.sock');
     const command = qemuCommand({
@@ -232,8 +233,10 @@ export async function boot(o: BootOptions): Promise<number> {
       offline: o.offline,
       tap: o.tap,
     });
-    for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
-    const size = o.machine === 'raspi3b' ? RASPI3B : { memoryMiB: o.memoryMiB, cpus: o.cpus };
+    const board = isPiBoard(o.machine) ? PI_BOARD_MODELS[o.machine] : undefined;
+    if (board && !board.network) o.note(`QEMU's ${o.machine} has no network (no PCIe, no Ethernet, no USB host): the serial console is the way in, no port is forwarded`);
+    else for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
+    const size = board ?? { memoryMiB: o.memoryMiB, cpus: o.cpus };
     o.note(`booting ${basename(o.image)} (${o.machine}, ${size.memoryMiB} MiB, ${size.cpus} CPUs); Ctrl-C shuts the guest down cleanly`);
     const child = spawnProcess(command, o.log);
     const serial = o.serialLog ? (mkdirSync(dirname(o.serialLog), { recursive: true }), createWriteStream(o.serialLog)) : undefined;

@@ -8,14 +8,14 @@ import { checkRegularFile, FileProblem } from '../core/files.ts';
 import { createRunner } from '../core/exec.ts';
 import { BuildLog } from '../core/progress.ts';
 import { boot, manifestFor, parseBootFile, type BootFile } from './boot.ts';
-import { bootArchitecture, parseForward, type BootArchitecture, type Forward } from './qemu.ts';
+import { PI_BOARD_MODELS, QEMU_MACHINES, bootArchitecture, isPiBoard, parseForward, type BootArchitecture, type Forward, type QemuMachine } from './qemu.ts';
 
 export const BOOT_HELP = `Usage: pihub boot IMAGE [options]
 
 Boots an image (.img, .img.xz, .img.zst or .img.gz) in QEMU with the image's own kernel and
 initrd: qemu-system-aarch64, or for an armhf image (as its .json manifest says)
 qemu-system-arm with a Cortex-A15. The kernel command line is the card's cmdline.txt (on virt
-its console= and root= replaced by QEMU's; raspi3b uses it as it is). The image file is never
+its console= and root= replaced by QEMU's; the board models use it as it is). The image file is never
 modified: the guest writes to a copy-on-write disk that is thrown away afterwards. The serial
 console is on this terminal; Ctrl-C shuts the guest down cleanly (twice: at once).
 
@@ -27,10 +27,13 @@ Options:
       --cpus N                     guest CPUs (default 2)
       --disk-size SIZE             size of the guest's disk, which the first boot grows
                                    the root file system to fill (default 8G)
-      --machine virt|raspi3b       QEMU machine: virt (default), or raspi3b (arm64 images): the Pi 3 B board
-                                   model (1024 MiB, 4 CPUs, the card's config.txt, device
-                                   tree and cmdline.txt, console on the GPIO UART, USB
-                                   networking; several times slower than virt)
+      --machine virt|raspi3b|raspi4b
+                                   QEMU machine: virt (default); or for arm64 images a board
+                                   model with the card's config.txt, device tree and
+                                   cmdline.txt and the console on the GPIO UART, several
+                                   times slower than virt: raspi3b, the Pi 3 B (1024 MiB,
+                                   4 CPUs, USB networking), or raspi4b, the Pi 4 B (2048 MiB,
+                                   4 CPUs, no network in QEMU: the console only)
       --userconf FILE              boot as if FILE had been put on the card as userconf.txt
                                    (lines NAME:HASH; the accounts are made at first boot)
       --boot-file FILE[:NAME]      put FILE on this boot's copy of the card's boot partition
@@ -108,19 +111,20 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   } catch (err) {
     throw new InputError((err as Error).message);
   }
-  const machine = values.machine ?? 'virt';
-  if (machine !== 'virt' && machine !== 'raspi3b') throw new InputError(`--machine ${machine}: expected virt or raspi3b`);
+  const machine = (values.machine ?? 'virt') as QemuMachine;
+  if (!QEMU_MACHINES.includes(machine)) throw new InputError(`--machine ${machine}: expected ${QEMU_MACHINES.join(', ').replace(/, ([^,]+)$/, ' or $1')}`);
   let architecture: BootArchitecture;
   try {
     architecture = bootArchitecture(manifestFor(image)?.architecture);
   } catch (err) {
     throw new InputError(`${image}: ${(err as Error).message}`);
   }
-  if (machine === 'raspi3b' && architecture !== 'arm64') {
-    throw new InputError(`--machine raspi3b boots 64-bit (arm64) images; this ${architecture} image boots in virt (the default)`);
+  if (isPiBoard(machine) && architecture !== 'arm64') {
+    throw new InputError(`--machine ${machine} boots 64-bit (arm64) images; this ${architecture} image boots in virt (the default)`);
   }
-  if (machine === 'raspi3b' && (values.memory !== undefined || values.cpus !== undefined)) {
-    throw new InputError('--memory and --cpus do not apply to --machine raspi3b: the Pi 3 B board has 1024 MiB and 4 cores');
+  if (isPiBoard(machine) && (values.memory !== undefined || values.cpus !== undefined)) {
+    const board = PI_BOARD_MODELS[machine];
+    throw new InputError(`--memory and --cpus do not apply to --machine ${machine}: the ${board.title} board has ${board.memoryMiB} MiB and ${board.cpus} cores`);
   }
   const diskSize = values['disk-size'] ?? '8G';
   if (!/^\d+[KMGT]?$/.test(diskSize)) throw new InputError(`--disk-size ${diskSize}: expected a size such as 8G`);

@@ -65,9 +65,56 @@ export function bootArchitecture(architecture: unknown): BootArchitecture {
   throw new Error(`the image is for ${String(architecture)}, which \`pihub boot\` cannot run (it boots ${Object.keys(VIRT_SYSTEMS).join(' and ')} images)`);
 }
 
+/**
+ * QEMU's Raspberry Pi board models that boot the arm64 image as the board's firmware would: the
+ * kernel, initramfs and device tree config.txt names for the board, and the card's cmdline.txt.
+ * Their memory and cores are the board's (QEMU fixes them).
+ */
+export interface PiBoardModel {
+  /** The board as config.txt's conditional sections name it: `[pi3]`, `[pi4]`. */
+  filter: string;
+  title: string;
+  memoryMiB: number;
+  cpus: number;
+  /** The device tree the board's firmware loads when config.txt names none. */
+  deviceTree: (c: PiBootConfig) => string;
+  /** A network QEMU models for it: raspi3b's USB adapter on the board's dwc2 port. QEMU 10's raspi4b
+   * has no PCIe (so no USB 3 controller), no GENET Ethernet, and its dwc2 is a USB device port. */
+  network: boolean;
+}
+
+export const PI_BOARD_MODELS = {
+  raspi3b: {
+    filter: 'pi3',
+    title: 'Pi 3 B',
+    memoryMiB: 1024,
+    cpus: 4,
+    // Upstream kernels use the bcm2837 name (the 3 B, not the 3 B+).
+    deviceTree: (c) => c.upstreamKernel ? 'bcm2837-rpi-3-b.dtb' : 'bcm2710-rpi-3-b.dtb',
+    network: true,
+  },
+  raspi4b: {
+    filter: 'pi4',
+    title: 'Pi 4 B',
+    memoryMiB: 2048,
+    cpus: 4,
+    // From the BCM2711 on, upstream and Raspberry Pi kernels use the same names.
+    deviceTree: () => 'bcm2711-rpi-4-b.dtb',
+    network: false,
+  },
+} as const satisfies Record<string, PiBoardModel>;
+
+export type PiBoardMachine = keyof typeof PI_BOARD_MODELS;
+export type QemuMachine = 'virt' | PiBoardMachine;
+export const QEMU_MACHINES: readonly QemuMachine[] = ['virt', ...Object.keys(PI_BOARD_MODELS) as PiBoardMachine[]];
+
+export function isPiBoard(machine: string): machine is PiBoardMachine {
+  return Object.hasOwn(PI_BOARD_MODELS, machine);
+}
+
 export interface QemuOptions {
-  machine: 'virt' | 'raspi3b';
-  /** The image's architecture (default arm64); raspi3b is a 64-bit board model. */
+  machine: QemuMachine;
+  /** The image's architecture (default arm64); the board models are 64-bit. */
   architecture?: BootArchitecture;
   kernel: string;
   initrd: string;
@@ -87,10 +134,7 @@ export interface QemuOptions {
   cmdline?: string;
 }
 
-/** QEMU's Raspberry Pi 3 B model has the board's fixed RAM and four cores. */
-export const RASPI3B = { memoryMiB: 1024, cpus: 4 } as const;
-
-/** What the Pi's firmware reads from config.txt to start a Pi 3 in 64-bit mode. */
+/** What a Pi's firmware reads from config.txt to start it. */
 export interface PiBootConfig {
   kernel?: string;
   initramfs?: string;
@@ -104,10 +148,11 @@ export interface PiBootConfig {
 }
 
 /**
- * config.txt as the firmware of a Pi 3 B reads it: lines in `[all]` and `[pi3]` sections
- * apply, other conditional sections (`[pi4]`, `[pi3+]`, `[none]`, …) do not.
+ * config.txt as the firmware of a board reads it: lines in `[all]` and in the sections of the
+ * board's `filters` apply (a Pi 3 B: `pi3`; a Pi 500: `pi5` and `pi500`), other conditional
+ * sections (`[pi4]`, `[pi3+]`, `[none]`, …) do not.
  */
-export function parseConfigTxt(text: string): PiBootConfig {
+export function parseConfigTxt(text: string, filters: readonly string[] = ['pi3']): PiBootConfig {
   const c: PiBootConfig = { cmdlineFile: 'cmdline.txt', arm64: false, enableUart: false, upstreamKernel: false, unapplied: [] };
   let applies = true;
   for (const raw of text.split('\n')) {
@@ -115,7 +160,8 @@ export function parseConfigTxt(text: string): PiBootConfig {
     if (!line) continue;
     const section = /^\[(.*)\]$/.exec(line);
     if (section) {
-      applies = ['all', 'pi3'].includes(section[1]!.trim().toLowerCase());
+      const name = section[1]!.trim().toLowerCase();
+      applies = name === 'all' || filters.includes(name);
       continue;
     }
     if (!applies) continue;
@@ -139,9 +185,9 @@ export function parseConfigTxt(text: string): PiBootConfig {
   return c;
 }
 
-/** The device tree the firmware loads on a Pi 3 B: upstream kernels use the bcm2837 name. */
-export function pi3DeviceTree(c: PiBootConfig): string {
-  return c.deviceTree ?? (c.upstreamKernel ? 'bcm2837-rpi-3-b.dtb' : 'bcm2710-rpi-3-b.dtb');
+/** The device tree the firmware loads on a board model: config.txt's, or the board's own. */
+export function boardDeviceTree(c: PiBootConfig, machine: PiBoardMachine): string {
+  return c.deviceTree ?? PI_BOARD_MODELS[machine].deviceTree(c);
 }
 
 /** Used when the card has no cmdline.txt. */
@@ -155,7 +201,7 @@ const DEFAULT_CARD_ARGS = 'rw fsck.repair=yes net.ifnames=1';
  */
 export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend' | 'cmdline'>): string {
   const extra = o.extraAppend ? ` ${o.extraAppend}` : '';
-  if (o.machine === 'raspi3b') return `${(o.cmdline ?? '').replace(/\s+/g, ' ').trim()}${extra}`;
+  if (isPiBoard(o.machine)) return `${(o.cmdline ?? '').replace(/\s+/g, ' ').trim()}${extra}`;
   const card = o.cmdline === undefined
     ? DEFAULT_CARD_ARGS
     : o.cmdline.split(/\s+/).filter((x) => x && !/^(console|root)=/.test(x)).join(' ');
@@ -179,14 +225,16 @@ export function qemuCommand(o: QemuOptions): Command {
     '-monitor', 'none',
     '-qmp', `unix:${o.qmpSocket},server=on,wait=off`,
   ];
-  if (o.machine === 'raspi3b') {
-    // The Pi 3 board model: its own device tree, SD card, USB networking. Its first UART (the
-    // PL011) belongs to Bluetooth on a Pi 3; the console is the second, the mini UART (ttyS1).
+  if (isPiBoard(o.machine)) {
+    // A board model: its own device tree and SD card; USB networking where QEMU models a USB host
+    // (raspi3b), none otherwise. The first UART (the PL011) belongs to Bluetooth on a Pi 3 and 4;
+    // the console is the second, the mini UART (ttyS1).
+    const board = PI_BOARD_MODELS[o.machine];
     return ['qemu-system-aarch64', [
-      '-M', 'raspi3b', '-m', String(RASPI3B.memoryMiB), '-smp', String(RASPI3B.cpus),
+      '-M', o.machine, '-m', String(board.memoryMiB), '-smp', String(board.cpus),
       ...(o.dtb ? ['-dtb', o.dtb] : []),
       '-drive', `if=sd,file=${o.disk},format=${o.diskFormat}`,
-      '-device', 'usb-net,netdev=net0', '-netdev', net,
+      ...(board.network ? ['-device', 'usb-net,netdev=net0', '-netdev', net] : ['-nic', 'none']),
       '-serial', 'null', '-serial', 'stdio',
       ...common,
     ]];

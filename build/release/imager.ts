@@ -16,9 +16,11 @@ const ICON_SOURCE = new URL('./pihub.png', import.meta.url);
 
 /**
  * The boards pihub's images boot on, with Imager's device tag for each architecture an image can
- * have (Debian's arm64 kernel on the 64-bit boards; the armhf armmp-lpae kernel on every ARMv7 Pi).
+ * have (Debian's arm64 kernel on the 64-bit boards, the Pi 5 family too; the armhf armmp-lpae kernel on every ARMv7 Pi).
  */
 export const BOARDS = [
+  // Debian's kernel from trixie-backports (7.x) carries the Pi 5's device trees (docs/boards.md).
+  { name: 'Raspberry Pi 5', description: 'Raspberry Pi 5, Raspberry Pi 500, Compute Module 5', architecture: 'armv8', tags: { arm64: 'pi5-64bit' } },
   { name: 'Raspberry Pi 4', description: 'Raspberry Pi 4 Model B, Raspberry Pi 400, Compute Module 4', architecture: 'armv8', tags: { arm64: 'pi4-64bit' } },
   { name: 'Raspberry Pi 3', description: 'Raspberry Pi 3 Model B, B+ and A+, Compute Module 3', architecture: 'armv8', tags: { arm64: 'pi3-64bit', armhf: 'pi3-32bit' } },
   { name: 'Raspberry Pi Zero 2 W', description: 'Raspberry Pi Zero 2 W', architecture: 'armv8', tags: { arm64: 'pi3-64bit', armhf: 'pi3-32bit' } },

@@ -4,30 +4,17 @@
 // and a non-admin each log in to the hub, run numpy in JupyterLab, pip install, use a terminal.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadBase } from '../../build/bases/load.ts';
 import { bootVm, ssh, waitForSsh, type Vm, type SshTarget } from '../../ci/harness/vm.ts';
 import { buildImage, imageBase, manifest, usersImage, E2E_ROOT, type Manifest } from '../helpers/build.ts';
 import { waitForHub } from '../../ci/harness/hub.ts';
 import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
+import { auditBootPartition, fatFile, fatFiles, missingModules } from '../../ci/harness/boot-audit.ts';
 
 const BASE = 'debian-trixie-armhf';
 // 32-bit ARM under TCG on 2 shared cores is slower than arm64: a ceiling, not a target.
 const BOOT_TIMEOUT = 20 * 60_000;
-
-/** A file of the image's FAT partition, read with mtools (no mount). */
-function fatFile(image: string, m: Manifest, name: string): string {
-  return execFileSync('mtype', ['-i', `${image}@@${m.layout.boot.offset}`, `::${name}`], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }).toString();
-}
-
-function fatFiles(image: string, m: Manifest): string[] {
-  return execFileSync('mdir', ['-b', '-i', `${image}@@${m.layout.boot.offset}`, '::'], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } })
-    .toString()
-    .split('\n')
-    .map((l) => l.trim().replace(/^::\/?/, ''))
-    .filter(Boolean);
-}
 
 describe(`an image of the base ${BASE} (two users, SSH), in QEMU virt with a Cortex-A15`, { timeout: 90 * 60_000 }, () => {
   const dir = join(E2E_ROOT, 'e2e-armhf');
@@ -64,17 +51,18 @@ describe(`an image of the base ${BASE} (two users, SSH), in QEMU virt with a Cor
     assert.equal(m.architecture, 'armhf');
   });
 
-  it('carries the device trees of the boards it is for, and a 32-bit config.txt and cmdline.txt', () => {
-    const files = fatFiles(image, m);
-    const missing = profile.boot.dtbs.filter((d) => !files.includes(d));
-    assert.deepEqual(missing, [], `device trees on the boot partition: ${files.filter((f) => f.endsWith('.dtb')).join(' ')}`);
+  it('carries the device trees of the boards it is for, its consoles, and a 32-bit config.txt and cmdline.txt', () => {
+    const offset = m.layout.boot.offset;
+    // Device trees, each board's kernel, initramfs and tree, and cmdline.txt's consoles (the base's: the Pi 2's ttyAMA0 first).
+    assert.deepEqual(auditBootPartition(image, offset, profile).problems, []);
+    const files = fatFiles(image, offset);
     const kernel = files.find((f) => /^vmlinuz-.*-armmp-lpae$/.test(f));
     assert.ok(kernel, `an armmp-lpae kernel on the boot partition: ${files.join(' ')}`);
-    const config = fatFile(image, m, 'config.txt');
+    const config = fatFile(image, offset, 'config.txt');
     assert.ok(config.split('\n').includes(`kernel=${kernel}`), `config.txt starts ${kernel}:\n${config}`);
     assert.match(config, /^initramfs initrd\.img-\S+-armmp-lpae/m);
     assert.doesNotMatch(config, /arm_64bit=1/, 'a 32-bit kernel: the firmware must not start the CPU in 64-bit mode');
-    const cmdline = fatFile(image, m, 'cmdline.txt');
+    const cmdline = fatFile(image, offset, 'cmdline.txt');
     assert.match(cmdline, /root=LABEL=RASPIROOT/);
   });
 
@@ -83,11 +71,14 @@ describe(`an image of the base ${BASE} (two users, SSH), in QEMU virt with a Cor
     console.log(`# boot: armhf first boot, QEMU start to /hub/health 200: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
-  it('runs a 32-bit ARM userland and kernel, with python as Python 3', async () => {
+  it('runs a 32-bit ARM userland and kernel, with python as Python 3; its initramfs holds the SD card\'s drivers', async () => {
     await waitForSsh(alice, BOOT_TIMEOUT);
     const r = await ssh(alice, 'dpkg --print-architecture; uname -m; python --version; systemctl is-enabled jupyterhub; systemctl is-system-running --wait');
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     assert.match(r.stdout, /^armhf\narmv7l\nPython 3\.\d+\.\d+\nenabled\nrunning$/m);
+    const initramfs = await ssh(alice, "echo 'alice-secret-1' | sudo -S -p '' lsinitramfs /boot/firmware/initrd.img-$(uname -r)");
+    assert.equal(initramfs.code, 0, initramfs.stderr);
+    assert.deepEqual(missingModules(initramfs.stdout, profile.boot.initramfs_modules), []);
   });
 
   it('lets the admin log in through the form, start JupyterLab and run numpy with OpenBLAS, and see the admin page', async () => {

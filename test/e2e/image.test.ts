@@ -12,6 +12,8 @@ import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, typ
 import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
 import { crossSiteNoCorsPost, hugeForm, hugeNameLogins, labPageConfig, loginRedirects } from '../helpers/attacks.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
+import { DEFAULT_BASE, loadBase } from '../../build/bases/load.ts';
+import { auditBootPartition, missingModules } from '../../ci/harness/boot-audit.ts';
 
 // A ceiling for a loaded machine (TCG on 2 shared cores); a boot takes two or three minutes here.
 const BOOT_TIMEOUT = 12 * 60_000;
@@ -188,6 +190,22 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     const sha = readFileSync(join(E2E_ROOT, 'e2e-users', 'deploy', `${out.base}.sha256`), 'utf8');
     assert.match(sha, new RegExp(`^${out.manifest.raw_sha256}  ${out.base}\\.img\\n${out.manifest.sha256}  ${out.base}\\.img\\.zst\\n[0-9a-f]{64}  ${out.base}\\.img\\.bmap\\n$`));
     assert.ok(files.includes(`${out.base}.img.bmap`), 'the block map is beside the image');
+  });
+
+  it('carries what each board\'s firmware loads (the Pi 5 family too): kernel, initramfs with the SD card\'s drivers, a device tree, the D0 overlay, the base\'s consoles', async () => {
+    const profile = loadBase(DEFAULT_BASE).profile;
+    const raw = imageRoot(out.image, out.manifest.layout.root.offset, join(dir, 'raw')).replace(/\?offset=\d+$/, '');
+    const audit = auditBootPartition(raw, out.manifest.layout.boot.offset, profile);
+    for (const line of audit.boards) console.log(`# boot partition: ${line}`);
+    assert.deepEqual(audit.problems, []);
+    // The kernel the card runs (here in virt) is the one config.txt names, and its initramfs
+    // holds what the boards need to find the root file system on the SD card.
+    const r = await ssh(alice, "uname -r; echo 'alice-secret-1' | sudo -S -p '' lsinitramfs /boot/firmware/initrd.img-$(uname -r)");
+    assert.equal(r.code, 0, r.stderr);
+    const release = r.stdout.split('\n')[0]!;
+    assert.ok(audit.boards.every((b) => b.includes(`vmlinuz-${release}, initrd.img-${release},`)), `every board loads ${release}:\n${audit.boards.join('\n')}`);
+    assert.match(release, /^[7-9]\.\d+\.\d+\+deb13-arm64$/, 'the backports kernel (7.x): the first Debian kernel with the Pi 5\'s device trees');
+    assert.deepEqual(missingModules(r.stdout, profile.boot.initramfs_modules), [], 'modules the boards need in the initramfs');
   });
 
   it('reaches multi-user with no failed units, and every package is configured', async () => {

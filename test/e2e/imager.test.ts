@@ -54,7 +54,7 @@ describe('the build and pihub manifest for Raspberry Pi Imager', () => {
     assert.equal(e.image_download_size, statSync(out.image).size);
     assert.equal(e.image_download_sha256, sum);
     assert.equal(e.init_format, 'cloudinit');
-    assert.deepEqual(repo.imager.devices.map((d) => d.name), ['Raspberry Pi 4', 'Raspberry Pi 3', 'Raspberry Pi Zero 2 W']);
+    assert.deepEqual(repo.imager.devices.map((d) => d.name), ['Raspberry Pi 5', 'Raspberry Pi 4', 'Raspberry Pi 3', 'Raspberry Pi Zero 2 W']);
     assert.ok(existsSync(join(out.dir, 'pihub.png')));
     const bad = await runPihub(['manifest', '--deploy', join(out.dir, 'nowhere')]);
     assert.equal(bad.code, 2);

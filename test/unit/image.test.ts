@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alignUp, genimageConfig, layout, rootSize, uuidFromHex, idFromHex, MiB, ALIGN } from '../../build/image/layout.ts';
-import { bootArchitecture, parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, pi3DeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
+import { bootArchitecture, parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, boardDeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
 import { exportNames, bmapDataBytes } from '../../build/image/export.ts';
 import { compressCommand, compressionOf, imageBase } from '../../build/image/naming.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
@@ -129,9 +129,30 @@ test('config.txt as a Pi 3 B reads it: [all] and [pi3] apply, [pi4] does not', (
     cmdlineFile: 'cmdline.txt', arm64: true, enableUart: true, upstreamKernel: true,
     kernel: 'vmlinuz-6.12.117+deb13-arm64', initramfs: 'initrd.img-6.12.117+deb13-arm64', unapplied: ['dtparam=audio=on'],
   });
-  assert.equal(pi3DeviceTree(c), 'bcm2837-rpi-3-b.dtb', 'the 3 B, not the 3 B+, under its upstream name');
-  assert.equal(pi3DeviceTree(parseConfigTxt('arm_64bit=1\n')), 'bcm2710-rpi-3-b.dtb');
-  assert.equal(pi3DeviceTree(parseConfigTxt('device_tree=my.dtb\n')), 'my.dtb');
+  assert.equal(boardDeviceTree(c, 'raspi3b'), 'bcm2837-rpi-3-b.dtb', 'the 3 B, not the 3 B+, under its upstream name');
+  assert.equal(boardDeviceTree(parseConfigTxt('arm_64bit=1\n'), 'raspi3b'), 'bcm2710-rpi-3-b.dtb');
+  assert.equal(boardDeviceTree(parseConfigTxt('device_tree=my.dtb\n'), 'raspi3b'), 'my.dtb');
+});
+
+test('config.txt as the Pi 5 family reads it: [pi5] applies to all of it, [pi500] and [cm5] only to theirs', () => {
+  const text = 'kernel=vmlinuz-7\ninitramfs initrd.img-7\n[pi500]\ndevice_tree=bcm2712-rpi-5-b.dtb\n[cm5]\ndevice_tree=other.dtb\n[pi5]\ncmdline=five.txt\n[all]\n';
+  const pi5 = parseConfigTxt(text, ['pi5']);
+  assert.equal(pi5.deviceTree, undefined);
+  assert.equal(pi5.cmdlineFile, 'five.txt');
+  assert.equal(parseConfigTxt(text, ['pi5', 'pi500']).deviceTree, 'bcm2712-rpi-5-b.dtb');
+  assert.equal(parseConfigTxt(text, ['pi5', 'cm5']).deviceTree, 'other.dtb');
+  assert.equal(parseConfigTxt(text, ['pi4']).cmdlineFile, 'cmdline.txt');
+});
+
+test('the Pi 4 B board model: 2 GiB, four cores, its own device tree, the card\'s cmdline.txt, no network (QEMU models none)', () => {
+  const [, args] = qemuCommand({
+    machine: 'raspi4b', kernel: 'k', initrd: 'i', dtb: 'bcm2711-rpi-4-b.dtb', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 512, cpus: 1,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '', cmdline: 'console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw',
+  });
+  const text = args.join(' ');
+  assert.match(text, /-M raspi4b -m 2048 -smp 4 -dtb bcm2711-rpi-4-b\.dtb -drive if=sd,file=d\.qcow2,format=qcow2 -nic none -serial null -serial stdio/);
+  assert.doesNotMatch(text, /hostfwd|usb-net/);
+  assert.equal(boardDeviceTree(parseConfigTxt('upstream_kernel=1\n', ['pi4']), 'raspi4b'), 'bcm2711-rpi-4-b.dtb');
 });
 
 test('the Pi 3 B board model: 1 GiB, four cores, its device tree, cmdline.txt, console on the mini UART, USB network', () => {

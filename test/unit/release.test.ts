@@ -196,12 +196,13 @@ test("the Imager repository lists each image with Imager's required fields, size
   assert.match(String(e.release_date), /^\d{4}-\d\d-\d\d$/);
   const tags = new Set(repo.imager.devices.flatMap((d) => d.tags));
   assert.deepEqual(new Set(e.devices as string[]), tags, "the entry's devices are exactly the repository's device tags");
-  assert.deepEqual(repo.imager.devices.map((d) => d.name), ['Raspberry Pi 4', 'Raspberry Pi 3', 'Raspberry Pi Zero 2 W'], 'an arm64 image: the 64-bit boards');
+  assert.deepEqual(repo.imager.devices.map((d) => d.name), ['Raspberry Pi 5', 'Raspberry Pi 4', 'Raspberry Pi 3', 'Raspberry Pi Zero 2 W'], 'an arm64 image: the 64-bit boards, the Pi 5 family too');
   assert.equal(e.architecture, 'armv8');
   // An armhf image (Pi 2, Pi 3 and Zero 2 W in 32-bit) beside it: both architectures' boards and tags.
   assert.deepEqual(deviceTags('armhf'), ['pi3-32bit', 'pi2-32bit']);
   const both = devicesFor(['arm64', 'armhf']);
   assert.deepEqual(both.map((d) => [d.name, d.tags]), [
+    ['Raspberry Pi 5', ['pi5-64bit']],
     ['Raspberry Pi 4', ['pi4-64bit']],
     ['Raspberry Pi 3', ['pi3-64bit', 'pi3-32bit']],
     ['Raspberry Pi Zero 2 W', ['pi3-64bit', 'pi3-32bit']],
