@@ -35,12 +35,13 @@ export const FIRMWARE_BOARDS: Readonly<Record<string, { filters: readonly string
 
 const MTOOLS = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 
-/** The files of a folder of the image's FAT partition (at byte `offset`). */
+/** The names in a folder of the image's FAT partition (at byte `offset`). */
 export function fatFiles(image: string, offset: number, dir = ''): string[] {
   return execFileSync('mdir', ['-b', '-i', `${image}@@${offset}`, `::${dir}`], { env: MTOOLS })
     .toString()
     .split('\n')
-    .map((l) => l.trim().replace(/^::\/?/, ''))
+    // mdir -b prints each entry with its path: `::/overlays/bcm2712d0.dtbo`.
+    .map((l) => l.trim().replace(/^::\/?/, '').slice(dir ? dir.length + 1 : 0))
     .filter(Boolean);
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { alignUp, genimageConfig, layout, rootSize, uuidFromHex, idFromHex, MiB, ALIGN } from '../../build/image/layout.ts';
 import { bootArchitecture, parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, boardDeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
 import { exportNames, bmapDataBytes } from '../../build/image/export.ts';
+import { missingModules } from '../../ci/harness/boot-audit.ts';
 import { compressCommand, compressionOf, imageBase } from '../../build/image/naming.ts';
 import { resolveConfig, setLayer } from '../../build/config/load.ts';
 
@@ -182,4 +183,9 @@ test('output names and compression commands', () => {
   assert.equal(compressCommand('none', 'f.img'), undefined);
   // Compressors keep the raw image: its checksum is read at the same time.
   for (const c of ['xz', 'zstd', 'gzip'] as const) assert.ok(compressCommand(c, 'f.img')![1].includes('--keep'), c);
+});
+
+test('an initramfs listing is checked for modules by name, whatever their compression and - or _', () => {
+  const listing = 'usr/lib/modules/7.3.4+deb13-arm64/kernel/drivers/mmc/host/sdhci-brcmstb.ko.xz\nusr/lib/modules/7.3.4/kernel/drivers/regulator/gpio_regulator.ko\nusr/lib/modules/7.3.4/kernel/fs/ext4/ext4.ko.zst\n';
+  assert.deepEqual(missingModules(listing, ['sdhci-brcmstb', 'gpio-regulator', 'ext4', 'bcm2835']), ['bcm2835']);
 });
