@@ -9,8 +9,6 @@
 //   boot         an image with two users (the e2e-users config) in QEMU -M virt, 2 CPUs, 1 GiB:
 //                first and second boot to a hub that answers, memory of hub, servers, kernels
 //   raspi3b      the default image in QEMU's Raspberry Pi 3 B model: boot to a hub that answers
-//   raspi4b      the default image in QEMU's Raspberry Pi 4 B model: boot to a login prompt on
-//                the serial console (QEMU models no network for it)
 //
 // Builds use the default config (so the default compression); all start with the same
 // downloaded packages (copied from /var/cache/pihub/debs when there), so the figures compare
@@ -32,7 +30,7 @@ import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memoryS
 const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
 const SHARED_DEBS = '/var/cache/pihub/debs';
 const MIRROR = 'http://deb.debian.org/debian';
-const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'raspi3b', 'raspi4b'] as const;
+const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'raspi3b'] as const;
 /** The default image's hub port: the bench builds the default config. */
 const HUB_PORT = DEFAULTS.hub.port;
 type Section = (typeof SECTIONS)[number];
@@ -305,25 +303,6 @@ async function raspi3bSection(out: Outputs): Promise<void> {
   }
 }
 
-async function raspi4bSection(out: Outputs): Promise<void> {
-  const dir = join(ROOT, 'raspi4b');
-  mkdirSync(dir, { recursive: true });
-  const vm = await bootVm(join(out.dir, out.manifest.file), [], { serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--machine', 'raspi4b'] });
-  try {
-    const started = await vm.qemuStarted();
-    // The getty on the GPIO UART (ttyS1) asks for a login once the system is up.
-    await vm.waitForConsole(/^\S+ login: /m, 20 * 60_000);
-    const prompt = Date.now();
-    const kernel = /Linux version (\S+)/.exec(vm.console())?.[1] ?? 'unknown';
-    report('## Raspberry Pi 4 B board model (QEMU raspi4b: 4 cores, 2048 MiB; no PCIe, Ethernet or USB host in QEMU)\n');
-    report(`default image, first boot with the card's config.txt, bcm2711-rpi-4-b.dtb and cmdline.txt (kernel ${kernel}), QEMU start to the serial login prompt: ${seconds(prompt - started)}`);
-    report(`console: ${join(dir, 'console.log')}`);
-    report();
-  } finally {
-    await vm.stop();
-  }
-}
-
 async function main(): Promise<void> {
   if ((process.getuid?.() ?? 0) !== 0) throw new Error('npm run bench needs root (sudo)');
   const asked = process.argv.slice(2);
@@ -351,10 +330,6 @@ async function main(): Promise<void> {
   if (want('raspi3b')) {
     if (!out) throw new Error('the raspi3b section needs a build: run the build section first');
     await raspi3bSection(out);
-  }
-  if (want('raspi4b')) {
-    if (!out) throw new Error('the raspi4b section needs a build: run the build section first');
-    await raspi4bSection(out);
   }
   report(`load at the end: ${execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ')}`);
   writeFileSync(join(ROOT, 'bench.md'), `${summary.join('\n')}\n`);

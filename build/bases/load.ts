@@ -170,8 +170,8 @@ const HOW: Record<BaseProfile['tested']['how'], string> = {
   none: 'not built or booted yet',
 };
 
-/** The machines `pihub boot` runs (virt for arm64 and armhf, raspi3b and raspi4b for arm64). */
-const BOOTS: readonly string[] = ['virt', 'raspi3b', 'raspi4b'];
+/** The machines `pihub boot` runs (virt for arm64 and armhf, raspi3b for arm64). */
+const BOOTS: readonly string[] = ['virt', 'raspi3b'];
 
 /** `pihub bases`: one block per profile. */
 export function describeBases(bases: readonly LoadedBase[]): string {

@@ -20,7 +20,6 @@ export const MACHINE_ARCHITECTURES = {
   raspi1ap: ['armel'],
   raspi2b: ['armhf'],
   raspi3b: ['arm64'],
-  raspi4b: ['arm64'],
 } as const satisfies Record<string, readonly Architecture[]>;
 export type MachineName = keyof typeof MACHINE_ARCHITECTURES;
 export const MACHINES = Object.keys(MACHINE_ARCHITECTURES) as [MachineName, ...MachineName[]];

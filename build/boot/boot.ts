@@ -233,10 +233,8 @@ export async function boot(o: BootOptions): Promise<number> {
       offline: o.offline,
       tap: o.tap,
     });
-    const board = isPiBoard(o.machine) ? PI_BOARD_MODELS[o.machine] : undefined;
-    if (board && !board.network) o.note(`QEMU's ${o.machine} has no network (no PCIe, no Ethernet, no USB host): the serial console is the way in, no port is forwarded`);
-    else for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
-    const size = board ?? { memoryMiB: o.memoryMiB, cpus: o.cpus };
+    for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
+    const size = isPiBoard(o.machine) ? PI_BOARD_MODELS[o.machine] : { memoryMiB: o.memoryMiB, cpus: o.cpus };
     o.note(`booting ${basename(o.image)} (${o.machine}, ${size.memoryMiB} MiB, ${size.cpus} CPUs); Ctrl-C shuts the guest down cleanly`);
     const child = spawnProcess(command, o.log);
     const serial = o.serialLog ? (mkdirSync(dirname(o.serialLog), { recursive: true }), createWriteStream(o.serialLog)) : undefined;

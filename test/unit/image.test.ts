@@ -145,17 +145,6 @@ test('config.txt as the Pi 5 family reads it: [pi5] applies to all of it, [pi500
   assert.equal(parseConfigTxt(text, ['pi4']).cmdlineFile, 'cmdline.txt');
 });
 
-test('the Pi 4 B board model: 2 GiB, four cores, its own device tree, the card\'s cmdline.txt, no network (QEMU models none)', () => {
-  const [, args] = qemuCommand({
-    machine: 'raspi4b', kernel: 'k', initrd: 'i', dtb: 'bcm2711-rpi-4-b.dtb', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 512, cpus: 1,
-    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '', cmdline: 'console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw',
-  });
-  const text = args.join(' ');
-  assert.match(text, /-M raspi4b -m 2048 -smp 4 -dtb bcm2711-rpi-4-b\.dtb -drive if=sd,file=d\.qcow2,format=qcow2 -nic none -serial null -serial stdio/);
-  assert.doesNotMatch(text, /hostfwd|usb-net/);
-  assert.equal(boardDeviceTree(parseConfigTxt('upstream_kernel=1\n', ['pi4']), 'raspi4b'), 'bcm2711-rpi-4-b.dtb');
-});
-
 test('the Pi 3 B board model: 1 GiB, four cores, its device tree, cmdline.txt, console on the mini UART, USB network', () => {
   const [, args] = qemuCommand({
     machine: 'raspi3b', kernel: 'k', initrd: 'i', dtb: 'bcm2837-rpi-3-b.dtb', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 2048, cpus: 2,
