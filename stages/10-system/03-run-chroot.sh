@@ -8,7 +8,10 @@ systemctl disable ssh.service
 # says otherwise): raspi-firmware's hooks write them into cmdline.txt, the last one gets the boot
 # messages. A console the board does not have is skipped by the kernel. The value is a JSON list
 # of names such as "ttyS1,115200" (the config allows letters, digits and one comma in each).
-consoles=$(printf '%s' "$PIHUB_BASE_CONSOLES" | sed 's/^\[//; s/\]$//; s/","/ /g; s/"//g')
+consoles=$(sed 's/^\[//; s/\]$//; s/","/ /g; s/"//g' <<CONSOLES
+$PIHUB_BASE_CONSOLES
+CONSOLES
+)
 sed -i '/^CONSOLES=/d' /etc/default/raspi-firmware
 printf 'CONSOLES="%s"\n' "$consoles" >> /etc/default/raspi-firmware
 # Now the one real initramfs for the kernel; its hook also writes /boot/firmware.
