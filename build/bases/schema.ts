@@ -4,6 +4,7 @@
 // is for and how it is tested. Data, not code: stages read it, they never test the architecture.
 import { z } from 'zod';
 import { aptCredentialsProblem } from '../config/urls.ts';
+import { CONSOLE } from '../config/settings.ts';
 
 export { ARCHITECTURES, BUILT_ARCHITECTURES, BUILT_SUITES, type Architecture } from '../config/architectures.ts';
 import { ARCHITECTURES, type Architecture } from '../config/architectures.ts';
@@ -54,7 +55,6 @@ const fingerprint = z
   .pipe(z.string().regex(/^[0-9A-F]{40}$/, { error: 'must be an OpenPGP fingerprint: 40 hexadecimal digits' }));
 /** A keyring file, relative to bases/ (or absolute): binary (.gpg/.pgp) or armored (.asc). */
 const keyringFile = z.string().regex(/^[^\s]+\.(gpg|pgp|asc)$/, { error: 'must be a keyring file name ending in .gpg, .pgp or .asc' });
-const device = z.string().regex(/^[a-zA-Z0-9]+(,[0-9]+)?$/, { error: 'must be a console such as `ttyAMA0,115200` or `tty0`' });
 const moduleName = z.string().regex(/^[a-z0-9_-]+$/, { error: 'must be a kernel module name such as `sdhci-iproc`' });
 const dtbName = z.string().regex(/^[a-z0-9-]+\.dtb$/, { error: 'must be a device tree file name such as `bcm2837-rpi-3-b.dtb`' });
 
@@ -115,7 +115,7 @@ export const ProfileSchema = z
       /** How the kernel finds the root file system: by label needs an initramfs. */
       root: z.enum(['label', 'partuuid']),
       /** Kernel consoles, the last one gets the boot messages (serial first, then the screen). */
-      consoles: z.array(device).min(1),
+      consoles: z.array(CONSOLE).min(1),
       /** `debian`: extra lines after raspi-firmware's own config.txt; otherwise the whole config.txt. */
       config_txt: z.string(),
       /** Extra kernel arguments after pihub's own. */

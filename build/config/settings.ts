@@ -6,6 +6,9 @@ import { z } from 'zod';
 import { BUILT_ARCHITECTURES, BUILT_SUITES } from './architectures.ts';
 import { aptCredentialsProblem } from './urls.ts';
 
+/** A kernel console as `console=` takes it (also a base profile's `boot.consoles`). */
+export const CONSOLE = z.string().regex(/^[a-zA-Z0-9]+(,[0-9]+)?$/, { error: 'must be a console such as `ttyAMA0,115200` or `tty0`' });
+
 interface Meaning {
   /** One line for the settings table (docs/configuration.md). */
   doc?: string;
@@ -169,7 +172,7 @@ export const SETTINGS = section({
     architecture: leaf(z.enum(BUILT_ARCHITECTURES, { error: `must be ${BUILT_ARCHITECTURES.map((a) => `\`${a}\``).join(' or ')}; choose a base profile with \`base: NAME\` (see \`pihub bases\`)` }), { default: 'arm64', doc: 'Debian architecture (the base profile\'s; a different one is refused)', engine: 'every stage (the base)' }),
     mirror: leaf(aptUrl, { default: 'http://deb.debian.org/debian', url: true, doc: 'Debian archive to build from (also the image\'s apt source, without any `user:password@`: apt on the card has no credentials; see *Secrets*)', engine: 'every stage (the base)' }),
     components: leaf(z.array(z.string().regex(/^[a-z-]+$/)).min(1), { default: ['main', 'non-free-firmware'], doc: 'archive components', engine: 'every stage (the base)' }),
-    consoles: leaf(z.array(z.string().regex(/^[a-zA-Z0-9]+(,[0-9]+)?$/, { error: 'must be a console such as `ttyS1,115200` or `tty0`' })).min(1), {
+    consoles: leaf(z.array(CONSOLE).min(1), {
       default: ['ttyS1,115200', 'ttyAMA10,115200', 'tty0'],
       doc: 'the kernel\'s consoles (cmdline.txt\'s `console=`), the last gets the boot messages; the base profile\'s `boot.consoles` by default',
     }),
