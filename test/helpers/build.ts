@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { ImageManifestSchema, type ImageManifest } from '../../build/image/manifest.ts';
 import { PIHUB } from '../../ci/harness/vm.ts';
+import { describeHolder, holderFor, waitLock } from '../../build/core/lock.ts';
 
 /** Where the suite keeps its builds: outside the repo, stable across runs, so the stage cache and work trees are reused. */
 export const E2E_ROOT = process.env.PIHUB_E2E_DIR ?? '/var/tmp/pihub-e2e';
@@ -65,8 +66,24 @@ export function runPihub(args: string[], opts: { timeoutMs?: number; env?: NodeJ
   });
 }
 
-/** Build an image from a config (YAML text) into E2E_ROOT/<name>/deploy; fails with the build's own message. */
+/**
+ * Build an image from a config (YAML text) into E2E_ROOT/<name>/deploy; fails with the build's own
+ * message. Test files run side by side (ci/test-all.sh) and two of them build e2e-default: a build
+ * of a name waits for another of the same name to finish (pihub's own lock, on E2E_ROOT/<name>.lock).
+ */
 export async function buildImage(name: string, configYaml: string, extraArgs: string[] = []): Promise<BuildRun> {
+  mkdirSync(E2E_ROOT, { recursive: true });
+  const lock = await waitLock(join(E2E_ROOT, `${name}.lock`), holderFor(`the test build of ${name}`), (other) => {
+    console.log(`# build ${name}: waiting for ${describeHolder(other)}`);
+  });
+  try {
+    return await buildImageLocked(name, configYaml, extraArgs);
+  } finally {
+    lock.release();
+  }
+}
+
+async function buildImageLocked(name: string, configYaml: string, extraArgs: string[]): Promise<BuildRun> {
   const dir = join(E2E_ROOT, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'config.yaml');
