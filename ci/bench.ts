@@ -8,7 +8,8 @@
 //   compression  each compressor on the cold build's raw image: time, CPU time, size
 //   boot         an image with two users (the e2e-users config) in QEMU -M virt, 2 CPUs, 1 GiB:
 //                first and second boot to a hub that answers, memory of hub, servers, kernels
-//   raspi3b      the default image in QEMU's Raspberry Pi 3 B model: boot to a hub that answers
+//   raspi3b      the default image in QEMU's Raspberry Pi 3 B model: login prompt, a hub that answers
+//   raspi4b      the same in QEMU's Raspberry Pi 4 B model
 //
 // Builds use the default config (so the default compression); all start with the same
 // downloaded packages (copied from /var/cache/pihub/debs when there), so the figures compare
@@ -24,13 +25,14 @@ import { loadStages } from '../build/stages/load.ts';
 import { readBinfmt } from '../build/chroot/chroot.ts';
 import { formatDuration } from '../build/core/progress.ts';
 import { bootVm, ssh, waitForSsh } from './harness/vm.ts';
+import { PI_BOARD_MODELS, type PiBoardMachine } from '../build/boot/qemu.ts';
 import { HubSession } from './harness/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memorySnapshot, secondBootToHub } from './harness/measure.ts';
 
 const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
 const SHARED_DEBS = '/var/cache/pihub/debs';
 const MIRROR = 'http://deb.debian.org/debian';
-const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'raspi3b'] as const;
+const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'raspi3b', 'raspi4b'] as const;
 /** The default image's hub port: the bench builds the default config. */
 const HUB_PORT = DEFAULTS.hub.port;
 type Section = (typeof SECTIONS)[number];
@@ -287,14 +289,19 @@ async function bootSection(): Promise<void> {
   }
 }
 
-async function raspi3bSection(out: Outputs): Promise<void> {
-  const dir = join(ROOT, 'raspi3b');
+/** The default image in one of QEMU's Raspberry Pi board models: login prompt and hub, from QEMU's start. */
+async function boardSection(out: Outputs, machine: PiBoardMachine): Promise<void> {
+  const board = PI_BOARD_MODELS[machine];
+  const dir = join(ROOT, machine);
   mkdirSync(dir, { recursive: true });
-  const vm = await bootVm(join(out.dir, out.manifest.file), [HUB_PORT], { serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--machine', 'raspi3b'] });
+  const vm = await bootVm(join(out.dir, out.manifest.file), [HUB_PORT], { serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: ['--machine', machine] });
   try {
     const started = await vm.qemuStarted();
+    await vm.waitForConsole(/ login: /, 20 * 60_000);
+    const login = Date.now();
     const answered = await hubAnswers(`http://127.0.0.1:${vm.ports[HUB_PORT]}`, 20 * 60_000);
-    report('## Raspberry Pi 3 B board model (QEMU raspi3b: 4 cores, 1024 MiB, USB network)\n');
+    report(`## Raspberry Pi ${board.title.replace(/^Pi /, '')} board model (QEMU ${machine}: ${board.cpus} cores, ${board.memoryMiB} MiB, USB network)\n`);
+    report(`default image, first boot, QEMU start to the login prompt on the serial console: ${seconds(login - started)}`);
     report(`default image, first boot, QEMU start to /hub/health 200 through the USB network: ${seconds(answered - started)}`);
     report(`console: ${join(dir, 'console.log')}`);
     report();
@@ -327,9 +334,10 @@ async function main(): Promise<void> {
     compressionSection(out);
   }
   if (want('boot')) await bootSection();
-  if (want('raspi3b')) {
-    if (!out) throw new Error('the raspi3b section needs a build: run the build section first');
-    await raspi3bSection(out);
+  for (const machine of ['raspi3b', 'raspi4b'] as const) {
+    if (!want(machine)) continue;
+    if (!out) throw new Error(`the ${machine} section needs a build: run the build section first`);
+    await boardSection(out, machine);
   }
   report(`load at the end: ${execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ')}`);
   writeFileSync(join(ROOT, 'bench.md'), `${summary.join('\n')}\n`);

@@ -7,7 +7,7 @@ import { UserError } from '../core/errors.ts';
 import { readManifest, type ManifestRead } from '../image/manifest.ts';
 import { spawnProcess, type Runner, type LogSink } from '../core/exec.ts';
 import { verifyHostTools } from '../chroot/host.ts';
-import { FAT_TYPES, PI_BOARD_MODELS, VIRT_SYSTEMS, boardDeviceTree, isPiBoard, type BootArchitecture, type PiBoardMachine, type QemuMachine, parseConfigTxt, parseMbr, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
+import { FAT_TYPES, PI_BOARD_MODELS, VIRT_SYSTEMS, type PiBoardModel, boardDeviceTree, isPiBoard, type BootArchitecture, type PiBoardMachine, type QemuMachine, parseConfigTxt, parseMbr, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
 import { verifyOwnFolder } from '../core/files.ts';
 
@@ -150,7 +150,11 @@ async function piBootFiles(o: BootOptions, machine: PiBoardMachine, img: string,
   for (const line of config.unapplied) o.note(`config.txt: \`${line}\` is applied by the Pi's firmware, not by QEMU`);
   await o.runner.run(['mcopy', ['-n', '-i', img, `::${config.kernel}`, `::${config.initramfs}`, `::${dtbName}`, dest]], { env, step: 'copy the kernel, initramfs and device tree' });
   o.note(`${board.title}: ${config.kernel}, ${config.initramfs}, ${dtbName} and ${config.cmdlineFile}, as config.txt says`);
-  return { kernel: join(dest, config.kernel!), initrd: join(dest, config.initramfs!), dtb: join(dest, dtbName), cmdline: await read(config.cmdlineFile) };
+  const dtb = join(dest, dtbName);
+  const edits: PiBoardModel['dtbEdits'] = board.dtbEdits;
+  for (const e of edits) await o.runner.run(['fdtput', [...e.options, dtb, ...e.args]], { step: `change ${dtbName} for QEMU's ${machine}` });
+  if (edits.length) o.note(`${dtbName}: ${edits.length} changes for what QEMU's ${machine} does not model (the card's copy is unchanged; docs/boards.md)`);
+  return { kernel: join(dest, config.kernel!), initrd: join(dest, config.initramfs!), dtb, cmdline: await read(config.cmdlineFile) };
 }
 
 /** `8G`, `512M`, `1T` or bytes. */
@@ -181,7 +185,8 @@ function qmp(socket: string, commands: string[]): Promise<void> {
 export async function boot(o: BootOptions): Promise<number> {
   const tool = COMPRESSORS[compressionOf(o.image) ?? 'none'].tool;
   const system = isPiBoard(o.machine) ? 'qemu-system-aarch64' : VIRT_SYSTEMS[o.architecture ?? 'arm64'].binary;
-  verifyHostTools([system, 'qemu-img', 'mdir', 'mcopy', 'mtype', ...(tool ? [tool] : [])]);
+  const dtbTools = isPiBoard(o.machine) && PI_BOARD_MODELS[o.machine].dtbEdits.length ? ['fdtput'] : [];
+  verifyHostTools([system, 'qemu-img', 'mdir', 'mcopy', 'mtype', ...dtbTools, ...(tool ? [tool] : [])]);
   if (!existsSync(o.image)) throw new UserError(`image ${o.image} does not exist; build one with \`pihub build\``);
   for (const f of o.bootFiles) {
     if (!existsSync(f.source) || !statSync(f.source).isFile()) throw new UserError(`${f.source} (for ${f.name} on the boot partition) is not a file`);

@@ -27,10 +27,13 @@ Options:
       --cpus N                     guest CPUs (default 2)
       --disk-size SIZE             size of the guest's disk, which the first boot grows
                                    the root file system to fill (default 8G)
-      --machine virt|raspi3b       QEMU machine: virt (default), or raspi3b (arm64 images): the Pi 3 B board
-                                   model (1024 MiB, 4 CPUs, the card's config.txt, device
-                                   tree and cmdline.txt, console on the GPIO UART, USB
-                                   networking; several times slower than virt)
+      --machine virt|raspi3b|raspi4b
+                                   QEMU machine: virt (default), or a board model for arm64
+                                   images: raspi3b, the Pi 3 B (1024 MiB, 4 CPUs), or raspi4b,
+                                   the Pi 4 B (2048 MiB of which the guest sees 960, 4 CPUs):
+                                   the card's config.txt, device tree (raspi4b: without what
+                                   QEMU does not model) and cmdline.txt, a serial console,
+                                   USB networking; several times slower than virt
       --userconf FILE              boot as if FILE had been put on the card as userconf.txt
                                    (lines NAME:HASH; the accounts are made at first boot)
       --boot-file FILE[:NAME]      put FILE on this boot's copy of the card's boot partition

@@ -78,7 +78,18 @@ export interface PiBoardModel {
   cpus: number;
   /** The device tree the board's firmware loads when config.txt names none. */
   deviceTree: (c: PiBootConfig) => string;
+  /** Which of QEMU's two serial ports is the console (the other is discarded). */
+  consolePort: 0 | 1;
+  /** The kernel's console there, in place of the card's console= parameters; none: the card's cmdline.txt as it is. */
+  console?: string;
+  /** What QEMU's model lacks, taken out of a copy of the card's device tree: fdtput's options, then node and property. */
+  dtbEdits: ReadonlyArray<{ options: readonly string[]; args: readonly string[] }>;
 }
+
+/** The Pi 4's blocks QEMU 10 does not model: the HDMI block's clock, interrupt controller, HDMI and DDC (reading them aborts the kernel). */
+const RASPI4B_UNMODELLED = [
+  '/soc/clock@7ef00000', '/soc/interrupt-controller@7ef00100', '/soc/hdmi@7ef00700', '/soc/i2c@7ef04500', '/soc/hdmi@7ef05700', '/soc/i2c@7ef09500',
+];
 
 export const PI_BOARD_MODELS = {
   raspi3b: {
@@ -88,8 +99,34 @@ export const PI_BOARD_MODELS = {
     cpus: 4,
     // Upstream kernels use the bcm2837 name (the 3 B, not the 3 B+).
     deviceTree: (c) => c.upstreamKernel ? 'bcm2837-rpi-3-b.dtb' : 'bcm2710-rpi-3-b.dtb',
+    // The PL011 belongs to Bluetooth on a Pi 3; the card's console is the mini UART (ttyS1).
+    consolePort: 1,
+    dtbEdits: [],
   },
-  // Not raspi4b: QEMU 10's Pi 4 B model stops Debian's kernel (docs/boards.md).
+  // QEMU 10's Pi 4 B (docs/boards.md has what it models and where in QEMU's source): 4 cores,
+  // 2 GiB of which the guest sees 960 MiB, the SD card on the Arasan controller, USB (DWC2).
+  raspi4b: {
+    filter: 'pi4',
+    title: 'Pi 4 B',
+    memoryMiB: 2048,
+    cpus: 4,
+    deviceTree: () => 'bcm2711-rpi-4-b.dtb',
+    // The console is the PL011 (ttyAMA0): QEMU's mini UART keeps its interrupt raised once the
+    // kernel opens it and starves the first CPU. The PL011 is free once Bluetooth's node is gone.
+    consolePort: 0,
+    console: 'ttyAMA0,115200',
+    dtbEdits: [
+      ...RASPI4B_UNMODELLED.map((node) => ({ options: ['-t', 's'], args: [node, 'status', 'disabled'] })),
+      // EMMC2, the Pi 4's SD slot, never gets QEMU's card and waits for regulators on the
+      // firmware's GPIO expander, which QEMU does not answer; the mini UART, see above.
+      { options: ['-t', 's'], args: ['/emmc2-bus@fe000000/mmc@7e340000', 'status', 'disabled'] },
+      { options: ['-t', 's'], args: ['/soc/serial@7e215040', 'status', 'disabled'] },
+      // The card is on the Arasan controller (the Pi 4's Wi-Fi slot), whose power sequence
+      // waits for a firmware GPIO.
+      { options: ['-d'], args: ['/soc/mmc@7e300000', 'mmc-pwrseq'] },
+      { options: ['-r'], args: ['/soc/serial@7e201000/bluetooth'] },
+    ],
+  },
 } as const satisfies Record<string, PiBoardModel>;
 
 export type PiBoardMachine = keyof typeof PI_BOARD_MODELS;
@@ -183,13 +220,19 @@ const DEFAULT_CARD_ARGS = 'rw fsck.repair=yes net.ifnames=1';
 
 /**
  * The kernel command line. raspi3b boots with the card's cmdline.txt as it is, as a Pi does
- * (console on the GPIO UART). virt gets root and console for its own disk and UART, then the
- * card's cmdline.txt (including anything Raspberry Pi Imager appended) without its console=
- * and root= parameters, which name the Pi's UART and SD card.
+ * (console on the GPIO UART); raspi4b too, with its console on the UART QEMU serves well.
+ * virt gets root and console for its own disk and UART, then the card's cmdline.txt (including
+ * anything Raspberry Pi Imager appended) without its console= and root= parameters, which name
+ * the Pi's UART and SD card.
  */
 export function kernelCommandLine(o: Pick<QemuOptions, 'machine' | 'extraAppend' | 'cmdline'>): string {
   const extra = o.extraAppend ? ` ${o.extraAppend}` : '';
-  if (isPiBoard(o.machine)) return `${(o.cmdline ?? '').replace(/\s+/g, ' ').trim()}${extra}`;
+  if (isPiBoard(o.machine)) {
+    const board: PiBoardModel = PI_BOARD_MODELS[o.machine];
+    const card = (o.cmdline ?? '').split(/\s+/).filter(Boolean);
+    const args = board.console ? [...card.filter((x) => !x.startsWith('console=')), `console=${board.console}`] : card;
+    return `${args.join(' ')}${extra}`;
+  }
   const card = o.cmdline === undefined
     ? DEFAULT_CARD_ARGS
     : o.cmdline.split(/\s+/).filter((x) => x && !/^(console|root)=/.test(x)).join(' ');
@@ -214,15 +257,16 @@ export function qemuCommand(o: QemuOptions): Command {
     '-qmp', `unix:${o.qmpSocket},server=on,wait=off`,
   ];
   if (isPiBoard(o.machine)) {
-    // A board model: its own device tree, SD card, USB networking. Its first UART (the PL011)
-    // belongs to Bluetooth on a Pi 3; the console is the second, the mini UART (ttyS1).
-    const board = PI_BOARD_MODELS[o.machine];
+    // A board model: its own device tree, SD card, USB networking, and the console on the
+    // board's serial port (the other one discarded).
+    const board: PiBoardModel = PI_BOARD_MODELS[o.machine];
+    const serials = board.consolePort === 0 ? ['stdio', 'null'] : ['null', 'stdio'];
     return ['qemu-system-aarch64', [
       '-M', o.machine, '-m', String(board.memoryMiB), '-smp', String(board.cpus),
       ...(o.dtb ? ['-dtb', o.dtb] : []),
       '-drive', `if=sd,file=${o.disk},format=${o.diskFormat}`,
       '-device', 'usb-net,netdev=net0', '-netdev', net,
-      '-serial', 'null', '-serial', 'stdio',
+      ...serials.flatMap((s) => ['-serial', s]),
       ...common,
     ]];
   }

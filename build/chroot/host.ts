@@ -32,6 +32,7 @@ export const HOST_TOOLS: Record<string, string> = {
   'qemu-img': 'qemu-utils',
   'qemu-system-aarch64': 'qemu-system-arm',
   'qemu-system-arm': 'qemu-system-arm',
+  fdtput: 'device-tree-compiler',
   openssl: 'openssl',
   du: 'coreutils',
   find: 'findutils',

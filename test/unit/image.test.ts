@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { alignUp, genimageConfig, layout, rootSize, uuidFromHex, idFromHex, MiB, ALIGN } from '../../build/image/layout.ts';
-import { bootArchitecture, parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, boardDeviceTree, powerOfTwoAtLeast } from '../../build/boot/qemu.ts';
+import { bootArchitecture, parseMbr, parseForward, qemuCommand, kernelCommandLine, parseConfigTxt, boardDeviceTree, powerOfTwoAtLeast, PI_BOARD_MODELS } from '../../build/boot/qemu.ts';
 import { exportNames, bmapDataBytes } from '../../build/image/export.ts';
 import { missingModules } from '../../ci/harness/boot-audit.ts';
 import { compressCommand, compressionOf, imageBase } from '../../build/image/naming.ts';
@@ -158,6 +158,25 @@ test('the Pi 3 B board model: 1 GiB, four cores, its device tree, cmdline.txt, c
   assert.equal(args[args.indexOf('-append') + 1], 'console=ttyS1,115200 console=tty0 root=LABEL=RASPIROOT rw rootwait quiet');
   assert.equal(powerOfTwoAtLeast(3_000_000_000), 4 * 1024 ** 3);
   assert.equal(powerOfTwoAtLeast(8 * 1024 ** 3), 8 * 1024 ** 3);
+});
+
+test('the Pi 4 B board model: its fixed 2 GiB and four cores, the PL011 as console in place of the card\'s, what QEMU lacks out of the tree', () => {
+  const [, args] = qemuCommand({
+    machine: 'raspi4b', kernel: 'k', initrd: 'i', dtb: 'bcm2711-rpi-4-b.dtb', disk: 'd.qcow2', diskFormat: 'qcow2', memoryMiB: 1024, cpus: 2,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '', cmdline: 'console=ttyS1,115200 console=ttyAMA10,115200 console=tty0 root=LABEL=RASPIROOT rw cma=64M rootwait\n',
+  });
+  const text = args.join(' ');
+  assert.match(text, /-M raspi4b -m 2048 -smp 4 -dtb bcm2711-rpi-4-b\.dtb -drive if=sd,file=d\.qcow2,format=qcow2/);
+  assert.match(text, /-serial stdio -serial null/);
+  assert.equal(args[args.indexOf('-append') + 1], 'root=LABEL=RASPIROOT rw cma=64M rootwait console=ttyAMA0,115200');
+  assert.equal(boardDeviceTree(parseConfigTxt('arm_64bit=1\nupstream_kernel=1\n', ['pi4']), 'raspi4b'), 'bcm2711-rpi-4-b.dtb');
+  const edits = PI_BOARD_MODELS.raspi4b.dtbEdits.map((e) => [...e.options, ...e.args].join(' '));
+  for (const node of ['/soc/hdmi@7ef00700', '/soc/hdmi@7ef05700', '/emmc2-bus@fe000000/mmc@7e340000', '/soc/serial@7e215040']) {
+    assert.ok(edits.includes(`-t s ${node} status disabled`), `${node} is not disabled: ${edits.join('; ')}`);
+  }
+  assert.ok(edits.includes('-d /soc/mmc@7e300000 mmc-pwrseq'));
+  assert.ok(edits.includes('-r /soc/serial@7e201000/bluetooth'));
+  assert.deepEqual(PI_BOARD_MODELS.raspi3b.dtbEdits, [], 'the Pi 3 B boots the card\'s tree as it is');
 });
 
 test('output names and compression commands', () => {
