@@ -111,8 +111,8 @@ export const PI_BOARD_MODELS = {
     memoryMiB: 2048,
     cpus: 4,
     deviceTree: () => 'bcm2711-rpi-4-b.dtb',
-    // The console is the PL011 (ttyAMA0): QEMU's mini UART keeps its interrupt raised once the
-    // kernel opens it and starves the first CPU. The PL011 is free once Bluetooth's node is gone.
+    // The console is the PL011 (ttyAMA0): with it on QEMU's mini UART every SD transfer timed
+    // out (docs/boards.md). The PL011 is free once Bluetooth's node is gone.
     consolePort: 0,
     console: 'ttyAMA0,115200',
     dtbEdits: [
