@@ -200,14 +200,6 @@ export const SETTINGS = section({
       default: 60,
       doc: 'stop idle kernels and servers after this long; `0` never',
     }),
-    memory_per_person_mib: leaf(z.union([z.literal('auto'), z.number().int().min(128)], { error: 'must be `auto` or a number of MiB, 128 or more' }), {
-      default: 'auto',
-      doc: 'memory limit of each person\'s server with its kernels and terminals, in MiB; `auto`: half of what the Pi has for people (docs/memory.md)',
-    }),
-    max_servers: leaf(z.union([z.literal('auto'), z.number().int().min(1)], { error: 'must be `auto` or a number of servers, 1 or more' }), {
-      default: 'auto',
-      doc: 'servers running at once before the hub says the Pi is full; `auto`: from the Pi\'s memory (docs/memory.md)',
-    }),
     https: section({
       mode: leaf(z.enum(['off', 'self-signed', 'files'], { error: 'must be `off`, `self-signed` or `files`' }), {
         default: 'off',

@@ -115,8 +115,7 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   const working: Working[] = [];
 
   before(async () => {
-    // At most two servers at once: the third person sees the hub's page for a full Pi.
-    const users = usersImage(dir, { head: 'hub:\n  max_servers: 2' });
+    const users = usersImage(dir);
     key = users.key;
     const build = await buildImage('e2e-users', users.config);
     console.log(`# build e2e-users: ${Math.round(build.durationMs / 1000)} s`);
@@ -215,6 +214,10 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     assert.equal((await ssh(alice, 'systemctl is-active pihub-server-alice.service jupyterhub.service jupyterhub-proxy.service')).stdout, 'active\nactive\nactive\n');
     assert.match(await b.session.execute(b.kernel, 'print("state", a.shape)', 120_000), /^state \(256, 256\)$/m, 'bob\'s kernel kept its state');
     // A restart of the hub leaves both servers, and bob's kernel with its state, as they were.
+    // The restart also applies a size chosen in the hub config, as its comment says: at most
+    // two servers at once, so that a third person finds this Pi full (below).
+    const conf = '/root/jupyterhub_config.py';
+    assert.equal((await ssh(alice, `${sudo} sed -i "s/, servers='auto')$/, servers=2)/" ${conf} && ${sudo} grep -c "servers=2)$" ${conf}`)).stdout.trim(), '1');
     assert.equal((await ssh(alice, `${sudo} systemctl restart jupyterhub`)).code, 0);
     await waitForHub(hub, 600_000);
     const after = await ssh(alice, 'systemctl show -p MainPID --value pihub-server-alice.service pihub-server-bob.service');
@@ -224,14 +227,14 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
       state = await b.session.execute(b.kernel, 'print("state", a.shape)', 60_000).catch((err: Error) => err.message);
     }
     assert.match(state, /^state \(256, 256\)$/m, 'bob\'s kernel is reached through the restarted hub, with its state');
-    // The Pi is full (hub.max_servers: 2 in this image's config): a third person gets the page saying so.
-    assert.equal((await ssh(alice, `${sudo} adduser --disabled-password --comment '' carol >/dev/null && echo carol:carol-secret-3 | ${sudo} chpasswd`)).code, 0);
+    // The Pi is full (two servers run): a third person gets the page saying so.
+    assert.equal((await ssh(alice, `${sudo} sh -c "adduser --disabled-password --comment '' carol >/dev/null && echo carol:carol-secret-3 | chpasswd"`)).code, 0);
     const c = new HubSession(hub, 'carol');
     assert.equal((await c.login('carol-secret-3')).status, 302);
     const full = await c.page('/hub/spawn');
     assert.equal(full.status, 429, `carol's spawn answered ${full.status}: ${pageText(full.body)}`);
     assert.match(pageText(full.body), /This Pi is full.*as many JupyterLab servers as its memory holds/);
-    await ssh(alice, `${sudo} deluser --remove-home carol >/dev/null`);
+    await ssh(alice, `${sudo} deluser --remove-home carol >/dev/null; ${sudo} sed -i "s/, servers=2)$/, servers='auto')/" ${conf}`);
     // The tests below start their own servers.
     for (const w of working) await w.session.stopServer(300_000);
     assert.equal((await ssh(alice, 'systemctl list-units --no-legend "pihub-server-*"')).stdout.trim(), '', 'a stopped server leaves no unit behind');

@@ -10,7 +10,7 @@
 #    hub finds the unit again from the state it keeps in its database;
 #  - the hub refuses a new server while the Pi has no room for it, with a page that says so.
 # The sizes come from the Pi's memory when the hub starts, unless the config gives them
-# (hub.memory.* in pihub's config; c.PihubSpawner.* in /root/jupyterhub_config.py).
+# (sizes() in /root/jupyterhub_config.py, which says how).
 import asyncio
 import os
 import pwd
