@@ -197,7 +197,8 @@ export class HubSession {
     return { id: k.body.id, output: await this.execute(k.body.id, code, timeoutMs) };
   }
 
-  private execute(kernelId: string, code: string, timeoutMs: number): Promise<string> {
+  /** Run code in a running kernel (one of startKernel's); resolves with what it printed. */
+  execute(kernelId: string, code: string, timeoutMs: number): Promise<string> {
     const url = `${this.base.replace(/^http/, 'ws')}${this.userPath(`/api/kernels/${kernelId}/channels`)}?token=${this.token}`;
     const msgId = randomUUID();
     const session = randomUUID();

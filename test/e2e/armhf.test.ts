@@ -83,7 +83,7 @@ describe(`an image of the base ${BASE} (two users, SSH), in QEMU virt with a Cor
 
   it('lets the admin log in through the form, start JupyterLab and run numpy with OpenBLAS, and see the admin page', async () => {
     const { memoryBytes, numpy } = await adminUsesHub(hub, 'alice', 'alice-secret-1');
-    console.log(`# armhf: numpy ${numpy}; the hub and its proxy with one user's JupyterLab and a kernel: ${Math.round(memoryBytes / 1024 ** 2)} MiB`);
+    console.log(`# armhf: numpy ${numpy}; the hub, its proxy and one person's JupyterLab with a kernel: ${Math.round(memoryBytes / 1024 ** 2)} MiB`);
   });
 
   it('lets a non-admin pip install --user a wheel and use a terminal, but not see the admin page', async () => {

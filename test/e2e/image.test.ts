@@ -22,6 +22,11 @@ const PEOPLE = [
   { name: 'bob', password: 'bob-secret-2' },
 ];
 
+interface Working {
+  session: HubSession;
+  kernel: string;
+}
+
 /** The part of analyzeBoot's text that is `systemd-analyze critical-chain jupyterhub.service`. */
 function criticalChain(analysis: string): string {
   return analysis.slice(analysis.indexOf('## systemd-analyze critical-chain'), analysis.indexOf('## systemd-analyze blame'));
@@ -106,6 +111,8 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   let alice: SshTarget;
   let hub = '';
   let idle: MemorySnapshot;
+  // alice's and bob's sessions, each with a server and a kernel (from the memory test on).
+  const working: Working[] = [];
 
   before(async () => {
     const users = usersImage(dir);
@@ -145,16 +152,15 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
 
   it('runs a JupyterLab server and a numpy kernel for each of two people in 1 GiB', async () => {
     idle = await memorySnapshot(alice, PEOPLE[0]!.password);
-    const sessions: HubSession[] = [];
     for (const p of PEOPLE) {
       const s = new HubSession(hub, p.name);
-      sessions.push(s);
       const login = await s.login(p.password);
       assert.equal(login.status, 302, `${p.name} logs in: HTTP ${login.status}: ${pageText(login.body)}`);
       await s.createToken(p.password);
       await s.startServer(300_000);
       const k = await s.startKernel('import numpy\na = numpy.random.default_rng(1).random((256, 256))\nprint("det", numpy.linalg.det(a @ a.T) > 0)');
       assert.match(k.output, /^det True$/m);
+      working.push({ session: s, kernel: k.id });
     }
     const busy = await memorySnapshot(alice, PEOPLE[0]!.password);
     const roles = busy.processes.map((p) => `${p.role}:${p.user}`).sort();
@@ -175,8 +181,63 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     writeFileSync(join(dir, 'memory.txt'), `${lines.join('\n')}\n`);
     for (const l of lines) console.log(`# memory: ${l}`);
     assert.ok(busy.memAvailableKiB > 100 * 1024, `only ${Math.round(busy.memAvailableKiB / 1024)} MiB available with two people on a 1 GiB card`);
+  });
+
+  // The two servers of the test above are still running, each with a kernel.
+  it('runs each person\'s server in a unit of its own with a memory limit: a runaway kernel dies there, the hub and bob\'s kernel carry on; servers outlive a restart of the hub; a full Pi says so', async () => {
+    const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
+    const [a, b] = working as [Working, Working];
+    // The memory controller is on (without it no limit does anything), and each server has its limit.
+    const units = await ssh(alice, 'cat /sys/fs/cgroup/cgroup.controllers; grep MemTotal /proc/meminfo; for u in pihub-server-alice.service pihub-server-bob.service pihub-people.slice; do systemctl show -p ActiveState,MemoryMax,ControlGroup,MainPID "$u"; done');
+    assert.match(units.stdout.split('\n')[0]!, /\bmemory\b/, `no memory controller: ${units.stdout}`);
+    const memTotalMiB = Math.floor(Number(/MemTotal:\s+(\d+)/.exec(units.stdout)![1]) / 1024);
+    const shows = units.stdout.split('ActiveState=').slice(1).map((block) => Object.fromEntries(block.trim().split('\n').map((l, i) => (i === 0 ? ['ActiveState', l] : l.split('=', 2)))));
+    const [aliceUnit, bobUnit, slice] = shows as Array<Record<string, string>>;
+    for (const u of [aliceUnit!, bobUnit!]) {
+      assert.equal(u.ActiveState, 'active');
+      assert.match(u.ControlGroup!, /\/pihub-people\.slice\/pihub-server-(alice|bob)\.service$/);
+      assert.ok(Number(u.MemoryMax) <= (memTotalMiB / 2) * 1024 ** 2, `MemoryMax ${u.MemoryMax} of ${memTotalMiB} MiB`);
+    }
+    assert.ok(Number(slice!.MemoryMax) < memTotalMiB * 1024 ** 2, `pihub-people.slice MemoryMax ${slice!.MemoryMax}`);
+    const limitMiB = Number(aliceUnit!.MemoryMax) / 1024 ** 2;
+    console.log(`# memory: ${memTotalMiB} MiB: each server may use ${limitMiB} MiB, all together ${Number(slice!.MemoryMax) / 1024 ** 2} MiB`);
+    // alice's new kernel asks for more than her limit; the kernel is killed inside her unit.
+    const events = `cat /sys/fs/cgroup${aliceUnit!.ControlGroup}/memory.events`;
+    const oomBefore = Number(/^oom_kill (\d+)$/m.exec((await ssh(alice, events)).stdout)?.[1] ?? 0);
+    const runaway = a.session.runCode(`import numpy\nx = numpy.ones(${Math.ceil(limitMiB * 1.5)} * 2**20 // 8)\nprint("survived", x.sum())`, 240_000).then((out) => out, (err: Error) => err.message);
+    let oomKills = oomBefore;
+    for (const end = Date.now() + 240_000; oomKills === oomBefore && Date.now() < end; await sleep(2000)) {
+      oomKills = Number(/^oom_kill (\d+)$/m.exec((await ssh(alice, events)).stdout)?.[1] ?? 0);
+    }
+    assert.ok(oomKills > oomBefore, `no OOM kill in alice's unit; the kernel said: ${await runaway}`);
+    assert.equal((await fetch(`${hub}/hub/health`)).status, 200, 'the hub answers while alice\'s kernel is killed');
+    assert.equal((await ssh(alice, 'systemctl is-active pihub-server-alice.service jupyterhub.service jupyterhub-proxy.service')).stdout, 'active\nactive\nactive\n');
+    assert.match(await b.session.execute(b.kernel, 'print("state", a.shape)', 120_000), /^state \(256, 256\)$/m, 'bob\'s kernel kept its state');
+    // A restart of the hub leaves both servers, and bob's kernel with its state, as they were.
+    // The restart also applies a size chosen in the hub config, as its comment says: at most
+    // two servers at once, so that a third person finds this Pi full (below).
+    const conf = '/root/jupyterhub_config.py';
+    assert.equal((await ssh(alice, `${sudo} sed -i "s/, servers='auto')$/, servers=2)/" ${conf} && ${sudo} grep -c "servers=2)$" ${conf}`)).stdout.trim(), '1');
+    assert.equal((await ssh(alice, `${sudo} systemctl restart jupyterhub`)).code, 0);
+    await waitForHub(hub, 600_000);
+    const after = await ssh(alice, 'systemctl show -p MainPID --value pihub-server-alice.service pihub-server-bob.service');
+    assert.deepEqual(after.stdout.trim().split('\n'), [aliceUnit!.MainPID, bobUnit!.MainPID], 'the servers were restarted with the hub');
+    let state = '';
+    for (const end = Date.now() + 180_000; !/^state /m.test(state) && Date.now() < end; await sleep(3000)) {
+      state = await b.session.execute(b.kernel, 'print("state", a.shape)', 60_000).catch((err: Error) => err.message);
+    }
+    assert.match(state, /^state \(256, 256\)$/m, 'bob\'s kernel is reached through the restarted hub, with its state');
+    // The Pi is full (two servers run): a third person gets the page saying so.
+    assert.equal((await ssh(alice, `${sudo} sh -c "adduser --disabled-password --comment '' carol >/dev/null && echo carol:carol-secret-3 | chpasswd"`)).code, 0);
+    const c = new HubSession(hub, 'carol');
+    assert.equal((await c.login('carol-secret-3')).status, 302);
+    const full = await c.page('/hub/spawn');
+    assert.equal(full.status, 429, `carol's spawn answered ${full.status}: ${pageText(full.body)}`);
+    assert.match(pageText(full.body), /This Pi is full.*as many JupyterLab servers as its memory holds/);
+    await ssh(alice, `${sudo} deluser --remove-home carol >/dev/null; ${sudo} sed -i "s/, servers=2)$/, servers='auto')/" ${conf}`);
     // The tests below start their own servers.
-    for (const p of sessions) await p.stopServer(300_000);
+    for (const w of working) await w.session.stopServer(300_000);
+    assert.equal((await ssh(alice, 'systemctl list-units --no-legend "pihub-server-*"')).stdout.trim(), '', 'a stopped server leaves no unit behind');
   });
 
   it('writes the outputs with checksums of the raw and the compressed image, and a package list', () => {
@@ -302,7 +363,7 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
 
   it('lets the admin log in through the form, start a server and run numpy as herself', async () => {
     const { memoryBytes } = await adminUsesHub(hub, 'alice', 'alice-secret-1');
-    console.log(`# memory: jupyterhub.service and its proxy with one user's JupyterLab and a numpy kernel: ${Math.round(memoryBytes / 1024 ** 2)} MiB`);
+    console.log(`# memory: the hub, its proxy and one person's JupyterLab with a numpy kernel (pihub-people.slice): ${Math.round(memoryBytes / 1024 ** 2)} MiB`);
   });
 
   it('lets a non-admin pip install --user a wheel and import it, but not see the admin page', async () => {

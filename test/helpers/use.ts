@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { HubSession } from '../../ci/harness/hub.ts';
 import { makeWheel } from './wheel.ts';
 
-/** The admin's visit; returns the memory of the hub and its proxy with her server and a kernel running. */
+/** The admin's visit; returns the memory of the hub, its proxy and people's servers (pihub-people.slice) with her server and a kernel running. */
 export async function adminUsesHub(hub: string, user: string, password: string): Promise<{ memoryBytes: number; numpy: string }> {
   const s = new HubSession(hub, user);
   const login = await s.login(password);
@@ -22,7 +22,7 @@ export async function adminUsesHub(hub: string, user: string, password: string):
       'print("blas", sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l}))',
       'print("sum", int(x))',
       'import subprocess',
-      'print("memory", sum(int(v) for v in subprocess.run(["systemctl", "show", "jupyterhub", "jupyterhub-proxy", "-p", "MemoryCurrent", "--value"], capture_output=True, text=True).stdout.split()))',
+      'print("memory", sum(int(v) for v in subprocess.run(["systemctl", "show", "jupyterhub", "jupyterhub-proxy", "pihub-people.slice", "-p", "MemoryCurrent", "--value"], capture_output=True, text=True).stdout.split()))',
     ].join('\n'),
   );
   assert.match(outText, new RegExp(`^user ${user}$`, 'm'));
