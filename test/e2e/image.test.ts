@@ -188,11 +188,14 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
     const [a, b] = working as [Working, Working];
     // The memory controller is on (without it no limit does anything), and each server has its limit.
-    const units = await ssh(alice, 'cat /sys/fs/cgroup/cgroup.controllers; grep MemTotal /proc/meminfo; for u in pihub-server-alice.service pihub-server-bob.service pihub-people.slice; do systemctl show -p ActiveState,MemoryMax,ControlGroup,MainPID "$u"; done');
-    assert.match(units.stdout.split('\n')[0]!, /\bmemory\b/, `no memory controller: ${units.stdout}`);
-    const memTotalMiB = Math.floor(Number(/MemTotal:\s+(\d+)/.exec(units.stdout)![1]) / 1024);
-    const shows = units.stdout.split('ActiveState=').slice(1).map((block) => Object.fromEntries(block.trim().split('\n').map((l, i) => (i === 0 ? ['ActiveState', l] : l.split('=', 2)))));
-    const [aliceUnit, bobUnit, slice] = shows as Array<Record<string, string>>;
+    const kernel = await ssh(alice, 'cat /sys/fs/cgroup/cgroup.controllers; grep MemTotal /proc/meminfo');
+    assert.match(kernel.stdout.split('\n')[0]!, /\bmemory\b/, `no memory controller: ${kernel.stdout}`);
+    const memTotalMiB = Math.floor(Number(/MemTotal:\s+(\d+)/.exec(kernel.stdout)![1]) / 1024);
+    // systemctl show prints the properties in its own order, one NAME=VALUE a line.
+    const show = async (unit: string): Promise<Record<string, string>> => Object.fromEntries(
+      (await ssh(alice, `systemctl show -p ActiveState,MemoryMax,ControlGroup,MainPID ${unit}`)).stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    const [aliceUnit, bobUnit, slice] = [await show('pihub-server-alice.service'), await show('pihub-server-bob.service'), await show('pihub-people.slice')];
     for (const u of [aliceUnit!, bobUnit!]) {
       assert.equal(u.ActiveState, 'active');
       assert.match(u.ControlGroup!, /\/pihub-people\.slice\/pihub-server-(alice|bob)\.service$/);
