@@ -52,11 +52,8 @@ run_file() {
   local file=$1 log=$2 prefix=$3 start code
   start=$(clock)
   set +e
-  if [ -n "$prefix" ]; then
-    node --import tsx --experimental-websocket --test --test-concurrency=1 --test-reporter=spec "$file" 2>&1 | tee "$log" | sed -u "s|^|[$prefix] |"
-  else
-    node --import tsx --experimental-websocket --test --test-concurrency=1 --test-reporter=spec "$file" 2>&1 | tee "$log"
-  fi
+  # An empty sed script passes the lines through as they are.
+  node --import tsx --experimental-websocket --test --test-concurrency=1 --test-reporter=spec "$file" 2>&1 | tee "$log" | sed -u "${prefix:+s|^|[$prefix] |}"
   code=${PIPESTATUS[0]}
   set -e
   echo "$code" > "$log.rc"
