@@ -24,6 +24,8 @@ export interface BootOptions {
   bootFiles: BootFile[];
   /** A host tap device for a second network card. */
   tap?: string;
+  /** Disk files plugged in as USB drives (used in place: what the guest writes stays). */
+  usbDrives?: string[];
   serialLog?: string;
   /** Print the console on stdout (default when no --serial-log). */
   console: boolean;
@@ -237,7 +239,9 @@ export async function boot(o: BootOptions): Promise<number> {
       extraAppend: o.extraAppend,
       offline: o.offline,
       tap: o.tap,
+      usbDrives: o.usbDrives,
     });
+    for (const f of o.usbDrives ?? []) o.note(`${f} is plugged in as a USB drive (the guest writes to it)`);
     for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
     const size = isPiBoard(o.machine) ? PI_BOARD_MODELS[o.machine] : { memoryMiB: o.memoryMiB, cpus: o.cpus };
     o.note(`booting ${basename(o.image)} (${o.machine}, ${size.memoryMiB} MiB, ${size.cpus} CPUs); Ctrl-C shuts the guest down cleanly`);

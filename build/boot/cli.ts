@@ -40,6 +40,9 @@ Options:
                                    as NAME (default: its own name), as you would on the SD
                                    card: Raspberry Pi Imager's user-data, network-config,
                                    meta-data, a changed cmdline.txt (repeatable)
+      --usb-drive FILE             plug FILE in as a USB drive (a disk image, raw unless
+                                   .qcow2; repeatable): the guest writes to FILE itself, as
+                                   to a real drive, e.g. a backup drive (docs/backup.md)
       --tap DEVICE                 a second network card on the host's tap DEVICE (made
                                    beforehand, e.g. ip tuntap add DEVICE mode tap), so the
                                    guest is on a network the host can see (mDNS, LAN tests)
@@ -81,6 +84,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
       userconf: { type: 'string' },
       'boot-file': { type: 'string', multiple: true },
       tap: { type: 'string' },
+      'usb-drive': { type: 'string', multiple: true },
       'serial-log': { type: 'string' },
       'no-console': { type: 'boolean' },
       append: { type: 'string' },
@@ -144,6 +148,9 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   if (values.tap !== undefined && (machine !== 'virt' || !/^[A-Za-z0-9_.-]{1,15}$/.test(values.tap))) {
     throw new InputError(`--tap ${values.tap}: expected a network device name (at most 15 letters, digits, . _ -) with --machine virt`);
   }
+  const usbDrives = (values['usb-drive'] ?? []).map((f) => resolve(f));
+  for (const f of usbDrives) inputFile(f, `--usb-drive ${f}`, 'give a disk image file for the USB drive (e.g. truncate -s 2G drive.img, then mkfs.ext4 -L PIHUB-BACKUP drive.img)');
+  if (new Set(usbDrives).size !== usbDrives.length) throw new InputError('--usb-drive: each drive file can be plugged in once');
   const log = new BuildLog(undefined);
   const note = (line: string) => process.stderr.write(`pihub: ${line}\n`);
   const code = await boot({
@@ -156,6 +163,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
     architecture,
     bootFiles,
     tap: values.tap,
+    usbDrives,
     serialLog: values['serial-log'] ? serialLog(resolve(values['serial-log'])) : undefined,
     console: !values['no-console'],
     workDir: resolve(values['work-dir'] ?? 'work/boot'),

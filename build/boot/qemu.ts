@@ -157,6 +157,20 @@ export interface QemuOptions {
   offline?: boolean;
   /** The card's cmdline.txt, which a Pi's firmware hands to the kernel. */
   cmdline?: string;
+  /** Disk files plugged in as USB drives (a backup drive), in this order; raw unless .qcow2. */
+  usbDrives?: readonly string[];
+}
+
+/** QEMU's arguments for USB mass storage devices: the files are used in place, as a drive is. */
+export function usbDriveArgs(files: readonly string[], controller: boolean): string[] {
+  if (!files.length) return [];
+  return [
+    ...(controller ? ['-device', 'qemu-xhci,id=usbdrives'] : []),
+    ...files.flatMap((f, i) => [
+      '-drive', `if=none,id=usbdrive${i},file=${f},format=${f.endsWith('.qcow2') ? 'qcow2' : 'raw'}`,
+      '-device', `usb-storage,drive=usbdrive${i}${controller ? ',bus=usbdrives.0' : ''}`,
+    ]),
+  ];
 }
 
 /** What a Pi's firmware reads from config.txt to start it. */
@@ -266,6 +280,7 @@ export function qemuCommand(o: QemuOptions): Command {
       ...(o.dtb ? ['-dtb', o.dtb] : []),
       '-drive', `if=sd,file=${o.disk},format=${o.diskFormat}`,
       '-device', 'usb-net,netdev=net0', '-netdev', net,
+      ...usbDriveArgs(o.usbDrives ?? [], false),
       ...serials.flatMap((s) => ['-serial', s]),
       ...common,
     ]];
@@ -279,6 +294,7 @@ export function qemuCommand(o: QemuOptions): Command {
     '-device', 'virtio-net-pci,netdev=net0',
     ...(o.tap ? ['-netdev', `tap,id=net1,ifname=${o.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=net1'] : []),
     '-device', 'virtio-rng-pci',
+    ...usbDriveArgs(o.usbDrives ?? [], true),
     '-serial', 'stdio',
     ...common,
   ]];

@@ -108,6 +108,8 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   let key = '';
   let out: ReturnType<typeof imageFiles>;
   let vm: Vm;
+  let vmStopped = false;
+  const drive = join(dir, 'backup-drive.img');
   let alice: SshTarget;
   let hub = '';
   let idle: MemorySnapshot;
@@ -122,10 +124,14 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     out = imageFiles(build.outDir);
     // The decompressed image for debugfs is made from this build's image, below.
     rmSync(join(dir, 'raw'), { recursive: true, force: true });
+    // A USB drive for the backups (the last test): a whole-disk ext4 with pihub's label.
+    rmSync(drive, { force: true });
+    execFileSync('truncate', ['-s', '1G', drive]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'PIHUB-BACKUP', drive]);
     vm = await bootVm(out.image, [22, 8888], {
       serialLog: join(dir, 'boot1.log'),
       workDir: join(E2E_ROOT, 'boot'),
-      extraArgs: ['--memory', '1024', '--cpus', '2'],
+      extraArgs: ['--memory', '1024', '--cpus', '2', '--usb-drive', drive],
     });
     alice = { port: vm.ports[22]!, key, user: 'alice' };
     hub = `http://127.0.0.1:${vm.ports[8888]}`;
@@ -133,7 +139,8 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
 
   after(async () => {
     rmSync(join(dir, 'raw'), { recursive: true, force: true });
-    if (vm) assert.equal(await vm.stop(), 0, 'pihub boot shuts the guest down cleanly');
+    rmSync(drive, { force: true });
+    if (vm && !vmStopped) assert.equal(await vm.stop(), 0, 'pihub boot shuts the guest down cleanly');
   });
 
   it('first boot: the hub answers; systemd-analyze is saved', async () => {
@@ -188,26 +195,32 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
     const [a, b] = working as [Working, Working];
     // The memory controller is on (without it no limit does anything), and each server has its limit.
-    const kernel = await ssh(alice, 'cat /sys/fs/cgroup/cgroup.controllers; grep MemTotal /proc/meminfo');
+    const kernel = await ssh(alice, 'cat /sys/fs/cgroup/cgroup.controllers; grep MemTotal /proc/meminfo; cat /proc/swaps');
     assert.match(kernel.stdout.split('\n')[0]!, /\bmemory\b/, `no memory controller: ${kernel.stdout}`);
     const memTotalMiB = Math.floor(Number(/MemTotal:\s+(\d+)/.exec(kernel.stdout)![1]) / 1024);
+    // zram swap, half the memory: compressed pages that stay in RAM (no SD card writes).
+    const zram = /^\/dev\/zram0\s+partition\s+(\d+)/m.exec(kernel.stdout);
+    assert.ok(zram, `no zram swap: ${kernel.stdout}`);
+    assert.ok(Math.abs(Number(zram[1]) / 1024 - memTotalMiB / 2) < 8, `zram swap of ${zram[1]} KiB for ${memTotalMiB} MiB`);
     // systemctl show prints the properties in its own order, one NAME=VALUE a line.
     const show = async (unit: string): Promise<Record<string, string>> => Object.fromEntries(
-      (await ssh(alice, `systemctl show -p ActiveState,MemoryMax,ControlGroup,MainPID ${unit}`)).stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      (await ssh(alice, `systemctl show -p ActiveState,MemoryMax,MemorySwapMax,ControlGroup,MainPID ${unit}`)).stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
     );
     const [aliceUnit, bobUnit, slice] = [await show('pihub-server-alice.service'), await show('pihub-server-bob.service'), await show('pihub-people.slice')];
     for (const u of [aliceUnit!, bobUnit!]) {
       assert.equal(u.ActiveState, 'active');
       assert.match(u.ControlGroup!, /\/pihub-people\.slice\/pihub-server-(alice|bob)\.service$/);
       assert.ok(Number(u.MemoryMax) <= (memTotalMiB / 2) * 1024 ** 2, `MemoryMax ${u.MemoryMax} of ${memTotalMiB} MiB`);
+      assert.equal(Number(u.MemorySwapMax), Math.floor(Number(u.MemoryMax) / 2 ** 21) * 2 ** 20, `MemorySwapMax ${u.MemorySwapMax}: half of MemoryMax ${u.MemoryMax}`);
     }
     assert.ok(Number(slice!.MemoryMax) < memTotalMiB * 1024 ** 2, `pihub-people.slice MemoryMax ${slice!.MemoryMax}`);
     const limitMiB = Number(aliceUnit!.MemoryMax) / 1024 ** 2;
     console.log(`# memory: ${memTotalMiB} MiB: each server may use ${limitMiB} MiB, all together ${Number(slice!.MemoryMax) / 1024 ** 2} MiB`);
-    // alice's new kernel asks for more than her limit; the kernel is killed inside her unit.
+    // alice's new kernel asks for twice her limit (more than her memory and her share of the
+    // swap); the kernel is killed inside her unit.
     const events = `cat /sys/fs/cgroup${aliceUnit!.ControlGroup}/memory.events`;
     const oomBefore = Number(/^oom_kill (\d+)$/m.exec((await ssh(alice, events)).stdout)?.[1] ?? 0);
-    const runaway = a.session.runCode(`import numpy\nx = numpy.ones(${Math.ceil(limitMiB * 1.5)} * 2**20 // 8)\nprint("survived", x.sum())`, 240_000).then((out) => out, (err: Error) => err.message);
+    const runaway = a.session.runCode(`import numpy\nx = numpy.ones(${limitMiB * 2} * 2**20 // 8)\nprint("survived", x.sum())`, 240_000).then((out) => out, (err: Error) => err.message);
     let oomKills = oomBefore;
     for (const end = Date.now() + 240_000; oomKills === oomBefore && Date.now() < end; await sleep(2000)) {
       oomKills = Number(/^oom_kill (\d+)$/m.exec((await ssh(alice, events)).stdout)?.[1] ?? 0);
@@ -662,6 +675,75 @@ systemctl restart jupyterhub
   });
 
   // The second boot of a card is imager.test.ts's (one reboot checks both customisations).
+
+  // Last, as it ends this card's life: the backup is restored on a fresh copy of the image, as
+  // on a newly flashed card, with the drive plugged in and the secret on its boot partition.
+  it('backs up to a USB drive, encrypted; a newly flashed card with the drive and the secret gets back the accounts, passwords, groups, homes and SSH host keys; a second restore keeps newer files', async () => {
+    const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
+    const notebook = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5, "marker": "alice-diary-7"}';
+    // What a household would miss: alice's notebook and new password, bob's notes, and dora,
+    // an account made on the card (not in the build config), who is a hub admin.
+    const prepare = [
+      `printf '%s' '${notebook}' > ~/diary.ipynb`,
+      `${sudo} sh -c "echo bob-notes-8 > /home/bob/notes.txt && chown bob:bob /home/bob/notes.txt"`,
+      `${sudo} sh -c "adduser --disabled-password --comment '' dora >/dev/null && echo dora:dora-secret-5 | chpasswd && adduser dora jupyter_admin >/dev/null"`,
+      `${sudo} sh -c "echo alice:alice-new-4 | chpasswd"`,
+    ].join(' && ');
+    assert.equal((await ssh(alice, prepare)).code, 0);
+    assert.match((await ssh(alice, 'pihub-backup status')).stdout, /^Backups: not set up/m);
+    const setup = await ssh(alice, "echo alice-new-4 | sudo -S -p '' pihub-backup setup", 600_000);
+    assert.equal(setup.code, 0, setup.stderr + setup.stdout);
+    const secret = /^ {4}([a-z2-9]{4}(?:-[a-z2-9]{4}){5})$/m.exec(setup.stdout)?.[1];
+    assert.ok(secret, `setup showed no secret:\n${setup.stdout}`);
+    const status = await ssh(alice, 'pihub-backup status; /etc/update-motd.d/60-pihub-backup');
+    assert.match(status.stdout, /^Backups: last good backup .* \(snapshot [0-9a-f]{8}, \d+ people, drive PIHUB-BACKUP\)$/m);
+    assert.ok(!status.stdout.includes(secret) && !status.stdout.includes(secret.replaceAll('-', '')), 'the status shows the secret');
+    const keys = await hostKeys(vm.ports[22]!);
+    assert.equal(await vm.stop(), 0, 'pihub boot shuts the guest down cleanly');
+    vmStopped = true;
+    // Finding the drive is not enough: neither the secret nor anyone's data is readable on it.
+    const onDrive = readFileSync(drive);
+    for (const text of [secret, secret.replaceAll('-', ''), 'bob-notes-8', 'alice-diary-7']) {
+      assert.equal(onDrive.indexOf(text), -1, `${text} is readable on the drive`);
+    }
+
+    const secretFile = join(dir, 'pihub-backup.txt');
+    writeFileSync(secretFile, `${secret.toUpperCase()}\r\n`);
+    const fresh = await bootVm(out.image, [22, 8888], {
+      serialLog: join(dir, 'restore.log'),
+      workDir: join(E2E_ROOT, 'boot'),
+      extraArgs: ['--usb-drive', drive, '--boot-file', `${secretFile}:pihub-backup.txt`, '--offline'],
+    });
+    try {
+      const hub2 = `http://127.0.0.1:${fresh.ports[8888]}`;
+      await fresh.waitForConsole(/pihub-backup: restored \d+ people from the snapshot [0-9a-f]{8}/, BOOT_TIMEOUT);
+      assert.match(fresh.console(), /pihub-backup: dora: account made \(old password, groups\)/);
+      await waitForHub(hub2, BOOT_TIMEOUT);
+      const alice2 = { ...alice, port: fresh.ports[22]! };
+      await waitForSsh(alice2, 300_000);
+      assert.deepEqual(await hostKeys(fresh.ports[22]!), keys, 'the SSH host keys are the old card\'s');
+      assert.equal((await new HubSession(hub2, 'alice').login('alice-secret-1')).status, 200, 'the new card\'s password from the build config was not replaced by the old card\'s');
+      const a = new HubSession(hub2, 'alice');
+      assert.equal((await a.login('alice-new-4')).status, 302, 'alice logs in with her password from the old card');
+      const d = new HubSession(hub2, 'dora');
+      assert.equal((await d.login('dora-secret-5')).status, 302, 'dora, made on the old card, logs in');
+      assert.equal((await d.page('/hub/admin')).status, 200, 'dora is a hub admin again');
+      const sudo2 = "echo alice-new-4 | sudo -S -p ''";
+      const files = await ssh(alice2, `cat ~/diary.ipynb; echo; ${sudo2} cat /home/bob/notes.txt; ${sudo2} stat -c '%U' /home/bob/notes.txt; ls /boot/firmware/pihub-backup.txt 2>&1; echo "FAILED: $(systemctl --failed --no-legend --plain)"; pihub-backup status`);
+      assert.equal(files.stdout.split('\n')[0], notebook);
+      assert.match(files.stdout, /^bob-notes-8\nbob\n/m);
+      assert.match(files.stdout, /cannot access '\/boot\/firmware\/pihub-backup\.txt': No such file/, 'the secret left the boot partition');
+      assert.match(files.stdout, /^FAILED: $/m, 'a unit failed on the restored card');
+      assert.match(files.stdout, /^Backups: restored .* from the snapshot [0-9a-f]{8} of kitchen-pi/m);
+      // A second restore over newer work keeps the newer file (and brings back what is missing).
+      const again = await ssh(alice2, `printf '%s' newer-work > ~/diary.ipynb && ${sudo2} pihub-backup restore && cat ~/diary.ipynb`, 600_000);
+      assert.equal(again.code, 0, again.stderr + again.stdout);
+      assert.match(again.stdout, /a card in use: only what it lacks/);
+      assert.match(again.stdout, /newer-work$/, 'the restore went back in time over alice\'s newer file');
+    } finally {
+      assert.equal(await fresh.stop(), 0, 'pihub boot shuts the restored guest down cleanly');
+    }
+  });
 });
 
 describe('the default image (no users) with userconf.txt', { timeout: 45 * 60_000 }, () => {

@@ -35,3 +35,16 @@ test('--tap adds a second network card on the host tap device', () => {
   assert.match(tapped, /-netdev tap,id=net1,ifname=pihubtap0,script=no,downscript=no -device virtio-net-pci,netdev=net1/);
   assert.match(tapped, /-netdev user,id=net0,hostfwd=tcp:127\.0\.0\.1:8888-:8888/);
 });
+
+test('--usb-drive plugs disk files in as USB drives: on an xHCI controller in virt, on the board\'s own USB bus', () => {
+  const base = {
+    machine: 'virt' as const, kernel: '/k', initrd: '/i', disk: '/d.qcow2', diskFormat: 'qcow2' as const, memoryMiB: 1024, cpus: 2,
+    forwards: [parseForward('8888')], qmpSocket: '/tmp/q', extraAppend: '',
+  };
+  assert.doesNotMatch(qemuCommand(base)[1].join(' '), /usb/);
+  const virt = qemuCommand({ ...base, usbDrives: ['/b/drive.img', '/b/two.qcow2'] })[1].join(' ');
+  assert.match(virt, /-device qemu-xhci,id=usbdrives -drive if=none,id=usbdrive0,file=\/b\/drive\.img,format=raw -device usb-storage,drive=usbdrive0,bus=usbdrives\.0 -drive if=none,id=usbdrive1,file=\/b\/two\.qcow2,format=qcow2 -device usb-storage,drive=usbdrive1,bus=usbdrives\.0/);
+  const board = qemuCommand({ ...base, machine: 'raspi3b', usbDrives: ['/b/drive.img'] })[1].join(' ');
+  assert.match(board, /-drive if=none,id=usbdrive0,file=\/b\/drive\.img,format=raw -device usb-storage,drive=usbdrive0(?!,bus)/);
+  assert.doesNotMatch(board, /xhci/);
+});

@@ -141,7 +141,10 @@ class PihubSpawner(LocalProcessSpawner):
                 f'--description=JupyterLab of {self.user.name} (pihub)',
                 f'--uid={self.user.name}', f'--working-directory={user.pw_dir}',
                 '--property=Type=exec', f'--property=EnvironmentFile={env_file}',
-                f"--property=MemoryMax={limit_mib}M", f'--property=CPUWeight={self.cpu_weight}',
+                # The zram swap (stage 26) is shared: a server may put at most half its limit there,
+                # so a runaway kernel is killed at 1.5 times the limit instead of filling it.
+                f"--property=MemoryMax={limit_mib}M", f'--property=MemorySwapMax={limit_mib // 2}M',
+                f'--property=CPUWeight={self.cpu_weight}',
                 '--property=OOMPolicy=continue', '--property=TimeoutStopSec=30s',
                 '--', *cmd,
             )
