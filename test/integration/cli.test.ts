@@ -49,8 +49,8 @@ test('dry-run of the default config prints the whole plan quickly and exits 0', 
   // An empty cache of its own: with the machine's cache warm, the plan would reuse every stage.
   const r = await runPihub(['build', '--dry-run', '--out', join(out, 'deploy'), '--work-dir', join(out, 'work'), '--cache-dir', join(tmp(), 'cache')]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /stage 1\/7 00-bootstrap/);
-  assert.match(r.stdout, /stage 7\/7 99-finalise/);
+  assert.match(r.stdout, /stage 1\/8 00-bootstrap/);
+  assert.match(r.stdout, /stage 8\/8 99-finalise/);
   assert.match(r.stdout, /\$ genimage/);
   assert.deepEqual(readdirSync(out), [], 'dry-run created nothing');
 });

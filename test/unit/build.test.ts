@@ -16,8 +16,8 @@ test('--dry-run prints every stage and step with its commands, and touches nothi
   const result = await build(o, fakeDeps(new FakeRunner(), machine));
   assert.ok('plan' in result);
   const text = result.plan.join('\n');
-  for (const stage of ['00-bootstrap', '10-system', '20-jupyterhub', '22-proxy', '25-security', '30-settings', '99-finalise']) {
-    assert.match(text, new RegExp(`^stage \\d/7 ${stage}: .* \\[runs \\(key [0-9a-f]{12}\\)`, 'm'));
+  for (const stage of ['00-bootstrap', '10-system', '20-jupyterhub', '22-proxy', '25-security', '26-household', '30-settings', '99-finalise']) {
+    assert.match(text, new RegExp(`^stage \\d/8 ${stage}: .* \\[runs \\(key [0-9a-f]{12}\\)`, 'm'));
   }
   assert.match(text, /\$ unshare --mount --pid --fork --kill-child -- mmdebstrap --mode=chrootless --variant=essential .* trixie \S+\/rootfs file:\/\//);
   // arm64 on this machine: apt and unpacking run natively, Python is byte-compiled natively.
@@ -119,7 +119,7 @@ test('config.example.yaml is a valid config and makes a plan: its users, one pas
   const text = r.plan.join('\n');
   assert.match(text, /^users: alice \(admin\), bob$/m);
   assert.match(text, /^hub: port 8888, admins = group jupyter_admin, users = group jupyter_users$/m);
-  assert.match(text, /^stage 6\/7 30-settings: .*reads .*users/m);
+  assert.match(text, /^stage 7\/8 30-settings: .*reads .*users/m);
   const hashes = r.plan.filter((l) => l.includes('$ mkpasswd'));
   assert.deepEqual(hashes.map((l) => l.trim()), ['$ mkpasswd --method=yescrypt --stdin < `users[0].password` (a secret)'], 'alice has a password, bob a hash');
   assert.ok(!text.includes('change-me-please'), 'the example password is not shown');

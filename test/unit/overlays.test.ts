@@ -141,7 +141,7 @@ test('--dry-run --overlay X shows what X changes', async () => {
   const text = r.plan.join('\n');
   assert.match(text, /^overlay port-8000: the hub on port 8000 instead of 8888; sets hub\.port = 8000$/m);
   assert.match(text, /^hub: port 8000,/m);
-  assert.match(text, /stage \d\/\d overlay-python-datascience: .*\n\s+packages: install 4 packages\n[\s\S]*?apt-get .* install .*python3-pandas python3-scipy python3-matplotlib python3-seaborn/);
+  assert.match(text, /stage \d+\/\d+ overlay-python-datascience: .*\n\s+packages: install 4 packages\n[\s\S]*?apt-get .* install .*python3-pandas python3-scipy python3-matplotlib python3-seaborn/);
 });
 
 test('the wifi overlay alone says which settings are still missing', () => {

@@ -92,7 +92,7 @@ test('credentials in apt_proxy, base.mirror and hub.npm_registry are on no comma
   assert.ok(boot.includes(`--aptopt=Dir::Etc::netrc "${join(plan.paths.work, 'credentials/auth.conf')}"`));
   assert.deepEqual(boot.slice(-2), ['http://deb.example/debian', 'deb http://deb.example/debian trixie-backports main non-free-firmware'], 'the target\'s sources.list gets the mirror (and its backports suite) without credentials');
   const installs = runs.filter((r) => r.command[1].includes('install'));
-  assert.equal(installs.length, 3, "one per package list");
+  assert.equal(installs.length, 4, "one per package list");
   for (const r of installs) {
     assert.ok(r.command[1].includes('Acquire::http::Proxy=http://10.0.0.2:3142'), formatRun(r));
     assert.ok(r.command[1].includes(`Dir::Etc::netrc=${join(plan.paths.work, 'credentials/auth.conf')}`), formatRun(r));
