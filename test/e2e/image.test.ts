@@ -518,7 +518,7 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
 
   it('runs its proxy unprivileged and sandboxed; systemd-analyze security of its units is saved', async () => {
     const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
-    const units = ['jupyterhub-proxy.service', 'jupyterhub.service', 'pihub-ssh-keygen.service', 'pihub-issue.service', 'pihub-grow-rootfs.service', 'pihub-userconf.service', 'pihub-imager-gate.service', 'pihub-imager-finish.service'];
+    const units = ['jupyterhub-proxy.service', 'jupyterhub.service', 'pihub-ssh-keygen.service', 'pihub-issue.service', 'pihub-grow-rootfs.service', 'pihub-userconf.service', 'pihub-imager-gate.service', 'pihub-imager-finish.service', 'pihub-backup.service', 'pihub-backup-restore.service'];
     const r = await ssh(alice, `${sudo} systemd-analyze security --no-pager ${units.join(' ')}; echo; ps -o user:32=,args= -C node; grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/$(systemctl show -p MainPID --value jupyterhub-proxy)/status`);
     writeFileSync(join(dir, 'security.txt'), r.stdout);
     const levels = [...r.stdout.matchAll(/^→ Overall exposure level for (\S+): ([\d.]+) (\w+)/gm)].map((m) => ({ unit: m[1]!, exposure: Number(m[2]), level: m[3]! }));
@@ -695,8 +695,13 @@ systemctl restart jupyterhub
     assert.equal(setup.code, 0, setup.stderr + setup.stdout);
     const secret = /^ {4}([a-z2-9]{4}(?:-[a-z2-9]{4}){5})$/m.exec(setup.stdout)?.[1];
     assert.ok(secret, `setup showed no secret:\n${setup.stdout}`);
+    const first = /^pihub-backup: backed up: snapshot ([0-9a-f]{8})$/m.exec(setup.stdout)?.[1];
+    // The nightly run, as its timer starts it (in its sandbox): a second snapshot.
+    const nightly = await ssh(alice, `echo alice-new-4 | sudo -S -p '' systemctl start pihub-backup.service; systemctl show -p Result --value pihub-backup.service`, 600_000);
+    assert.equal(nightly.stdout.trim(), 'success', nightly.stderr);
     const status = await ssh(alice, 'pihub-backup status; /etc/update-motd.d/60-pihub-backup');
     assert.match(status.stdout, /^Backups: last good backup .* \(snapshot [0-9a-f]{8}, \d+ people, drive PIHUB-BACKUP\)$/m);
+    assert.ok(first && !status.stdout.includes(first), `the nightly run made no new snapshot: ${status.stdout}`);
     assert.ok(!status.stdout.includes(secret) && !status.stdout.includes(secret.replaceAll('-', '')), 'the status shows the secret');
     const keys = await hostKeys(vm.ports[22]!);
     assert.equal(await vm.stop(), 0, 'pihub boot shuts the guest down cleanly');
