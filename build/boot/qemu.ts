@@ -167,7 +167,8 @@ export function usbDriveArgs(files: readonly string[], controller: boolean): str
   return [
     ...(controller ? ['-device', 'qemu-xhci,id=usbdrives'] : []),
     ...files.flatMap((f, i) => [
-      '-drive', `if=none,id=usbdrive${i},file=${f},format=${f.endsWith('.qcow2') ? 'qcow2' : 'raw'}`,
+      // QEMU's option syntax: a comma in a value is written twice.
+      '-drive', `if=none,id=usbdrive${i},file=${f.replaceAll(',', ',,')},format=${f.endsWith('.qcow2') ? 'qcow2' : 'raw'}`,
       '-device', `usb-storage,drive=usbdrive${i}${controller ? ',bus=usbdrives.0' : ''}`,
     ]),
   ];

@@ -47,4 +47,5 @@ test('--usb-drive plugs disk files in as USB drives: on an xHCI controller in vi
   const board = qemuCommand({ ...base, machine: 'raspi3b', usbDrives: ['/b/drive.img'] })[1].join(' ');
   assert.match(board, /-drive if=none,id=usbdrive0,file=\/b\/drive\.img,format=raw -device usb-storage,drive=usbdrive0(?!,bus)/);
   assert.doesNotMatch(board, /xhci/);
+  assert.match(qemuCommand({ ...base, usbDrives: ['/b/a,b.img'] })[1].join(' '), /file=\/b\/a,,b\.img,format=raw/);
 });
