@@ -5,7 +5,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cache, DEFAULT_CACHE_DIR } from './cache/cache.ts';
 import { isSecretPath, Redactor, secretValues, urlSecrets } from './config/secrets.ts';
-import { declarationAt } from './config/settings.ts';
+import { declarationAt } from './config/declared.ts';
 import { userinfoOf } from './config/urls.ts';
 import type { BuildConfig } from './config/schema.ts';
 import { invokingUser } from './deploy/deploy.ts';

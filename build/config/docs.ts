@@ -1,6 +1,7 @@
 // docs/configuration.md's settings table, made from the declarations (settings.ts) and the
 // shipped stages' and overlays' `reads`: `npm run docs` writes it, a unit test keeps it in step.
-import { declarations, type Node } from './settings.ts';
+import { declarations } from './declared.ts';
+import { type Node } from './nodes.ts';
 
 export const TABLE_START = '<!-- settings table: made by `npm run docs` from build/config/settings.ts; edit there -->';
 export const TABLE_END = '<!-- end of settings table -->';

@@ -9,7 +9,7 @@ import { ConfigSchema, DEFAULTS, type BuildConfig } from './schema.ts';
 import { formatIssues, formatPath, type Locator, type PathKey } from './format.ts';
 import { HIDDEN, isSecretPath, resolveSecretRefs } from './secrets.ts';
 import { FORBIDDEN_KEYS, forbiddenKeyMessage, readYamlMapping } from './yaml.ts';
-import { configValue, declarationAt, declarations } from './settings.ts';
+import { configValue, declarationAt, declarations } from './declared.ts';
 import { withCredentialsHidden } from './urls.ts';
 
 export interface ConfigLayer {

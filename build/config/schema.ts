@@ -1,6 +1,7 @@
 // The config's zod schema and its defaults, derived from the declarations in settings.ts.
 import { z } from 'zod';
-import { SETTINGS, type Node } from './settings.ts';
+import { SETTINGS } from './settings.ts';
+import { type Node } from './nodes.ts';
 
 type ObjectOf<S> = z.ZodObject<{ -readonly [K in keyof S]: SchemaOf<S[K]> }, z.core.$strict>;
 

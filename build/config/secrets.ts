@@ -4,7 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { InputError } from '../core/errors.ts';
 import { FileProblem, readRegularFile } from '../core/files.ts';
 import { formatPath, type PathKey } from './format.ts';
-import { declarationAt } from './settings.ts';
+import { declarationAt } from './declared.ts';
 import { credentialsOf, userinfoOf, withoutCredentials } from './urls.ts';
 
 /** Does a config path (`['users', 0, 'password']` or `users.0.password`) hold a secret? */

@@ -1,78 +1,17 @@
 // Every config key, declared once: its type, default and meaning, and what pihub must know
 // about it (a secret? a file on the build machine? a URL that may carry a password? how stages
 // see it). The schema, the defaults, secret handling, cache-key inputs, stage values and the
-// docs/configuration.md's settings table are all derived from this tree (mkosi's SETTINGS, in spirit).
+// docs/configuration.md's settings table are all derived from this tree (mkosi's SETTINGS, in spirit),
+// through declared.ts. This file holds declarations only: it enters a stage's cache key by the
+// declarations of the keys the stage reads (plan/keys.ts), not as code (core/digest.ts), so a
+// new setting rebuilds only the stages that read it.
 import { z } from 'zod';
 import { BUILT_ARCHITECTURES, BUILT_SUITES } from './architectures.ts';
 import { aptCredentialsProblem } from './urls.ts';
+import { leaf, list, optionalSection, section } from './nodes.ts';
 
 /** A kernel console as `console=` takes it (also a base profile's `boot.consoles`). */
 export const CONSOLE = z.string().regex(/^[a-zA-Z0-9]+(,[0-9]+)?$/, { error: 'must be a console such as `ttyAMA0,115200` or `tty0`' });
-
-interface Meaning {
-  /** One line for the settings table (docs/configuration.md). */
-  doc?: string;
-  /** How the default reads in the settings table, when the value itself does not say it well. */
-  docDefault?: string;
-  /** Never shown in errors or logs; enters cache keys only as a salted digest. */
-  secret?: boolean;
-  /** A path on the build machine: it must exist, and its content (not its name) enters cache keys. */
-  file?: boolean;
-  /** The file must hold this, in PEM format (checked when the config is read). */
-  pem?: 'certificate' | 'private key';
-  /** For a private key: the setting beside it whose certificate it must belong to. */
-  certificate?: string;
-  /** A URL that may carry `user:password@`: that part is never shown. */
-  url?: boolean;
-  /** Stages never see it: they get its crypt(3) hash (made at build time) under this key instead. */
-  hashedAs?: string;
-  /** The variable stage scripts get it in (default: PIHUB_ and the key in capitals). */
-  env?: string;
-  /** What pihub itself reads it for, beside the stages that list it in `reads` (for the settings table). */
-  engine?: string;
-}
-
-export interface Leaf<T extends z.ZodType = z.ZodType> extends Meaning {
-  kind: 'leaf';
-  schema: T;
-  /** Absent: the key has no default (required inside a list item or an optional section). */
-  default?: unknown;
-  optional?: boolean;
-}
-
-export interface Section<S extends Record<string, Node> = Record<string, Node>, N extends boolean = boolean> extends Meaning {
-  kind: 'section';
-  children: S;
-  nullable: N;
-  refine?: (value: never, ctx: z.core.$RefinementCtx) => void;
-}
-
-export interface List<I extends Node = Node> extends Meaning {
-  kind: 'list';
-  item: I;
-  refine?: (value: never[], ctx: z.core.$RefinementCtx) => void;
-}
-
-export type Node = Leaf | Section | List;
-
-type LeafOptions = Omit<Leaf, 'kind' | 'schema'>;
-
-export function leaf<T extends z.ZodType, const O extends LeafOptions = Record<never, never>>(schema: T, o?: O): Leaf<T> & O {
-  return { kind: 'leaf', schema, ...(o as O) };
-}
-
-export function section<S extends Record<string, Node>>(children: S, o: Meaning & { refine?: Section['refine'] } = {}): Section<S, false> {
-  return { kind: 'section', children, nullable: false, ...o };
-}
-
-/** A section that is `null` unless given; when given, each of its keys is required. */
-export function optionalSection<S extends Record<string, Node>>(children: S, o: Meaning = {}): Section<S, true> {
-  return { kind: 'section', children, nullable: true, ...o };
-}
-
-export function list<I extends Node>(item: I, o: Meaning & { refine?: List['refine'] } = {}): List<I> {
-  return { kind: 'list', item, ...o };
-}
 
 // ---- the rules values must follow -------------------------------------------------------
 
@@ -278,51 +217,3 @@ export const SETTINGS = section({
     }
   },
 });
-
-// ---- derived views -------------------------------------------------------------------------
-
-/** A declared key with its path (`users[].password` for keys of list items). */
-export interface Declared {
-  key: string;
-  node: Node;
-}
-
-/** Every declaration, sections and list items included, in declaration order. */
-export function declarations(node: Node = SETTINGS, key = ''): Declared[] {
-  const out: Declared[] = key ? [{ key, node }] : [];
-  if (node.kind === 'section') for (const [k, child] of Object.entries(node.children)) out.push(...declarations(child, key ? `${key}.${k}` : k));
-  if (node.kind === 'list') out.push(...declarations(node.item, `${key}[]`).filter((d) => d.key !== `${key}[]`));
-  return out;
-}
-
-/** The declaration for a config path (`['users', 0, 'password']`, `hub.port`); undefined if none. */
-export function declarationAt(path: ReadonlyArray<string | number> | string): Node | undefined {
-  const parts = typeof path === 'string' ? path.split('.') : path;
-  let node: Node = SETTINGS;
-  for (const p of parts) {
-    if (node.kind === 'section' && typeof p === 'string' && Object.hasOwn(node.children, p)) node = node.children[p]!;
-    else if (node.kind === 'list' && (typeof p === 'number' || /^\d+$/.test(p))) node = node.item;
-    else return undefined;
-  }
-  return node;
-}
-
-/** `hub.port` → `PIHUB_HUB_PORT`, unless the declaration names another. */
-export function envName(key: string): string {
-  return declarationAt(key)?.env ?? `PIHUB_${key.toUpperCase().replaceAll('.', '_')}`;
-}
-
-/** Is `hub.port` a key stages may read (a declared key or section, not one inside a list item)? */
-export function isConfigKey(key: string): boolean {
-  return !key.includes('[') && declarations().some((d) => d.key === key);
-}
-
-/** The value of a key (`hub.port`) in a config. */
-export function configValue(config: unknown, key: string): unknown {
-  let cur: unknown = config;
-  for (const p of key.split('.')) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[p];
-  }
-  return cur;
-}

@@ -48,10 +48,18 @@ function dataFiles(root: string): Map<string, string[]> {
 const closures = new Map<string, string[]>();
 
 /**
+ * Files whose content enters the keys as data, not as code: config/settings.ts only declares
+ * the settings, and a stage's key holds the declarations of the keys it reads (plan/keys.ts:
+ * keyDeclarations). So the closure neither lists it nor follows its imports, and declaring a
+ * new setting changes the key of no stage that does not read it.
+ */
+export const KEYED_BY_VALUE: ReadonlySet<string> = new Set(['config/settings.ts']);
+
+/**
  * Every file of pihub's engine that the code of `entries` may run (paths relative to build/):
  * the entries, every module they import, types included, all the way down, and the engine's
  * scripts whose names that code mentions (chroot/enter.sh). Nothing is listed by hand, so a
- * change to any of them changes the keys made from it.
+ * change to any of them changes the keys made from it; only KEYED_BY_VALUE is left out.
  */
 export function engineClosure(entries: readonly string[], root = ENGINE_ROOT): string[] {
   const memo = `${root}\0${entries.join('\0')}`;
@@ -62,7 +70,7 @@ export function engineClosure(entries: readonly string[], root = ENGINE_ROOT): s
   const todo = [...entries];
   while (todo.length) {
     const f = todo.pop()!;
-    if (seen.has(f)) continue;
+    if (seen.has(f) || KEYED_BY_VALUE.has(f)) continue;
     seen.add(f);
     if (!f.endsWith('.ts')) continue;
     const text = readFileSync(join(root, f), 'utf8');

@@ -13,7 +13,7 @@ import { canonicalJson, sha256 } from '../core/digest.ts';
 
 export { canonicalJson, engineClosure, engineDigest, implementationDigest, importsOf, sha256 } from '../core/digest.ts';
 import type { BuildConfig } from '../config/schema.ts';
-import { configValue, declarationAt } from '../config/settings.ts';
+import { configValue, declarationAt, declarationData } from '../config/declared.ts';
 import { credentialsOf, withoutCredentials, type Credentials } from '../config/urls.ts';
 
 /** Digest of a directory tree: names, types, executable bits, contents and symlink targets. */
@@ -46,6 +46,8 @@ export interface StageKeyInput {
   stage: string;
   files: string;
   values: Record<string, unknown>;
+  /** The declarations of the keys the stage reads (keyDeclarations). */
+  declarations: Record<string, unknown>;
   base: unknown;
   implementation: string;
 }
@@ -235,4 +237,17 @@ export function keyValues(config: BuildConfig, reads: readonly string[], salt: s
     return v;
   };
   return Object.fromEntries(reads.map((key) => [key, enter(configValue(config, key), key.split('.'))]));
+}
+
+/**
+ * The declarations of the keys a stage reads, as data: how the stage sees each value (its
+ * variable, a secret's hash under another name, a file's content) is decided by them, and
+ * config/settings.ts is not part of the engine's code in the key (core/digest.ts: KEYED_BY_VALUE).
+ */
+export function keyDeclarations(reads: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(reads.map((key) => {
+    const node = declarationAt(key);
+    if (!node) throw new Error(`${key} is not a declared setting`);
+    return [key, declarationData(node)];
+  }));
 }

@@ -19,7 +19,7 @@ import { stepFor } from '../stages/steps/index.ts';
 import { DEBIAN_ARCHIVE_KEYRING, type PlanContext } from '../stages/step.ts';
 import { buildCredentials, type BuildCredentials } from '../stages/credentials.ts';
 import type { BuildInputs } from './inputs.ts';
-import { ARCHIVE, canonicalJson, digestTree, engineDigest, keyValues, sha256, stageKey } from './keys.ts';
+import { ARCHIVE, canonicalJson, digestTree, engineDigest, keyDeclarations, keyValues, sha256, stageKey } from './keys.ts';
 import { deepFreeze, toolsOf, type Op } from '../core/ops.ts';
 import { MARKER, restoreOps, stageRunOps, type PlanPaths } from './stage-ops.ts';
 
@@ -136,6 +136,7 @@ export function stageKeys(inputs: BuildInputs, release: string, salt: string, re
       stage: def.id,
       files: digestTree(def.dir),
       values: keyValues(inputs.config, def.reads, salt),
+      declarations: keyDeclarations(def.reads),
       base,
       implementation: engineDigest(STAGE_ENTRIES),
     });

@@ -8,7 +8,7 @@ import { displayPath } from '../config/load.ts';
 import { readYamlMapping } from '../config/yaml.ts';
 import type { PathKey } from '../config/format.ts';
 import type { BaseRepository } from '../bases/apt.ts';
-import { isConfigKey } from '../config/settings.ts';
+import { isConfigKey } from '../config/declared.ts';
 import { templateKeys, unknownFilters } from './template.ts';
 
 import { kindOrder, kindSpec, STAGE_FILE, STAGE_FILE_HELP, STAGE_OTHER_FILES, stageFileKind, type SubstepKind } from './kinds.ts';

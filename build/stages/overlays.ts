@@ -7,7 +7,7 @@ import { InputError } from '../core/errors.ts';
 import { readInputText } from '../core/files.ts';
 import { displayPath, parseConfigText, type ConfigLayer } from '../config/load.ts';
 import { checkTemplateReads, parsePackageList, parseShebang, walkFiles, type StageDef, type Substep } from './load.ts';
-import { configValue, isConfigKey } from '../config/settings.ts';
+import { configValue, isConfigKey } from '../config/declared.ts';
 import { withSecretsHidden } from '../config/secrets.ts';
 
 const OverlayYamlSchema = z.strictObject({

@@ -2,7 +2,7 @@
 // its `reads`, with every key declared `hashedAs` (a plain password) replaced by its crypt(3)
 // hash, made at build time; scripts get each as a PIHUB_* variable.
 import type { BuildConfig } from '../config/schema.ts';
-import { configValue, declarationAt, envName } from '../config/settings.ts';
+import { configValue, declarationAt, envName } from '../config/declared.ts';
 import { formatPath, type PathKey } from '../config/format.ts';
 import { withoutUrlCredentials } from '../config/secrets.ts';
 import type { Command } from '../core/exec.ts';
