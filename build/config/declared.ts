@@ -51,12 +51,13 @@ export function configValue(config: unknown, key: string): unknown {
 }
 
 /**
- * A declaration as data (its kind, meaning, default; a section's or list's own at every depth),
- * without its schema and rules: what a schema does to a value shows in the value, which the
- * key holds beside it.
+ * A declaration as data (its kind, how stages see it, its default; a section's or list's own
+ * at every depth), without its schema and rules: what a schema does to a value shows in the
+ * value, which the key holds beside it.
  */
 export function declarationData(node: Node): unknown {
-  const { schema: _schema, refine: _refine, ...meaning } = node as Node & { schema?: unknown; refine?: unknown };
+  // Words for people (the settings table) decide nothing in a stage either.
+  const { schema: _schema, refine: _refine, doc: _doc, docDefault: _docDefault, engine: _engine, ...meaning } = node as Node & { schema?: unknown; refine?: unknown };
   if (node.kind === 'section') return { ...meaning, children: Object.fromEntries(Object.entries(node.children).map(([k, c]) => [k, declarationData(c)])) };
   if (node.kind === 'list') return { ...meaning, item: declarationData(node.item) };
   return meaning;
