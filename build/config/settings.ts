@@ -193,6 +193,23 @@ export const SETTINGS = section({
       doc: 'updates the card installs on its own: `security` (Debian\'s security updates), `all` (also stable point releases and `-updates`) or `off`',
     }),
   }),
+  backup: section({
+    drive_label: leaf(z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, { error: 'must be a file system label of 1 to 16 letters, digits, `_` or `-` (ext4 takes 16, exFAT 15, FAT 11)' }), {
+      default: 'PIHUB-BACKUP',
+      doc: 'the label of the USB drive the card backs up to (`sudo pihub-backup setup` starts the backups; see docs/backup.md)',
+    }),
+    time: leaf(z.string().regex(/^([01]?[0-9]|2[0-3]):[0-5][0-9]$/, { error: 'must be a time of day as HH:MM, such as `03:00`' }), {
+      default: '03:00',
+      doc: 'when the nightly backup starts (within half an hour after; a Pi that was off then backs up soon after it starts)',
+    }),
+    keep_daily: leaf(z.number().int().min(0).max(1000), { default: 7, doc: 'snapshots kept: the last of each of this many days' }),
+    keep_weekly: leaf(z.number().int().min(0).max(1000), { default: 5, doc: '… of this many weeks' }),
+    keep_monthly: leaf(z.number().int().min(0).max(1000), { default: 12, doc: '… of this many months' }),
+  }, {
+    refine: (b: { keep_daily: number; keep_weekly: number; keep_monthly: number }, ctx) => {
+      if (b.keep_daily + b.keep_weekly + b.keep_monthly === 0) ctx.addIssue({ code: 'custom', path: ['keep_daily'], message: 'keep at least one snapshot: `keep_daily`, `keep_weekly` and `keep_monthly` are all 0' });
+    },
+  }),
   image: section({
     compression: leaf(z.enum(['xz', 'zstd', 'gzip', 'none'], { error: 'must be one of `xz`, `zstd`, `gzip`, `none`' }), {
       default: 'zstd',
