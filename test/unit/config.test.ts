@@ -122,6 +122,17 @@ test('bad values: a host name that is not a valid host name', () => {
   assert.match(errorOf(`hostname: ${'a'.repeat(64)}\n`), /`hostname`: must be a valid host name/);
 });
 
+test('backup settings: defaults, a time as YAML gives it, and bad values', () => {
+  const c = resolveConfig([]);
+  assert.deepEqual(c.backup, { drive_label: 'PIHUB-BACKUP', time: '03:00', keep_daily: 7, keep_weekly: 5, keep_monthly: 12 });
+  // YAML 1.2 reads 3:30 as a string (YAML 1.1 would have made it 210).
+  assert.equal(resolveConfig([parseConfigText('backup:\n  time: 3:30\n', 'config.yaml')]).backup.time, '3:30');
+  assert.match(errorOf('backup:\n  time: "25:00"\n'), /`backup\.time`: must be a time of day as HH:MM/);
+  assert.match(errorOf('backup:\n  drive_label: my backup\n'), /`backup\.drive_label`: must be a file system label/);
+  assert.match(errorOf(`backup:\n  drive_label: ${'A'.repeat(17)}\n`), /`backup\.drive_label`: must be a file system label of 1 to 16/);
+  assert.match(errorOf('backup:\n  keep_daily: 0\n  keep_weekly: 0\n  keep_monthly: 0\n'), /keep at least one snapshot/);
+});
+
 test('every problem is reported at once', () => {
   const msg = errorOf('hub:\n  port: 0\nimage:\n  compression: rar\n');
   assert.equal(msg.split('\n').length, 2);
