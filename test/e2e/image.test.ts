@@ -17,6 +17,7 @@ import { auditBootPartition, missingModules } from '../../ci/harness/boot-audit.
 
 // A ceiling for a loaded machine (TCG on 2 shared cores); a boot takes two or three minutes here.
 const BOOT_TIMEOUT = 12 * 60_000;
+const DRIVE_LABEL = 'FAMILY-USB';
 const PEOPLE = [
   { name: 'alice', password: 'alice-secret-1' },
   { name: 'bob', password: 'bob-secret-2' },
@@ -117,7 +118,8 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   const working: Working[] = [];
 
   before(async () => {
-    const users = usersImage(dir);
+    // Backups to a drive of the household's own label, at a time of their own (the last test).
+    const users = usersImage(dir, { head: `backup:\n  drive_label: ${DRIVE_LABEL}\n  time: "04:30"` });
     key = users.key;
     const build = await buildImage('e2e-users', users.config);
     console.log(`# build e2e-users: ${Math.round(build.durationMs / 1000)} s`);
@@ -127,7 +129,7 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     // A USB drive for the backups (the last test): a whole-disk ext4 with pihub's label.
     rmSync(drive, { force: true });
     execFileSync('truncate', ['-s', '1G', drive]);
-    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'PIHUB-BACKUP', drive]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', DRIVE_LABEL, drive]);
     vm = await bootVm(out.image, [22, 8888], {
       serialLog: join(dir, 'boot1.log'),
       workDir: join(E2E_ROOT, 'boot'),
@@ -690,7 +692,10 @@ systemctl restart jupyterhub
       `${sudo} sh -c "echo alice:alice-new-4 | chpasswd"`,
     ].join(' && ');
     assert.equal((await ssh(alice, prepare)).code, 0);
-    assert.match((await ssh(alice, 'pihub-backup status')).stdout, /^Backups: not set up/m);
+    const before = await ssh(alice, 'pihub-backup status; systemctl show -p TimersCalendar --value pihub-backup.timer');
+    assert.match(before.stdout, new RegExp(`^Backups: not set up \\(plug in a drive labelled ${DRIVE_LABEL},`, 'm'));
+    assert.match(before.stdout, /OnCalendar=\*-\*-\* 04:30:00/, 'the timer runs at backup.time');
+    assert.doesNotMatch(before.stdout, /03:00:00/, 'the timer also runs at the default time');
     const setup = await ssh(alice, "echo alice-new-4 | sudo -S -p '' pihub-backup setup", 600_000);
     assert.equal(setup.code, 0, setup.stderr + setup.stdout);
     const secret = /^ {4}([a-z2-9]{4}(?:-[a-z2-9]{4}){5})$/m.exec(setup.stdout)?.[1];
@@ -700,7 +705,7 @@ systemctl restart jupyterhub
     const nightly = await ssh(alice, `echo alice-new-4 | sudo -S -p '' systemctl start pihub-backup.service; systemctl show -p Result --value pihub-backup.service`, 600_000);
     assert.equal(nightly.stdout.trim(), 'success', nightly.stderr);
     const status = await ssh(alice, 'pihub-backup status; /etc/update-motd.d/60-pihub-backup');
-    assert.match(status.stdout, /^Backups: last good backup .* \(snapshot [0-9a-f]{8}, \d+ people, drive PIHUB-BACKUP\)$/m);
+    assert.match(status.stdout, /^Backups: last good backup .* \(snapshot [0-9a-f]{8}, \d+ people, drive FAMILY-USB\)$/m);
     assert.ok(first && !status.stdout.includes(first), `the nightly run made no new snapshot: ${status.stdout}`);
     assert.ok(!status.stdout.includes(secret) && !status.stdout.includes(secret.replaceAll('-', '')), 'the status shows the secret');
     const keys = await hostKeys(vm.ports[22]!);
