@@ -135,6 +135,14 @@ export const SETTINGS = section({
       doc: 'configurable-http-proxy from `apt` or `npm`',
     }),
     npm_registry: leaf(url.nullable(), { default: null, url: true, doc: 'npm registry for `hub.proxy: npm` (default registry.npmjs.org); a `user:password@` in it goes to npm in a root-only file (see *Secrets*)' }),
+    memory_limit_mib: leaf(z.union([z.literal('auto'), z.number().int().min(128, { error: 'must be `auto` or a number of MiB, at least 128' })], { error: 'must be `auto` or a number of MiB, at least 128' }), {
+      default: 'auto',
+      doc: 'memory limit of each person\'s server (JupyterLab, kernels, terminals) in MiB; `auto`: from the Pi\'s memory at each start of the hub (docs/memory.md)',
+    }),
+    max_servers: leaf(z.union([z.literal('auto'), z.number().int().min(1, { error: 'must be `auto` or a whole number, at least 1' })], { error: 'must be `auto` or a whole number, at least 1' }), {
+      default: 'auto',
+      doc: 'how many people\'s servers run at once before the next person sees "This Pi is full"; `auto`: from the Pi\'s memory',
+    }),
     idle_timeout_minutes: leaf(z.number().int().min(0, { error: 'must be 0 (never shut idle servers down) or a number of minutes' }), {
       default: 60,
       doc: 'stop idle kernels and servers after this long; `0` never',

@@ -133,6 +133,18 @@ test('backup settings: defaults, a time as YAML gives it, and bad values', () =>
   assert.match(errorOf('backup:\n  keep_daily: 0\n  keep_weekly: 0\n  keep_monthly: 0\n'), /keep at least one snapshot/);
 });
 
+test('memory settings: auto by default, numbers of the config\'s own, bad values', () => {
+  const c = resolveConfig([]);
+  assert.equal(c.hub.memory_limit_mib, 'auto');
+  assert.equal(c.hub.max_servers, 'auto');
+  const own = resolveConfig([parseConfigText('hub:\n  memory_limit_mib: 600\n  max_servers: 4\n', 'config.yaml')]);
+  assert.equal(own.hub.memory_limit_mib, 600);
+  assert.equal(own.hub.max_servers, 4);
+  assert.match(errorOf('hub:\n  memory_limit_mib: lots\n'), /`hub\.memory_limit_mib`: must be `auto` or a number of MiB, at least 128/);
+  assert.match(errorOf('hub:\n  memory_limit_mib: 64\n'), /`hub\.memory_limit_mib`: must be `auto` or a number of MiB, at least 128/);
+  assert.match(errorOf('hub:\n  max_servers: 0\n'), /`hub\.max_servers`: must be `auto` or a whole number, at least 1/);
+});
+
 test('every problem is reported at once', () => {
   const msg = errorOf('hub:\n  port: 0\nimage:\n  compression: rar\n');
   assert.equal(msg.split('\n').length, 2);
