@@ -708,7 +708,11 @@ systemctl restart jupyterhub
     assert.match(status.stdout, /^Backups: last good backup .* \(snapshot [0-9a-f]{8}, \d+ people, drive FAMILY-USB\)$/m);
     assert.ok(first && !status.stdout.includes(first), `the nightly run made no new snapshot: ${status.stdout}`);
     assert.ok(!status.stdout.includes(secret) && !status.stdout.includes(secret.replaceAll('-', '')), 'the status shows the secret');
-    const keys = await hostKeys(vm.ports[22]!);
+    // The card's public host keys (type and key), read on the card: ssh-keyscan on a loaded
+    // 1 GiB guest sometimes misses a key type, so it only checks the new card's from outside.
+    const publicKeys = async (t: SshTarget) => (await ssh(t, 'cat /etc/ssh/ssh_host_*_key.pub')).stdout.split('\n').filter(Boolean).map((l) => l.split(' ').slice(0, 2).join(' ')).sort();
+    const keys = await publicKeys(alice);
+    assert.equal(keys.length, 3, `the card's host keys: ${keys.join(', ')}`);
     assert.equal(await vm.stop(), 0, 'pihub boot shuts the guest down cleanly');
     vmStopped = true;
     // Finding the drive is not enough: neither the secret nor anyone's data is readable on it.
@@ -731,7 +735,9 @@ systemctl restart jupyterhub
       await waitForHub(hub2, BOOT_TIMEOUT);
       const alice2 = { ...alice, port: fresh.ports[22]! };
       await waitForSsh(alice2, 300_000);
-      assert.deepEqual(await hostKeys(fresh.ports[22]!), keys, 'the SSH host keys are the old card\'s');
+      assert.deepEqual(await publicKeys(alice2), keys, 'the SSH host keys are the old card\'s');
+      const served = await hostKeys(fresh.ports[22]!);
+      assert.ok(served.length > 0 && served.every((k) => keys.includes(k)), `the SSH server offers keys of its own: ${served.join(', ')}`);
       assert.equal((await new HubSession(hub2, 'alice').login('alice-secret-1')).status, 200, 'the new card\'s password from the build config was not replaced by the old card\'s');
       const a = new HubSession(hub2, 'alice');
       assert.equal((await a.login('alice-new-4')).status, 302, 'alice logs in with her password from the old card');
