@@ -29,6 +29,22 @@ apt-get install -y -q \
   openssh-client libcap2-bin acl attr python3 curl gnupg device-tree-compiler \
   shellcheck shfmt bmap-tools
 
+# For the tests only: OpenSSH's server plays a household's NAS, started by QEMU for each
+# connection (`sshd -i`, test/helpers/nas.ts). Its own service is not wanted here: when this
+# script is what installs it, the service is kept from starting, now and at boot.
+if [ ! -x /usr/sbin/sshd ]; then
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# setup-host.sh: no service starts while it installs openssh-server\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy=yes
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -q openssh-server
+  if [ -n "$policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+  if [ -d /run/systemd/system ]; then systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true; fi
+fi
+
 # binfmt_misc: mounted, and the arm64/armhf entries registered afresh. An entry with the
 # F flag keeps the qemu binary that was open when it was registered, so after an upgrade
 # the old, slow qemu keeps running until the entry is registered again.

@@ -7,7 +7,7 @@ import { UserError } from '../core/errors.ts';
 import { readManifest, type ManifestRead } from '../image/manifest.ts';
 import { spawnProcess, type Runner, type LogSink } from '../core/exec.ts';
 import { verifyHostTools } from '../chroot/host.ts';
-import { FAT_TYPES, PI_BOARD_MODELS, VIRT_SYSTEMS, type PiBoardModel, boardDeviceTree, isPiBoard, type BootArchitecture, type PiBoardMachine, type QemuMachine, parseConfigTxt, parseMbr, powerOfTwoAtLeast, qemuCommand, type Forward } from './qemu.ts';
+import { FAT_TYPES, PI_BOARD_MODELS, VIRT_SYSTEMS, type PiBoardModel, boardDeviceTree, isPiBoard, type BootArchitecture, type PiBoardMachine, type QemuMachine, parseConfigTxt, parseMbr, powerOfTwoAtLeast, qemuCommand, type Forward, type LanService } from './qemu.ts';
 import { COMPRESSORS, compressionOf, imageBase } from '../image/naming.ts';
 import { verifyOwnFolder } from '../core/files.ts';
 
@@ -26,6 +26,8 @@ export interface BootOptions {
   tap?: string;
   /** Disk files plugged in as USB drives (used in place: what the guest writes stays). */
   usbDrives?: string[];
+  /** Machines on the card's network, each connection served by a command here (a NAS in a test). */
+  lanServices?: LanService[];
   serialLog?: string;
   /** Print the console on stdout (default when no --serial-log). */
   console: boolean;
@@ -240,8 +242,10 @@ export async function boot(o: BootOptions): Promise<number> {
       offline: o.offline,
       tap: o.tap,
       usbDrives: o.usbDrives,
+      lanServices: o.lanServices,
     });
     for (const f of o.usbDrives ?? []) o.note(`${f} is plugged in as a USB drive (the guest writes to it)`);
+    for (const l of o.lanServices ?? []) o.note(`the card reaches ${l.address}:${l.port}: each connection runs ${l.command}`);
     for (const f of o.forwards) o.note(`forwarding ${f.address}:${f.hostPort} → guest port ${f.guestPort}`);
     const size = isPiBoard(o.machine) ? PI_BOARD_MODELS[o.machine] : { memoryMiB: o.memoryMiB, cpus: o.cpus };
     o.note(`booting ${basename(o.image)} (${o.machine}, ${size.memoryMiB} MiB, ${size.cpus} CPUs); Ctrl-C shuts the guest down cleanly`);

@@ -8,7 +8,7 @@ import { checkRegularFile, FileProblem } from '../core/files.ts';
 import { createRunner } from '../core/exec.ts';
 import { BuildLog } from '../core/progress.ts';
 import { boot, manifestFor, parseBootFile, type BootFile } from './boot.ts';
-import { PI_BOARD_MODELS, QEMU_MACHINES, bootArchitecture, isPiBoard, parseForward, type BootArchitecture, type Forward, type QemuMachine } from './qemu.ts';
+import { LAN_NETWORK, PI_BOARD_MODELS, QEMU_MACHINES, bootArchitecture, isPiBoard, parseForward, type BootArchitecture, type Forward, type LanService, type QemuMachine } from './qemu.ts';
 
 export const BOOT_HELP = `Usage: pihub boot IMAGE [options]
 
@@ -43,6 +43,12 @@ Options:
       --usb-drive FILE             plug FILE in as a USB drive (a disk image, raw unless
                                    .qcow2; repeatable): the guest writes to FILE itself, as
                                    to a real drive, e.g. a backup drive (docs/backup.md)
+      --lan-service ADDRESS:PORT=COMMAND
+                                   a machine on the card's network: each connection the
+                                   guest makes to ADDRESS:PORT (10.0.2.100 to .254) runs
+                                   COMMAND here, its input and output the connection (also
+                                   with --offline), e.g. a NAS's SFTP server:
+                                   10.0.2.100:22='/usr/sbin/sshd -i -f nas/sshd_config'
       --tap DEVICE                 a second network card on the host's tap DEVICE (made
                                    beforehand, e.g. ip tuntap add DEVICE mode tap), so the
                                    guest is on a network the host can see (mDNS, LAN tests)
@@ -55,6 +61,18 @@ Options:
       --keep                       keep the copy-on-write disk afterwards
   -h, --help                       this text
 `;
+
+/** --lan-service ADDRESS:PORT=COMMAND, or bad input in one sentence. */
+export function parseLanService(text: string): LanService {
+  const m = /^([0-9.]+):(\d{1,5})=(.+)$/s.exec(text);
+  const host = m ? LAN_NETWORK.exec(m[1]!) : null;
+  const last = host ? Number(host[1]) : 0;
+  const port = m ? Number(m[2]) : 0;
+  if (!m || last < 100 || last > 254 || port < 1 || port > 65535 || !m[3]!.trim() || /[\n\r]/.test(m[3]!)) {
+    throw new InputError(`--lan-service ${text}: expected ADDRESS:PORT=COMMAND with an address from 10.0.2.100 to 10.0.2.254 (QEMU's own network: .2, .3 and the guest's are taken), a port and a one-line command`);
+  }
+  return { address: m[1]!, port, command: m[3]!.trim() };
+}
 
 /** A file the user named: a regular file, or bad input in one sentence (a FIFO would hang, a folder or device make no sense). */
 function inputFile(path: string, what: string, hint: string): void {
@@ -85,6 +103,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
       'boot-file': { type: 'string', multiple: true },
       tap: { type: 'string' },
       'usb-drive': { type: 'string', multiple: true },
+      'lan-service': { type: 'string', multiple: true },
       'serial-log': { type: 'string' },
       'no-console': { type: 'boolean' },
       append: { type: 'string' },
@@ -151,6 +170,8 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
   const usbDrives = (values['usb-drive'] ?? []).map((f) => resolve(f));
   for (const f of usbDrives) inputFile(f, `--usb-drive ${f}`, 'give a disk image file for the USB drive (e.g. truncate -s 2G drive.img, then mkfs.ext4 -L PIHUB-BACKUP drive.img)');
   if (new Set(usbDrives).size !== usbDrives.length) throw new InputError('--usb-drive: each drive file can be plugged in once');
+  const lanServices = (values['lan-service'] ?? []).map(parseLanService);
+  if (new Set(lanServices.map((l) => `${l.address}:${l.port}`)).size !== lanServices.length) throw new InputError('--lan-service: each ADDRESS:PORT can be served once');
   const log = new BuildLog(undefined);
   const note = (line: string) => process.stderr.write(`pihub: ${line}\n`);
   const code = await boot({
@@ -164,6 +185,7 @@ export async function bootCommand(args: string[], signal: AbortSignal): Promise<
     bootFiles,
     tap: values.tap,
     usbDrives,
+    lanServices,
     serialLog: values['serial-log'] ? serialLog(resolve(values['serial-log'])) : undefined,
     console: !values['no-console'],
     workDir: resolve(values['work-dir'] ?? 'work/boot'),

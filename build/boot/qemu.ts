@@ -159,6 +159,24 @@ export interface QemuOptions {
   cmdline?: string;
   /** Disk files plugged in as USB drives (a backup drive), in this order; raw unless .qcow2. */
   usbDrives?: readonly string[];
+  /** Machines on the card's network, served by commands on this machine (also when offline). */
+  lanServices?: readonly LanService[];
+}
+
+/** A service on the card's network: each connection to address:port runs command here. */
+export interface LanService {
+  address: string;
+  port: number;
+  command: string;
+}
+
+/** Where QEMU's user network puts its own machines (10.0.2.2, .3) and the guest (.15 on). */
+export const LAN_NETWORK = /^10\.0\.2\.(\d{1,3})$/;
+
+/** QEMU's guestfwd rule: the command runs for each connection, its stdin and stdout the connection. */
+export function lanServiceRule(s: LanService): string {
+  // QEMU's option syntax: a comma in a value is written twice.
+  return `guestfwd=tcp:${s.address}:${s.port}-cmd:${s.command.replaceAll(',', ',,')}`;
 }
 
 /** QEMU's arguments for USB mass storage devices: the files are used in place, as a drive is. */
@@ -262,7 +280,8 @@ export function powerOfTwoAtLeast(bytes: number): number {
 }
 
 export function qemuCommand(o: QemuOptions): Command {
-  const net = ['user', 'id=net0', ...(o.offline ? ['restrict=on'] : []), ...o.forwards.map((f) => `hostfwd=tcp:${f.address}:${f.hostPort}-:${f.guestPort}`)].join(',');
+  const net = ['user', 'id=net0', ...(o.offline ? ['restrict=on'] : []), ...o.forwards.map((f) => `hostfwd=tcp:${f.address}:${f.hostPort}-:${f.guestPort}`),
+    ...(o.lanServices ?? []).map(lanServiceRule)].join(',');
   const common = [
     '-kernel', o.kernel,
     '-initrd', o.initrd,

@@ -206,6 +206,10 @@ export const SETTINGS = section({
       default: 'PIHUB-BACKUP',
       doc: 'the label of the USB drive the card backs up to (`sudo pihub-backup setup` starts the backups; see docs/backup.md)',
     }),
+    sftp: leaf(z.string().regex(/^sftp:\/\/[a-z_][a-z0-9_.-]*@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?\/[^\s'"\\]+$/, { error: 'must be an SFTP address such as `sftp://pihub@nas.local/backups/kitchen-pi` (a login name, a host name or address, an optional `:port`, then the folder)' }).nullable(), {
+      default: null,
+      doc: 'a network target too: a folder on a NAS or another computer that the card also backs up to over SFTP, as `sftp://LOGIN@HOST[:PORT]/FOLDER` (a folder in LOGIN\'s home; `//FOLDER` for a path from the root); the card logs in with a key made from the backup\'s secret (`sudo pihub-backup setup` shows it; see docs/backup.md)',
+    }),
     time: leaf(z.string().regex(/^([01]?[0-9]|2[0-3]):[0-5][0-9]$/, { error: 'must be a time of day as HH:MM, such as `03:00`' }), {
       default: '03:00',
       doc: 'when the nightly backup starts (within half an hour after; a Pi that was off then backs up soon after it starts)',

@@ -84,6 +84,21 @@ if [ "$PIHUB_HUB_PORT" -lt 1024 ]; then
   cp /usr/share/pihub/proxy-low-port.conf "$dropin"
 fi
 
+# Backups to a NAS (backup.sftp) need the network, which the sandboxes of the backup and the
+# restore otherwise lack.
+for unit in pihub-backup pihub-backup-restore; do
+  dropin=/etc/systemd/system/$unit.service.d/60-pihub-nas.conf
+  rm -f "$dropin"
+  if [ -n "$PIHUB_BACKUP_SFTP" ]; then
+    cat > "$dropin" <<'CONF'
+# pihub: backup.sftp is set, so this also reaches a NAS over SFTP (docs/security.md).
+[Service]
+PrivateNetwork=no
+RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6
+CONF
+  fi
+done
+
 # Hub groups (system groups, so the first person keeps uid/gid 1000)
 for group in "$PIHUB_HUB_USERS_GROUP" "$PIHUB_HUB_ADMIN_GROUP"; do
   getent group "$group" >/dev/null || groupadd --system "$group"

@@ -10,6 +10,7 @@ import { buildImage, imageBase, manifest, usersImage, CACHE_DIR, E2E_ROOT, type 
 import { HubSession, waitForHub } from '../../ci/harness/hub.ts';
 import { analyzeBoot, capacity, firstBootToHub, memoryLines, memorySnapshot, type MemorySnapshot } from '../../ci/harness/measure.ts';
 import { adminUsesHub, personUsesHub } from '../helpers/use.ts';
+import { makeNas, type Nas } from '../helpers/nas.ts';
 import { crossSiteNoCorsPost, hugeForm, hugeNameLogins, labPageConfig, loginRedirects } from '../helpers/attacks.ts';
 import { PROJECT_DIR } from '../../build/plan/inputs.ts';
 import { DEFAULT_BASE, loadBase } from '../../build/bases/load.ts';
@@ -111,6 +112,8 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   let vm: Vm;
   let vmStopped = false;
   const drive = join(dir, 'backup-drive.img');
+  // The household's NAS, on the card's network (the backup test).
+  let nas: Nas;
   let alice: SshTarget;
   let hub = '';
   let idle: MemorySnapshot;
@@ -118,8 +121,9 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
   const working: Working[] = [];
 
   before(async () => {
-    // Backups to a drive of the household's own label, at a time of their own (the last test).
-    const users = usersImage(dir, { head: `backup:\n  drive_label: ${DRIVE_LABEL}\n  time: "04:30"` });
+    // Backups to a drive of the household's own label and to their NAS, at a time of their own (the last test).
+    nas = makeNas(join(dir, 'nas'));
+    const users = usersImage(dir, { head: `backup:\n  drive_label: ${DRIVE_LABEL}\n  sftp: ${nas.url('kitchen-pi')}\n  time: "04:30"` });
     key = users.key;
     const build = await buildImage('e2e-users', users.config);
     console.log(`# build e2e-users: ${Math.round(build.durationMs / 1000)} s`);
@@ -133,7 +137,7 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     vm = await bootVm(out.image, [22, 8888], {
       serialLog: join(dir, 'boot1.log'),
       workDir: join(E2E_ROOT, 'boot'),
-      extraArgs: ['--memory', '1024', '--cpus', '2', '--usb-drive', drive],
+      extraArgs: ['--memory', '1024', '--cpus', '2', '--usb-drive', drive, '--lan-service', nas.lanService],
     });
     alice = { port: vm.ports[22]!, key, user: 'alice' };
     hub = `http://127.0.0.1:${vm.ports[8888]}`;
@@ -680,7 +684,7 @@ systemctl restart jupyterhub
 
   // Last, as it ends this card's life: the backup is restored on a fresh copy of the image, as
   // on a newly flashed card, with the drive plugged in and the secret on its boot partition.
-  it('backs up to a USB drive, encrypted; a newly flashed card with the drive and the secret gets back the accounts, passwords, groups, homes and SSH host keys; a second restore keeps newer files', async () => {
+  it('backs up to a USB drive and a NAS over SFTP, encrypted; a newly flashed card with the drive and the secret gets back the accounts, passwords, groups, homes and SSH host keys; a second restore, from the NAS, keeps newer files', async () => {
     const sudo = "echo 'alice-secret-1' | sudo -S -p ''";
     const notebook = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5, "marker": "alice-diary-7"}';
     // What a household would miss: alice's notebook and new password, bob's notes, and dora,
@@ -693,20 +697,39 @@ systemctl restart jupyterhub
     ].join(' && ');
     assert.equal((await ssh(alice, prepare)).code, 0);
     const before = await ssh(alice, 'pihub-backup status; systemctl show -p TimersCalendar --value pihub-backup.timer');
-    assert.match(before.stdout, new RegExp(`^Backups: not set up \\(plug in a drive labelled ${DRIVE_LABEL},`, 'm'));
+    assert.match(before.stdout, new RegExp(`^Backups: not set up \\(plug in a drive labelled ${DRIVE_LABEL} or have the NAS sftp://nobody@10\\.0\\.2\\.100/\\S+ ready,`, 'm'));
     assert.match(before.stdout, /OnCalendar=\*-\*-\* 04:30:00/, 'the timer runs at backup.time');
     assert.doesNotMatch(before.stdout, /03:00:00/, 'the timer also runs at the default time');
-    const setup = await ssh(alice, "echo alice-new-4 | sudo -S -p '' pihub-backup setup", 600_000);
-    assert.equal(setup.code, 0, setup.stderr + setup.stdout);
+    // The first setup: the drive's backup is made and the secret shown; the NAS does not know
+    // the card's key yet, which setup shows, to add to the NAS.
+    const sudoNew = "echo alice-new-4 | sudo -S -p ''";
+    const setup = await ssh(alice, `${sudoNew} pihub-backup setup`, 600_000);
+    assert.equal(setup.code, 1, `setup succeeded although the NAS refused its key:\n${setup.stdout}${setup.stderr}`);
+    assert.match(setup.stderr, /the NAS sftp:\/\/nobody@10\.0\.2\.100\/\S+ refused this card's key/);
     const secret = /^ {4}([a-z2-9]{4}(?:-[a-z2-9]{4}){5})$/m.exec(setup.stdout)?.[1];
     assert.ok(secret, `setup showed no secret:\n${setup.stdout}`);
-    const first = /^pihub-backup: backed up: snapshot ([0-9a-f]{8})$/m.exec(setup.stdout)?.[1];
-    // The nightly run, as its timer starts it (in its sandbox): a second snapshot.
-    const nightly = await ssh(alice, `echo alice-new-4 | sudo -S -p '' systemctl start pihub-backup.service; systemctl show -p Result --value pihub-backup.service`, 600_000);
+    const first = /^pihub-backup: backed up to the drive FAMILY-USB \(\S+\): snapshot ([0-9a-f]{8})$/m.exec(setup.stdout)?.[1];
+    assert.ok(first, `the drive's backup was not made:\n${setup.stdout}`);
+    const shownKey = /^ {4}(ssh-ed25519 \S+ pihub-backup)$/m.exec(setup.stdout)?.[1];
+    const key = await ssh(alice, `${sudoNew} pihub-backup key`);
+    assert.equal(key.stdout.trim(), shownKey, 'setup and `pihub-backup key` show one key');
+    nas.authorize(key.stdout);
+    // Set up again, with the key on the NAS: the drive's backup is kept, the NAS gets its own.
+    const again = await ssh(alice, `${sudoNew} pihub-backup setup`, 600_000);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.match(again.stdout, /this card backs up to the backup already on the drive FAMILY-USB/);
+    assert.match(again.stdout, /a new backup on the NAS sftp:/);
+    assert.match(again.stdout, /^pihub-backup: backed up to the NAS \S+: snapshot [0-9a-f]{8}$/m);
+    assert.doesNotMatch(again.stdout, /[a-z2-9]{4}(?:-[a-z2-9]{4}){5}/, 'the secret is shown a second time');
+    // The nightly run, as its timer starts it (in its sandbox): a new snapshot on each.
+    const nightly = await ssh(alice, `${sudoNew} systemctl start pihub-backup.service; systemctl show -p Result --value pihub-backup.service`, 600_000);
     assert.equal(nightly.stdout.trim(), 'success', nightly.stderr);
     const status = await ssh(alice, 'pihub-backup status; /etc/update-motd.d/60-pihub-backup');
     assert.match(status.stdout, /^Backups: last good backup .* \(snapshot [0-9a-f]{8}, \d+ people, drive FAMILY-USB\)$/m);
-    assert.ok(first && !status.stdout.includes(first), `the nightly run made no new snapshot: ${status.stdout}`);
+    assert.match(status.stdout, /^Backups: last good backup .* \(snapshot [0-9a-f]{8}, \d+ people, NAS sftp:\/\/nobody@10\.0\.2\.100\/\S+\)$/m);
+    assert.doesNotMatch(status.stdout, /FAILED/);
+    assert.ok(!status.stdout.includes(first), `the nightly run made no new snapshot: ${status.stdout}`);
+    assert.match(nas.log(), /Accepted publickey for nobody/);
     assert.ok(!status.stdout.includes(secret) && !status.stdout.includes(secret.replaceAll('-', '')), 'the status shows the secret');
     // The card's public host keys (type and key), read on the card: ssh-keyscan on a loaded
     // 1 GiB guest sometimes misses a key type, so it only checks the new card's from outside.
@@ -715,10 +738,14 @@ systemctl restart jupyterhub
     assert.equal(keys.length, 3, `the card's host keys: ${keys.join(', ')}`);
     assert.equal(await vm.stop(), 0, 'pihub boot shuts the guest down cleanly');
     vmStopped = true;
-    // Finding the drive is not enough: neither the secret nor anyone's data is readable on it.
-    const onDrive = readFileSync(drive);
-    for (const text of [secret, secret.replaceAll('-', ''), 'bob-notes-8', 'alice-diary-7']) {
-      assert.equal(onDrive.indexOf(text), -1, `${text} is readable on the drive`);
+    // Finding the drive or the NAS's folder is not enough: neither the secret nor anyone's data
+    // is readable on them.
+    const onNas = readdirSync(nas.folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    assert.ok(onNas.some((f) => f.endsWith('/kitchen-pi/config')), `no restic repository on the NAS: ${onNas.join(', ')}`);
+    for (const [where, bytes] of [['the drive', readFileSync(drive)], ...onNas.map((f) => [f, readFileSync(f)] as const)] as const) {
+      for (const text of [secret, secret.replaceAll('-', ''), 'bob-notes-8', 'alice-diary-7']) {
+        assert.equal(bytes.indexOf(text), -1, `${text} is readable on ${where}`);
+      }
     }
 
     const secretFile = join(dir, 'pihub-backup.txt');
@@ -726,7 +753,7 @@ systemctl restart jupyterhub
     const fresh = await bootVm(out.image, [22, 8888], {
       serialLog: join(dir, 'restore.log'),
       workDir: join(E2E_ROOT, 'boot'),
-      extraArgs: ['--usb-drive', drive, '--boot-file', `${secretFile}:pihub-backup.txt`, '--offline'],
+      extraArgs: ['--usb-drive', drive, '--boot-file', `${secretFile}:pihub-backup.txt`, '--offline', '--lan-service', nas.lanService],
     });
     try {
       const hub2 = `http://127.0.0.1:${fresh.ports[8888]}`;
@@ -751,11 +778,13 @@ systemctl restart jupyterhub
       assert.match(files.stdout, /cannot access '\/boot\/firmware\/pihub-backup\.txt': No such file/, 'the secret left the boot partition');
       assert.match(files.stdout, /^FAILED: $/m, 'a unit failed on the restored card');
       assert.match(files.stdout, /^Backups: restored .* from the snapshot [0-9a-f]{8} of kitchen-pi/m);
-      // A second restore over newer work keeps the newer file (and brings back what is missing).
-      const again = await ssh(alice2, `printf '%s' newer-work > ~/diary.ipynb && ${sudo2} pihub-backup restore && cat ~/diary.ipynb`, 600_000);
-      assert.equal(again.code, 0, again.stderr + again.stdout);
-      assert.match(again.stdout, /a card in use: only what it lacks/);
-      assert.match(again.stdout, /newer-work$/, 'the restore went back in time over alice\'s newer file');
+      // A second restore, from the NAS (on a home network without internet), with the key the
+      // new card made from the secret: it keeps the newer file and brings back what is missing.
+      const second = await ssh(alice2, `printf '%s' newer-work > ~/diary.ipynb && ${sudo2} rm /home/bob/notes.txt && ${sudo2} pihub-backup restore --from nas && cat ~/diary.ipynb; echo; ${sudo2} cat /home/bob/notes.txt`, 600_000);
+      assert.equal(second.code, 0, second.stderr + second.stdout);
+      assert.match(second.stdout, /restoring the snapshot [0-9a-f]{8} of kitchen-pi, .* \(a card in use: only what it lacks\)/);
+      assert.match(second.stdout, /^newer-work\nbob-notes-8$/m, 'the restore went back in time over alice\'s newer file, or did not bring back bob\'s');
+      assert.match((await ssh(alice2, 'pihub-backup status')).stdout, /^Backups: restored .* from the snapshot [0-9a-f]{8} of kitchen-pi/m);
     } finally {
       assert.equal(await fresh.stop(), 0, 'pihub boot shuts the restored guest down cleanly');
     }

@@ -124,7 +124,14 @@ test('bad values: a host name that is not a valid host name', () => {
 
 test('backup settings: defaults, a time as YAML gives it, and bad values', () => {
   const c = resolveConfig([]);
-  assert.deepEqual(c.backup, { drive_label: 'PIHUB-BACKUP', time: '03:00', keep_daily: 7, keep_weekly: 5, keep_monthly: 12 });
+  assert.deepEqual(c.backup, { drive_label: 'PIHUB-BACKUP', sftp: null, time: '03:00', keep_daily: 7, keep_weekly: 5, keep_monthly: 12 });
+  // A NAS: a folder in the login's home, one from the root (`//`), a port.
+  for (const url of ['sftp://pihub@nas.local/backups/kitchen-pi', 'sftp://pihub@192.168.1.20//volume1/backups', 'sftp://pi_backup@nas.example.org:2222/b']) {
+    assert.equal(resolveConfig([parseConfigText(`backup:\n  sftp: ${url}\n`, 'config.yaml')]).backup.sftp, url);
+  }
+  for (const bad of ['nas.local:/backups', 'sftp://nas.local/backups', 'sftp://pihub@nas.local', 'sftp://pihub@nas.local/', 'sftp://pihub@nas.local/my backups', '"sftp://pihub@nas.local/b,c\'d"', 'sftp://pihub@-nas/b']) {
+    assert.match(errorOf(`backup:\n  sftp: ${bad}\n`), /`backup\.sftp`: must be an SFTP address such as `sftp:\/\/pihub@nas\.local\/backups\/kitchen-pi`/, bad);
+  }
   // YAML 1.2 reads 3:30 as a string (YAML 1.1 would have made it 210).
   assert.equal(resolveConfig([parseConfigText('backup:\n  time: 3:30\n', 'config.yaml')]).backup.time, '3:30');
   assert.match(errorOf('backup:\n  time: "25:00"\n'), /`backup\.time`: must be a time of day as HH:MM/);
