@@ -730,6 +730,16 @@ systemctl restart jupyterhub
     assert.doesNotMatch(status.stdout, /FAILED/);
     assert.ok(!status.stdout.includes(first), `the nightly run made no new snapshot: ${status.stdout}`);
     assert.match(nas.log(), /Accepted publickey for nobody/);
+    // In the hub: the status on an admin's home page, not on anyone else's.
+    const admin = new HubSession(hub, 'alice');
+    assert.equal((await admin.login('alice-new-4')).status, 302);
+    const text = (body: string) => body.replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/g, ' ').replace(/<[^>]+>/g, '\n').replace(/[ \t]+/g, ' ');
+    const home = text((await admin.page('/hub/home')).body);
+    assert.match(home, /Backups: last good backup [^\n]* \(snapshot [0-9a-f]{8}, \d+ people, drive FAMILY-USB\)/, `an admin's home page: ${home.slice(0, 1500)}`);
+    assert.match(home, /Backups: last good backup [^\n]* people, NAS sftp:/);
+    const person = new HubSession(hub, 'bob');
+    assert.equal((await person.login(PEOPLE[1]!.password)).status, 302);
+    assert.doesNotMatch(text((await person.page('/hub/home')).body), /Backups:/, 'a person who is not an admin sees the backups\' status');
     assert.ok(!status.stdout.includes(secret) && !status.stdout.includes(secret.replaceAll('-', '')), 'the status shows the secret');
     // The card's public host keys (type and key), read on the card: ssh-keyscan on a loaded
     // 1 GiB guest sometimes misses a key type, so it only checks the new card's from outside.
