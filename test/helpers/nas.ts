@@ -2,9 +2,9 @@
 // QEMU for each connection the guest makes to 10.0.2.100:22 (`pihub boot --lan-service`, sshd
 // in inetd mode: no daemon, no port on this machine). SFTP only, for one login (nobody), with
 // the keys in DIR/authorized_keys, as a household's NAS has an account for the Pi.
-import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const NAS_ADDRESS = '10.0.2.100';
 const SSHD = '/usr/sbin/sshd';
@@ -25,6 +25,10 @@ export interface Nas {
 
 export function makeNas(dir: string): Nas {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: the backup test's NAS is OpenSSH's server (ci/setup-host.sh installs openssh-server)`);
+  // sshd reads the keys as the login: every folder above them must let others through.
+  for (let up = dirname(dir); up !== '/'; up = dirname(up)) {
+    if ((statSync(up).mode & 0o001) === 0) throw new Error(`${up} lets only its owner through: the NAS's login (nobody) could not read its authorized_keys below it`);
+  }
   rmSync(dir, { recursive: true, force: true });
   const folder = join(dir, 'backups');
   mkdirSync(folder, { recursive: true });
