@@ -10,7 +10,7 @@
 #    hub finds the unit again from the state it keeps in its database;
 #  - the hub refuses a new server while the Pi has no room for it, with a page that says so.
 # The sizes come from the Pi's memory when the hub starts, unless the config gives them
-# (sizes() in /root/jupyterhub_config.py, which says how).
+# (pihub_memory.sizes() in /root/jupyterhub_config.py, which says how).
 import asyncio
 import os
 import pwd
@@ -21,41 +21,9 @@ from jupyterhub.utils import random_port
 from tornado import web
 from traitlets import Integer, Unicode
 
-# Measured on a booted card (docs/memory.md): the system with the hub and its proxy, idle,
-# and one more person with JupyterLab and a numpy kernel.
-SYSTEM_MIB = 400
-PERSON_MIB = 175
-# The smallest limit a person's server gets: JupyterLab and one kernel fit in it.
-MIN_LIMIT_MIB = 256
+from pihub_memory import MIN_LIMIT_MIB, PERSON_MIB, SLICE, meminfo_mib
 
 ENV_DIR = '/run/pihub/servers'
-SLICE = 'pihub-people.slice'
-
-
-def meminfo_mib(field):
-    """A /proc/meminfo figure (MemTotal, MemAvailable, SwapFree …) in MiB."""
-    with open('/proc/meminfo') as f:
-        for line in f:
-            name, _, rest = line.partition(':')
-            if name == field:
-                return int(rest.split()[0]) // 1024
-    raise RuntimeError(f'/proc/meminfo has no {field}')
-
-
-def sizes(total_mib, limit_mib='auto', servers='auto'):
-    """The memory sizes for a Pi with total_mib of RAM; a number instead of 'auto' is the config's own.
-
-    people: what all servers together may use (the RAM less the system's share);
-    limit: what one person's server may use (half of people's room: nobody can take it all);
-    servers: how many servers may run at once (people's room over what one person needs).
-    """
-    people = max(PERSON_MIB, total_mib - SYSTEM_MIB)
-    limit = max(MIN_LIMIT_MIB, people // 2) if limit_mib == 'auto' else int(limit_mib)
-    return {
-        'people_mib': max(people, limit),
-        'limit_mib': limit,
-        'servers': max(1, people // PERSON_MIB) if servers == 'auto' else int(servers),
-    }
 
 
 def unit_escape(name):
@@ -168,8 +136,3 @@ class PihubSpawner(LocalProcessSpawner):
     async def stop(self, now=False):
         if self.unit:
             await run('systemctl', 'stop', self.unit)
-
-
-def limit_people(people_mib):
-    """Set the limit of all servers together (pihub-people.slice) until the next boot."""
-    os.spawnvp(os.P_WAIT, 'systemctl', ['systemctl', 'set-property', '--runtime', SLICE, f'MemoryMax={people_mib}M'])
