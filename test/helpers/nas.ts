@@ -16,7 +16,9 @@ export interface Nas {
   folder: string;
   /** The build config's backup.sftp for a folder under it (an absolute path: `//`). */
   url(name: string): string;
-  /** `pihub boot --lan-service` for this NAS. */
+  /** The SFTP server for one connection on its standard input and output (sshd -i). */
+  command: string;
+  /** `pihub boot --lan-service` for this NAS: the command, at 10.0.2.100:22. */
   lanService: string;
   authorize(publicKeyLine: string): void;
   /** sshd's log: every connection, its login and key. */
@@ -57,10 +59,12 @@ export function makeNas(dir: string): Nas {
   // sshd's privilege separation folder (made by its service, which does not run here).
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const logFile = join(dir, 'sshd.log');
+  const command = `${SSHD} -i -f ${config} -E ${logFile}`;
   return {
     folder,
     url: (name) => `sftp://nobody@${NAS_ADDRESS}/${join(folder, name)}`,
-    lanService: `${NAS_ADDRESS}:22=${SSHD} -i -f ${config} -E ${logFile}`,
+    command,
+    lanService: `${NAS_ADDRESS}:22=${command}`,
     authorize: (line) => writeFileSync(keys, `${line.trim()}\n`, { flag: 'a' }),
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
   };

@@ -77,7 +77,7 @@ describe('pihub-backup and a NAS over SFTP (restic 0.18, OpenSSH)', { timeout: 1
     // The NAS's login (nobody) reads its authorized_keys in here.
     chmodSync(dir, 0o755);
     nas = makeNas(join(dir, 'nas'));
-    nasIs(nas.lanService.slice(nas.lanService.indexOf('=') + 1));
+    nasIs(nas.command);
     mkdirSync(join(state, 'home'), { recursive: true });
     writeFileSync(join(state, 'home/notes.txt'), 'household-notes-3\n');
     writeFileSync(join(state, 'backup.conf'), `[backup]\ndrive_label = PIHUB-NO-DRIVE\nsftp = ${nas.url('kitchen-pi')}\n`);
@@ -142,7 +142,7 @@ describe('pihub-backup and a NAS over SFTP (restic 0.18, OpenSSH)', { timeout: 1
     assert.equal(off.code, 1);
     assert.match(off.stderr, /restic cat on the NAS sftp:\S+ failed \(exit 1\)/);
     // Back on: the next run succeeds and clears the failure.
-    nasIs(nas.lanService.slice(nas.lanService.indexOf('=') + 1));
+    nasIs(nas.command);
     assert.equal(backup('run', '--scheduled').code, 0);
     assert.doesNotMatch(backup('status').stdout, /FAILED/);
     assert.ok(!existsSync(join(state, '45-pihub-backup.issue')));
