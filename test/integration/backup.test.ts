@@ -42,7 +42,8 @@ m.people = lambda: []
 nas = m.nas
 def through_proxy(conf, secret):
     repo = nas(conf, secret)
-    repo.options[1] = repo.options[1].replace(' -p ', f' -o ProxyCommand={proxy} -p ', 1)
+    at = repo.ssh.index('-p')
+    repo.ssh[at:at] = ['-o', f'ProxyCommand={proxy}']
     return repo
 m.nas = through_proxy
 sys.argv = ['pihub-backup', *sys.argv[4:]]
