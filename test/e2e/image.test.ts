@@ -314,6 +314,21 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     assert.match(r.stdout, /^Python 3\.\d+\.\d+\npip \d+.* \(python 3\.\d+\)\npip \d+/);
   });
 
+  it('leaves out the files of JupyterLab\'s build tools, with every package installed, and keeps the filter for upgrades', async () => {
+    // stages/20-jupyterhub/00-files: dpkg's path-exclude, before any of these packages came in.
+    const r = await ssh(alice, [
+      "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' node-stdlib node-mathjax-full libjs-mathjax | LC_ALL=C sort",
+      'find /usr/share/nodejs/@stdlib /usr/share/nodejs/mathjax-full /usr/share/javascript/mathjax -mindepth 1 -not -type d | wc -l',
+      'find /usr/share/doc/node-stdlib /usr/share/doc/libjs-mathjax /usr/share/doc/nodejs -not -type d | LC_ALL=C sort',
+      'grep -c ^path-exclude= /etc/dpkg/dpkg.cfg.d/pihub-node-trim',
+    ].join('; '));
+    assert.equal(r.stdout, [
+      'libjs-mathjax ii ', 'node-mathjax-full ii ', 'node-stdlib ii ', '0',
+      '/usr/share/doc/libjs-mathjax/copyright', '/usr/share/doc/node-stdlib/copyright', '/usr/share/doc/nodejs/copyright',
+      '6', '',
+    ].join('\n'));
+  });
+
   it('grew the root partition and file system to fill the disk at first boot', async () => {
     const r = await ssh(alice, 'findmnt -bno SIZE /; lsblk -bdno SIZE /dev/vda; cat /var/lib/pihub/rootfs-grown && echo grown');
     const [fsSize, disk] = r.stdout.trim().split('\n').map(Number);
