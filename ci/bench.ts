@@ -167,6 +167,12 @@ async function buildSection(base: number): Promise<Outputs> {
   console.log('pihub after changing hub.port …');
   const port = await pihub(['--set', 'hub.port=8000'], join(ROOT, 'port.log'), join(ROOT, 'deploy-port'));
   const portProfile = profile(join(ROOT, 'deploy-port', 'pihub.log'));
+  // Another config in the same work tree (the proxy from npm: stage 22 on differs), then a
+  // hub.port change of the default config: its work tree last held the other config.
+  console.log('pihub with another config (hub.proxy: npm), then the default config with another hub.port …');
+  const other = await pihub(['--set', 'hub.proxy=npm'], join(ROOT, 'other.log'), join(ROOT, 'deploy-other'));
+  const back = await pihub(['--set', 'hub.port=8001'], join(ROOT, 'back.log'), join(ROOT, 'deploy-back'));
+  const backProfile = profile(join(ROOT, 'deploy-back', 'pihub.log'));
   const m = out.manifest;
   report(`## Build (default config: ${m.compression} compression)\n`);
   report('| run | time |\n|---|---|');
@@ -174,6 +180,8 @@ async function buildSection(base: number): Promise<Outputs> {
   report(`| pihub cold: empty stage cache, image included | ${formatDuration(cold)} |`);
   report(`| pihub warm: nothing changed | ${formatDuration(warm)} |`);
   report(`| pihub after changing hub.port | ${formatDuration(port)} |`);
+  report(`| pihub with another config in the same work tree (hub.proxy: npm, stages 22 on) | ${formatDuration(other)} |`);
+  report(`| pihub after changing hub.port, the work tree last held that other config | ${formatDuration(back)} |`);
   report(`| export alone (in the cold build) | ${formatDuration(coldProfile.exportMs)} |`);
   if (!Number.isNaN(base)) report(`\nbaseline / cold = ${(base / cold).toFixed(2)}`);
   report(`\nsizes: raw image ${GB(m.size)}, data in it (block map) ${GB(m.data_bytes)}, ${m.file} ${GB(statSync(join(out.dir, m.file)).size)}`);
@@ -181,6 +189,10 @@ async function buildSection(base: number): Promise<Outputs> {
   report(coldProfile.lines.join('\n'));
   report('\nhub.port rebuild, time per step:');
   report(portProfile.lines.join('\n'));
+  report('\nhub.port rebuild after the other config, time per step:');
+  report(backProfile.lines.join('\n'));
+  const restored = (log: string) => [...readFileSync(log, 'utf8').matchAll(/(restoring \d+ of \d+ entries|\d+ of \d+ entries changed: restoring in full)/g)].map((m) => m[1]).join('; ');
+  report(`\nwhat the two hub.port rebuilds restored: ${restored(join(ROOT, 'deploy-port', 'pihub.log')) || 'a full restore'}; after the other config: ${restored(join(ROOT, 'deploy-back', 'pihub.log')) || 'a full restore'}`);
   report();
   return out;
 }

@@ -118,7 +118,11 @@ export function recordsDir(rootfs: string): string {
   return `${rootfs}.records`;
 }
 
-const KEEP_RECORDS = 4;
+// More than a whole chain of stages (eight in the default image): after a build of another
+// config in the same work tree (an overlay, another proxy), the record of the last
+// stage both configs share is still there, and switching back restores only what differs.
+// Each record is a walk of the tree: some 10 MB for the default image.
+const KEEP_RECORDS = 12;
 
 /** Remember the tree as it is now, as snapshot `key`. */
 export async function recordTree(runner: Runner, rootfs: string, key: string, step: string): Promise<void> {

@@ -157,10 +157,13 @@ describe('an image with two users (one admin) and SSH, on a 1 GiB card', { timeo
     const analysis = await analyzeBoot(alice);
     writeFileSync(join(dir, 'boot-first.txt'), `first boot to /hub/health 200: ${(ms / 1000).toFixed(1)} s\n\n${analysis}`);
     assert.match(analysis, /jupyterhub\.service/);
-    // Nothing on the hub's way waits for the network to be online. (At the first boot,
-    // cloud-init's units still pull network-online in: its generator runs before pihub's gate
-    // switches cloud-init off on a card without Imager's files. Not at the second boot, below.)
+    // Nothing on the hub's way waits for the network to be online. At the first boot cloud-init's
+    // generator queues its units (two of them before sysinit.target, one after
+    // systemd-networkd-wait-online); pihub's gate, finding no Imager files, cancels their jobs,
+    // so they never run, not even to be skipped by their condition.
     assert.doesNotMatch(criticalChain(analysis), /network-online|wait-online/);
+    const cloud = await ssh(alice, `systemctl show -p ConditionTimestampMonotonic --value cloud-init-local.service cloud-init-network.service; echo 'alice-secret-1' | sudo -S -p '' journalctl -b -u pihub-imager-gate.service -o cat --no-pager | grep -c "cancelled cloud-init's start jobs" || true`);
+    assert.deepEqual(cloud.stdout.trim().split('\n'), ['0', '0', '1'], `cloud-init's early units ran (condition times, then the gate's line):\n${cloud.stdout}${cloud.stderr}`);
   });
 
   it('runs a JupyterLab server and a numpy kernel for each of two people in 1 GiB', async () => {
