@@ -8,6 +8,7 @@
 //   compression  each compressor on the cold build's raw image: time, CPU time, size
 //   boot         an image with two users (the e2e-users config) in QEMU -M virt, 2 CPUs, 1 GiB:
 //                first and second boot to a hub that answers, memory of hub, servers, kernels
+//   imager       the default image customised as Raspberry Pi Imager does it: first boot to the hub
 //   raspi3b      the default image in QEMU's Raspberry Pi 3 B model: login prompt, a hub that answers
 //   raspi4b      the same in QEMU's Raspberry Pi 4 B model
 //
@@ -27,12 +28,13 @@ import { formatDuration } from '../build/core/progress.ts';
 import { bootVm, ssh, waitForSsh } from './harness/vm.ts';
 import { PI_BOARD_MODELS, type PiBoardMachine } from '../build/boot/qemu.ts';
 import { HubSession } from './harness/hub.ts';
+import { writeImagerCard, yescrypt } from './harness/imager.ts';
 import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memorySnapshot, secondBootToHub } from './harness/measure.ts';
 
 const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
 const SHARED_DEBS = '/var/cache/pihub/debs';
 const MIRROR = 'http://deb.debian.org/debian';
-const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'raspi3b', 'raspi4b'] as const;
+const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'imager', 'raspi3b', 'raspi4b'] as const;
 /** The default image's hub port: the bench builds the default config. */
 const HUB_PORT = DEFAULTS.hub.port;
 type Section = (typeof SECTIONS)[number];
@@ -301,6 +303,37 @@ async function bootSection(): Promise<void> {
   }
 }
 
+/**
+ * The default image as Raspberry Pi Imager customises it (host name, a user with sudo and an SSH
+ * key, time zone, keyboard; no Wi-Fi): the first boot, when cloud-init runs once, to the hub.
+ */
+async function imagerSection(out: Outputs): Promise<void> {
+  const dir = join(ROOT, 'imager');
+  mkdirSync(dir, { recursive: true });
+  const key = join(dir, 'id_ed25519');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-bench', '-f', key]);
+  const card = writeImagerCard(join(out.dir, out.manifest.file), join(dir, 'card'), {
+    hostname: 'bench-pi', timezone: 'Europe/London', keyboard: 'gb',
+    user: { name: 'dana', passwordHash: yescrypt('dana-bench-5'), passwordlessSudo: false },
+    ssh: { publicKeys: [readFileSync(`${key}.pub`, 'utf8').trim()], passwordAuth: false },
+  });
+  const vm = await bootVm(join(out.dir, out.manifest.file), [22, HUB_PORT], {
+    serialLog: join(dir, 'console.log'), workDir: join(ROOT, 'boot-work'), extraArgs: [...card.bootArgs, '--memory', '1024', '--cpus', '2'],
+  });
+  try {
+    const first = await firstBootToHub(vm, `http://127.0.0.1:${vm.ports[HUB_PORT]}`, 10 * 60_000);
+    const dana = { port: vm.ports[22]!, key, user: 'dana' };
+    await waitForSsh(dana, 5 * 60_000);
+    writeFileSync(join(dir, 'boot-first.txt'), await analyzeBoot(dana));
+    report('## Imager-customised first boot (QEMU -M virt, 2 CPUs, 1024 MiB; cloud-init runs once)\n');
+    report(`default image with Imager's files (host name, user, SSH key, time zone, keyboard), QEMU start to /hub/health 200: ${seconds(first)}`);
+    report(`systemd-analyze: ${join(dir, 'boot-first.txt')}`);
+    report();
+  } finally {
+    await vm.stop();
+  }
+}
+
 /** The default image in one of QEMU's Raspberry Pi board models: login prompt and hub, from QEMU's start. */
 async function boardSection(out: Outputs, machine: PiBoardMachine): Promise<void> {
   const board = PI_BOARD_MODELS[machine];
@@ -346,6 +379,10 @@ async function main(): Promise<void> {
     compressionSection(out);
   }
   if (want('boot')) await bootSection();
+  if (want('imager')) {
+    if (!out) throw new Error('the imager section needs a build: run the build section first');
+    await imagerSection(out);
+  }
   for (const machine of ['raspi3b', 'raspi4b'] as const) {
     if (!want(machine)) continue;
     if (!out) throw new Error(`the ${machine} section needs a build: run the build section first`);
