@@ -108,7 +108,8 @@ async function baseline(): Promise<number> {
     `--include=${allPackages().join(',')}`,
     `--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind ${debs} "$1/var/cache/apt/archives"`,
     '--customize-hook=umount "$1/var/cache/apt/archives"',
-    'trixie', target, MIRROR,
+    // The base's sources: trixie, and trixie-backports for the kernel (the stages name it so).
+    'trixie', target, `deb ${MIRROR} trixie main non-free-firmware`, `deb ${MIRROR} trixie-backports main non-free-firmware`,
   ];
   const ms = await run('unshare', args, join(ROOT, 'baseline.log'));
   rmSync(target, { recursive: true, force: true });
