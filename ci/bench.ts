@@ -24,6 +24,7 @@ import { PROJECT_DIR } from '../build/plan/inputs.ts';
 import { DEFAULTS } from '../build/config/schema.ts';
 import { loadStages } from '../build/stages/load.ts';
 import { readBinfmt } from '../build/chroot/chroot.ts';
+import { Cache } from '../build/cache/cache.ts';
 import { formatDuration } from '../build/core/progress.ts';
 import { bootVm, ssh, waitForSsh } from './harness/vm.ts';
 import { PI_BOARD_MODELS, type PiBoardMachine } from '../build/boot/qemu.ts';
@@ -90,6 +91,8 @@ function allPackages(): string[] {
 function freshCache(name: string): string {
   const dir = join(ROOT, name);
   rmSync(dir, { recursive: true, force: true });
+  // Made as pihub makes a cache (its marker), so that pihub takes the folder with the packages in it.
+  new Cache(dir).ensure();
   mkdirSync(join(dir, 'debs'), { recursive: true });
   if (existsSync(SHARED_DEBS)) cpSync(SHARED_DEBS, join(dir, 'debs'), { recursive: true });
   rmSync(join(dir, 'debs', 'trixie-arm64', 'lock'), { force: true });
