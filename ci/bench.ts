@@ -235,11 +235,17 @@ const PEOPLE = [
   { name: 'bob', password: 'bob-secret-2' },
 ];
 
+/** The bench's SSH key in dir (made once): the guests' accounts get its public half. */
+function benchKey(dir: string): string {
+  const key = join(dir, 'id_ed25519');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-bench', '-f', key]);
+  return key;
+}
+
 async function bootSection(): Promise<void> {
   const dir = join(ROOT, 'boot');
   mkdirSync(dir, { recursive: true });
-  const key = join(dir, 'id_ed25519');
-  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-bench', '-f', key]);
+  const key = benchKey(dir);
   const pub = execFileSync('ssh-keygen', ['-y', '-f', key]).toString().trim();
   const config = join(dir, 'users.yaml');
   writeFileSync(config, `name: bench-users\nusers:\n  - name: alice\n    password: "alice-secret-1"\n    admin: true\n    ssh_authorized_keys:\n      - ${pub}\n  - name: bob\n    password: "bob-secret-2"\nssh:\n  enabled: true\n`);
@@ -314,8 +320,7 @@ async function bootSection(): Promise<void> {
 async function imagerSection(out: Outputs): Promise<void> {
   const dir = join(ROOT, 'imager');
   mkdirSync(dir, { recursive: true });
-  const key = join(dir, 'id_ed25519');
-  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'pihub-bench', '-f', key]);
+  const key = benchKey(dir);
   const card = writeImagerCard(join(out.dir, out.manifest.file), join(dir, 'card'), {
     hostname: 'bench-pi', timezone: 'Europe/London', keyboard: 'gb',
     user: { name: 'dana', passwordHash: yescrypt('dana-bench-5'), passwordlessSudo: false },
