@@ -5,6 +5,9 @@
 //                as pi-gen-style tools do (a root filesystem only: no image is made)
 //   build        pihub cold (empty stage cache), warm (nothing changed), after changing
 //                hub.port; the export alone; raw, data (block map) and compressed sizes
+//   fresh        pihub cold as on a fresh machine: an empty cache folder, so every package is
+//                downloaded from Debian's archive and the native tools root is made (the host's
+//                own tools, ci/setup-host.sh, are not part of it)
 //   compression  each compressor on the cold build's raw image: time, CPU time, size
 //   boot         an image with two users (the e2e-users config) in QEMU -M virt, 2 CPUs, 1 GiB:
 //                first and second boot to a hub that answers, memory of hub, servers, kernels
@@ -35,7 +38,7 @@ import { analyzeBoot, capacity, firstBootToHub, hubAnswers, memoryLines, memoryS
 const ROOT = process.env.PIHUB_BENCH_DIR ?? '/var/tmp/pihub-bench';
 const SHARED_DEBS = '/var/cache/pihub/debs';
 const MIRROR = 'http://deb.debian.org/debian';
-const SECTIONS = ['baseline', 'build', 'compression', 'boot', 'imager', 'raspi3b', 'raspi4b'] as const;
+const SECTIONS = ['baseline', 'build', 'fresh', 'compression', 'boot', 'imager', 'raspi3b', 'raspi4b'] as const;
 /** The default image's hub port: the bench builds the default config. */
 const HUB_PORT = DEFAULTS.hub.port;
 type Section = (typeof SECTIONS)[number];
@@ -122,9 +125,9 @@ async function baseline(): Promise<number> {
 
 const CACHE = join(ROOT, 'cache-pihub');
 
-function pihub(extra: string[], log: string, out = join(ROOT, 'deploy')): Promise<number> {
+function pihub(extra: string[], log: string, out = join(ROOT, 'deploy'), cache = CACHE, work = join(ROOT, 'work')): Promise<number> {
   return run(process.execPath, [
-    join(PROJECT_DIR, 'build/bin/pihub.js'), 'build', '--cache-dir', CACHE, '--work-dir', join(ROOT, 'work'), '--out', out, ...extra,
+    join(PROJECT_DIR, 'build/bin/pihub.js'), 'build', '--cache-dir', cache, '--work-dir', work, '--out', out, ...extra,
   ], log);
 }
 
@@ -201,6 +204,29 @@ async function buildSection(base: number): Promise<Outputs> {
   report(`\nwhat the two hub.port rebuilds restored: ${restored(join(ROOT, 'deploy-port', 'pihub.log')) || 'a full restore'}; after the other config: ${restored(join(ROOT, 'deploy-back', 'pihub.log')) || 'a full restore'}`);
   report();
   return out;
+}
+
+/** A cold build with nothing downloaded: every package comes from Debian's archive, as on a fresh machine. */
+async function freshSection(): Promise<void> {
+  const cache = join(ROOT, 'cache-fresh');
+  const work = join(ROOT, 'work-fresh');
+  const out = join(ROOT, 'deploy-fresh');
+  for (const dir of [cache, work, out]) rmSync(dir, { recursive: true, force: true });
+  new Cache(cache).ensure();
+  console.log('pihub cold with an empty cache folder (every package downloaded) …');
+  try {
+    const ms = await pihub([], join(ROOT, 'fresh.log'), out, cache, work);
+    const steps = profile(join(out, 'pihub.log'));
+    const debs = join(cache, 'debs');
+    const downloaded = execFileSync('du', ['-sb', debs]).toString().split('\t')[0];
+    report('## Fresh machine: cold build with downloads (empty cache folder, default config)\n');
+    report(`pihub cold, every package downloaded from ${MIRROR}: ${formatDuration(ms)} (${GB(Number(downloaded))} of packages downloaded)`);
+    report('\ntime per step:');
+    report(steps.lines.join('\n'));
+    report();
+  } finally {
+    for (const dir of [cache, work, out]) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Each compressor on the same raw image (decompressed from the cold build's output, holes kept). */
@@ -382,7 +408,8 @@ async function main(): Promise<void> {
   }
   let out: Outputs | undefined;
   if (want('build')) out = await buildSection(base);
-  else if (existsSync(join(ROOT, 'deploy'))) out = outputs(join(ROOT, 'deploy'));
+  if (want('fresh')) await freshSection();
+  if (!out && existsSync(join(ROOT, 'deploy'))) out = outputs(join(ROOT, 'deploy'));
   if (want('compression')) {
     if (!out) throw new Error('the compression section needs a build: run the build section first');
     compressionSection(out);

@@ -11,3 +11,10 @@ cat > /usr/sbin/update-initramfs <<'SH'
 exit 0
 SH
 chmod 755 /usr/sbin/update-initramfs
+# openssh-server's postinst makes host keys when there are none: RSA, ECDSA and Ed25519 under
+# emulation, for keys no card may have (each card makes its own at its first boot). Empty
+# files stand in for them while the packages are configured; 03-run-chroot.sh removes them.
+mkdir -p /etc/ssh
+for type in rsa ecdsa ed25519; do
+  [ -e "/etc/ssh/ssh_host_${type}_key" ] || : > "/etc/ssh/ssh_host_${type}_key"
+done

@@ -4,6 +4,8 @@ systemctl enable systemd-networkd.service systemd-resolved.service systemd-times
   pihub-grow-rootfs.service pihub-ssh-keygen.service pihub-userconf.service pihub-issue.service
 # SSH is switched on by the settings stage when the config asks for it.
 systemctl disable ssh.service
+# The empty stand-ins for SSH host keys (00-run-chroot.sh); a card makes its own at first boot.
+find /etc/ssh -maxdepth 1 -name 'ssh_host_*_key' -empty -delete
 # The kernel's consoles, from base.consoles (the base profile's boot.consoles unless the config
 # says otherwise): raspi-firmware's hooks write them into cmdline.txt, the last one gets the boot
 # messages. A console the board does not have is skipped by the kernel. The value is a JSON list
