@@ -91,11 +91,17 @@ function allPackages(): string[] {
   return [...new Set(pkgs)];
 }
 
-function freshCache(name: string): string {
+/** An empty cache folder, made as pihub makes one (its marker), so that pihub takes it. */
+function emptyCache(name: string): string {
   const dir = join(ROOT, name);
   rmSync(dir, { recursive: true, force: true });
-  // Made as pihub makes a cache (its marker), so that pihub takes the folder with the packages in it.
   new Cache(dir).ensure();
+  return dir;
+}
+
+/** A cache folder with the downloaded packages copied in. */
+function freshCache(name: string): string {
+  const dir = emptyCache(name);
   mkdirSync(join(dir, 'debs'), { recursive: true });
   if (existsSync(SHARED_DEBS)) cpSync(SHARED_DEBS, join(dir, 'debs'), { recursive: true });
   rmSync(join(dir, 'debs', 'trixie-arm64', 'lock'), { force: true });
@@ -208,11 +214,10 @@ async function buildSection(base: number): Promise<Outputs> {
 
 /** A cold build with nothing downloaded: every package comes from Debian's archive, as on a fresh machine. */
 async function freshSection(): Promise<void> {
-  const cache = join(ROOT, 'cache-fresh');
+  const cache = emptyCache('cache-fresh');
   const work = join(ROOT, 'work-fresh');
   const out = join(ROOT, 'deploy-fresh');
-  for (const dir of [cache, work, out]) rmSync(dir, { recursive: true, force: true });
-  new Cache(cache).ensure();
+  for (const dir of [work, out]) rmSync(dir, { recursive: true, force: true });
   console.log('pihub cold with an empty cache folder (every package downloaded) …');
   try {
     const ms = await pihub([], join(ROOT, 'fresh.log'), out, cache, work);
